@@ -1,0 +1,8 @@
+"""lspt_mm: Long-term Spatial Prompt Tuning (and its baselines) for
+mmpretrain / mmsegmentation."""
+from . import compat  # noqa: F401  (must run before any mm library import)
+from .models import PromptedViT  # noqa: F401,E402
+from .utils import count_parameters, log_trainable_parameters  # noqa: E402
+
+__version__ = '0.1.0'
+__all__ = ['PromptedViT', 'count_parameters', 'log_trainable_parameters']

@@ -1,0 +1,265 @@
+"""Compatibility fixes for the OpenMMLab stack on current PyTorch.
+
+Imported first by ``import lspt_mm`` (and so by the tools and by every config's
+``custom_imports``). Each fix activates only when the real thing is missing or
+broken, logs once what it did, and never edits site-packages:
+
+1. ``torchvision`` stand-in: mmpretrain 1.2.0 imports torchvision at module level,
+   but there is no working CPU torchvision wheel for torch 2.13. When no working
+   torchvision imports, a minimal stand-in offers what those imports use.
+2. ``mmcv._ext`` stand-in: mmseg 1.2.2 imports ``mmcv.ops`` everywhere; with
+   ``mmcv-lite`` the compiled extension is absent. A stand-in module is registered
+   whose functions raise a clear error only when a compiled op is *called*.
+3. ``torch.load(weights_only=True)`` default (torch >= 2.6) breaks mmengine's
+   checkpoint loader on runner checkpoints; inside ``mmengine.runner.checkpoint``
+   only, ``torch.load`` defaults to ``weights_only=False`` (runner checkpoints are
+   files this project wrote). Official weight files are read by
+   :mod:`lspt_mm.models.checkpoint` with ``weights_only=True``.
+4. Distributed training without CUDA (``torchrun`` on CPU, gloo): mmengine calls
+   ``torch.cuda.set_device`` and passes ``device_ids`` to DDP; both are skipped
+   when CUDA is unavailable.
+"""
+import importlib
+import importlib.machinery
+import logging
+import sys
+import types
+
+import torch
+
+logger = logging.getLogger('lspt_mm.compat')
+APPLIED = []  # names of the fixes that activated in this process
+
+
+def _note(name, message):
+    if name not in APPLIED:
+        APPLIED.append(name)
+        logger.warning('lspt_mm.compat: %s', message)
+
+
+def _module(name, **attrs):
+    mod = types.ModuleType(name)
+    mod.__spec__ = importlib.machinery.ModuleSpec(name, loader=None)
+    mod.__dict__.update(attrs)
+    return mod
+
+
+# ----------------------------------------------------------------- torchvision
+def _torchvision_works():
+    if 'torchvision' in sys.modules:  # real one, or our stand-in
+        return True
+    try:
+        import torchvision  # noqa: F401
+        import torchvision.ops.boxes  # noqa: F401
+        import torchvision.transforms.functional  # noqa: F401
+        return True
+    except Exception:  # missing, or installed but broken (CUDA-only _C.so)
+        for key in [k for k in sys.modules if k.split('.')[0] == 'torchvision']:
+            del sys.modules[key]
+        return False
+
+
+def _box_area(boxes):
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def _upcast(t):
+    if t.is_floating_point():
+        return t if t.dtype in (torch.float32, torch.float64) else t.float()
+    return t if t.dtype in (torch.int32, torch.int64) else t.int()
+
+
+def _box_inter_union(boxes1, boxes2):
+    area1, area2 = _box_area(boxes1), _box_area(boxes2)
+    lt = torch.max(boxes1[:, None, :2], boxes2[:, :2])
+    rb = torch.min(boxes1[:, None, 2:], boxes2[:, 2:])
+    wh = _upcast(rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter, area1[:, None] + area2 - inter
+
+
+def _box_iou(boxes1, boxes2):
+    inter, union = _box_inter_union(boxes1, boxes2)
+    return inter / union
+
+
+def _generalized_box_iou(boxes1, boxes2):
+    inter, union = _box_inter_union(boxes1, boxes2)
+    iou = inter / union
+    lti = torch.min(boxes1[:, None, :2], boxes2[:, :2])
+    rbi = torch.max(boxes1[:, None, 2:], boxes2[:, 2:])
+    whi = _upcast(rbi - lti).clamp(min=0)
+    areai = whi[..., 0] * whi[..., 1]
+    return iou - (areai - union) / areai
+
+
+def _unavailable(what):
+    def fail(*args, **kwargs):
+        raise RuntimeError(
+            f'{what} needs a working torchvision, which is not installed here '
+            '(lspt_mm registered a minimal stand-in). Install torchvision '
+            'matching your torch build to use it.')
+    return fail
+
+
+def _install_torchvision_stand_in():
+    import enum
+
+    class InterpolationMode(enum.Enum):
+        NEAREST = 'nearest'
+        NEAREST_EXACT = 'nearest-exact'
+        BILINEAR = 'bilinear'
+        BICUBIC = 'bicubic'
+        BOX = 'box'
+        HAMMING = 'hamming'
+        LANCZOS = 'lanczos'
+
+    class RandomResizedCrop(torch.nn.Module):
+        """Base class only: mmpretrain subclasses it (MAERandomResizedCrop)."""
+
+        def __init__(self, *args, **kwargs):
+            _unavailable('torchvision.transforms.RandomResizedCrop')()
+
+    def pil_to_tensor(pic):
+        import numpy as np
+        arr = np.array(pic, copy=True)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+    functional = _module(
+        'torchvision.transforms.functional', pil_to_tensor=pil_to_tensor,
+        resized_crop=_unavailable('torchvision resized_crop'))
+    tt = _module('torchvision.transforms.transforms',
+                 InterpolationMode=InterpolationMode,
+                 RandomResizedCrop=RandomResizedCrop)
+    transforms = _module(
+        'torchvision.transforms', functional=functional, transforms=tt,
+        InterpolationMode=InterpolationMode,
+        RandomResizedCrop=RandomResizedCrop)
+    boxes = _module('torchvision.ops.boxes', box_area=_box_area,
+                    box_iou=_box_iou, generalized_box_iou=_generalized_box_iou,
+                    _upcast=_upcast)
+    ops = _module('torchvision.ops', boxes=boxes, box_area=_box_area,
+                  box_iou=_box_iou, generalized_box_iou=_generalized_box_iou)
+    tv = _module('torchvision', transforms=transforms, ops=ops,
+                 __version__='0.0.0+lspt_mm_stand_in', _lspt_stand_in=True)
+    sys.modules.update({
+        'torchvision': tv, 'torchvision.transforms': transforms,
+        'torchvision.transforms.functional': functional,
+        'torchvision.transforms.transforms': tt, 'torchvision.ops': ops,
+        'torchvision.ops.boxes': boxes})
+
+
+def ensure_torchvision():
+    if not _torchvision_works():
+        _install_torchvision_stand_in()
+        _note('torchvision', 'no working torchvision: registered a minimal '
+              'stand-in (box ops, InterpolationMode, pil_to_tensor); '
+              'torchvision-wrapped transforms raise if used')
+
+
+# ------------------------------------------------------------------- mmcv._ext
+class _MissingExt(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+
+        def fail(*args, **kwargs):
+            raise RuntimeError(
+                f'mmcv compiled op `{name}` was called, but mmcv-lite has no '
+                'compiled ops. Install full mmcv (see README: "Full mmcv") '
+                'to use it.')
+        fail.__name__ = name
+        return fail
+
+
+def ensure_mmcv_ext():
+    try:
+        importlib.import_module('mmcv._ext')
+        return
+    except ImportError:
+        pass
+    except Exception:  # a broken build: fall through to the stand-in
+        pass
+    ext = _MissingExt('mmcv._ext')
+    ext.__spec__ = importlib.machinery.ModuleSpec('mmcv._ext', loader=None)
+    sys.modules['mmcv._ext'] = ext
+    _note('mmcv_ext', 'mmcv has no compiled ops (mmcv-lite): registered a '
+          'stand-in mmcv._ext whose ops raise only when called')
+
+
+# ------------------------------------------------------- torch.load in mmengine
+class _TorchWithTrustedLoad(types.ModuleType):
+    """``torch`` as seen by mmengine's checkpoint module: ``load`` defaults to
+    ``weights_only=False``; every other attribute is torch's own."""
+
+    def __init__(self):
+        super().__init__('torch')
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(*args, **kwargs):
+        kwargs.setdefault('weights_only', False)
+        return torch.load(*args, **kwargs)
+
+
+def _torch_version():
+    parts = torch.__version__.split('+')[0].split('.')
+    return tuple(int(p) for p in parts[:2] if p.isdigit())
+
+
+def ensure_runner_checkpoints_load():
+    if _torch_version() < (2, 6):
+        return
+    ckpt = importlib.import_module('mmengine.runner.checkpoint')
+    if isinstance(ckpt.torch, _TorchWithTrustedLoad):
+        return
+    ckpt.torch = _TorchWithTrustedLoad()
+    _note('weights_only', 'torch>=2.6: mmengine.runner.checkpoint loads '
+          'runner checkpoints with weights_only=False')
+
+
+# --------------------------------------------------------------- DDP on CPU
+def ensure_cpu_distributed():
+    if torch.cuda.is_available():
+        return
+    import mmengine.dist.utils as dist_utils
+    from mmengine.model import MMDistributedDataParallel
+    if getattr(dist_utils, '_lspt_cpu_patch', False):
+        return
+
+    original_init_pytorch = dist_utils._init_dist_pytorch
+
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        import os
+        if backend == 'nccl':
+            backend = 'gloo'
+        if init_backend != 'torch':
+            return original_init_pytorch(backend, init_backend, **kwargs)
+        torch.distributed.init_process_group(
+            backend=backend, rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+
+    original_ddp_init = MMDistributedDataParallel.__init__
+
+    def ddp_init(self, module, detect_anomalous_params=False, **kwargs):
+        kwargs['device_ids'] = None  # CPU modules take no device ids
+        original_ddp_init(self, module, detect_anomalous_params, **kwargs)
+
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+    MMDistributedDataParallel.__init__ = ddp_init
+    dist_utils._lspt_cpu_patch = True
+    APPLIED.append('cpu_distributed')
+
+
+def apply_all():
+    ensure_torchvision()
+    ensure_mmcv_ext()
+    ensure_runner_checkpoints_load()
+    ensure_cpu_distributed()
+
+
+apply_all()

@@ -1,0 +1,289 @@
+"""PromptedViT: mmpretrain's VisionTransformer with a prompt method.
+
+One backbone expresses LSPT, its ablations and every baseline (linear probe,
+full fine-tune, VPT-shallow, VPT-deep, GaPT); the method is chosen by name.
+Parameter names are mmpretrain's, so mmpretrain / converted MAE and MoCo v3
+weights load unchanged; method state lives under ``prompt_method.``.
+"""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MMLogger, print_log
+from mmpretrain.models.backbones.vision_transformer import VisionTransformer
+from mmpretrain.models.utils import resize_pos_embed, to_2tuple
+from mmpretrain.registry import MODELS
+
+from .checkpoint import load_vit_weights
+from .prompt_methods import PROMPT_METHODS, build_prompt_method
+
+BACKBONE_MODULES = ('patch_embed', 'drop_after_pos', 'pre_norm', 'layers',
+                    'ln1', 'ln2')
+
+
+def attention_weights(layer, x, temperature=None):
+    """Softmax attention of ``layer`` on its input tokens ``x``:
+    ``softmax(q·kᵀ / (sqrt(d)·τ))``, shape (B, heads, T, T)."""
+    attn = layer.attn
+    B, N, _ = x.shape
+    qkv = attn.qkv(layer.ln1(x)).reshape(B, N, 3, attn.num_heads,
+                                         attn.head_dims).permute(2, 0, 3, 1, 4)
+    logits = qkv[0] @ qkv[1].transpose(-2, -1) * attn.head_dims**-0.5
+    if temperature is not None:
+        logits = logits / temperature
+    return logits.softmax(dim=-1)
+
+
+def block_forward(layer, x, temperature=None):
+    """mmpretrain ``TransformerEncoderLayer`` forward, with attention logits
+    divided by ``temperature`` (GaPT's ``τ_l``) when given."""
+    if temperature is None:
+        return layer(x)
+    attn = layer.attn
+    B, N, _ = x.shape
+    qkv = attn.qkv(layer.ln1(x)).reshape(B, N, 3, attn.num_heads,
+                                         attn.head_dims).permute(2, 0, 3, 1, 4)
+    # dividing q by τ divides the logits by τ and keeps the fused kernel
+    out = F.scaled_dot_product_attention(
+        qkv[0] / temperature, qkv[1], qkv[2],
+        dropout_p=attn.attn_drop if attn.training else 0.)
+    out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
+    x = x + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
+    return layer.ffn(layer.ln2(x), identity=x)
+
+
+@MODELS.register_module()
+class PromptedViT(VisionTransformer):
+    """Vision Transformer with visual prompt tuning (LSPT and baselines).
+
+    Token layout inside the blocks: ``[CLS; N_p prompts; N patches]``. Prompts
+    carry no position embedding. All arguments of mmpretrain's
+    ``VisionTransformer`` are accepted (``arch`` table, ``img_size``,
+    ``patch_size``, ``out_indices``, ``drop_path_rate``, ...).
+
+    Args:
+        prompt_method (str): one of ``none`` (linear probe; full fine-tune
+            with ``freeze_backbone=False``), ``vpt_shallow``, ``vpt_deep``,
+            ``gapt``, ``lspt``, ``lspt_lpc_only``, ``lspt_gspc_only``.
+        num_prompts (int): ``N_p`` prompt tokens per block (>= 1 for every
+            method but ``none``). Defaults to 10.
+        prompt_dropout (float): dropout on inserted prompts. Defaults to 0.1.
+        prompt_cfg (dict, optional): extra method options, e.g.
+            ``dict(gate_init=10., temperature_range=(0.01, 10.))`` for GaPT.
+        freeze_backbone (bool): freeze every ViT part (and keep it in eval
+            mode). Defaults to True; False trains everything.
+        out_type (str): ``avg_token`` (MAE protocol: mean of prompt and patch
+            tokens of the last block, then the final norm), ``cls_token``
+            (final-norm CLS, MoCo v3 protocol), ``featmap`` (patch tokens as
+            (B, D, H/p, W/p) maps, prompts and CLS dropped; for dense tasks),
+            ``avg_featmap`` or ``raw`` (all tokens). Defaults to ``avg_token``.
+        pretrained (str, optional): official MAE / MoCo v3 file, timm-style
+            or mmpretrain checkpoint, loaded at construction (so test-time
+            models have it too). Every backbone key must be found.
+        save_trainable_only (bool): leave frozen backbone weights out of
+            saved state dicts; loading such a checkpoint takes them from
+            ``pretrained``. Defaults to False.
+    """
+    OUT_TYPES = VisionTransformer.OUT_TYPES | {'avg_token'}
+
+    def __init__(self,
+                 arch='base',
+                 img_size=224,
+                 patch_size=16,
+                 prompt_method='lspt',
+                 num_prompts=10,
+                 prompt_dropout=0.1,
+                 prompt_cfg=None,
+                 freeze_backbone=True,
+                 out_type='avg_token',
+                 pretrained=None,
+                 save_trainable_only=False,
+                 init_cfg=None,
+                 **kwargs):
+        if prompt_method not in PROMPT_METHODS:
+            raise ValueError(f'prompt_method={prompt_method!r} is unknown; '
+                             f'choose one of {sorted(PROMPT_METHODS)}')
+        if prompt_method != 'none' and (not isinstance(num_prompts, int)
+                                        or num_prompts < 1):
+            raise ValueError(f'num_prompts must be an int >= 1 for '
+                             f'prompt_method={prompt_method!r}, got '
+                             f'{num_prompts!r}')
+        for size in to_2tuple(img_size):
+            if size % patch_size:
+                raise ValueError(f'img_size={img_size!r} is not a multiple '
+                                 f'of patch_size={patch_size}')
+        if out_type not in self.OUT_TYPES:
+            raise ValueError(f'out_type={out_type!r} is unknown; choose one '
+                             f'of {sorted(self.OUT_TYPES)}')
+        if (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
+                and pretrained is None):
+            # route through the converting, key-checking loader
+            pretrained, init_cfg = init_cfg['checkpoint'], None
+        super().__init__(
+            arch=arch,
+            img_size=img_size,
+            patch_size=patch_size,
+            out_type='raw' if out_type == 'avg_token' else out_type,
+            init_cfg=init_cfg,
+            **kwargs)
+        self.out_type = out_type
+        self.patch_size = patch_size
+        self.prompt_method = build_prompt_method(
+            prompt_method,
+            num_prompts=num_prompts,
+            embed_dims=self.embed_dims,
+            num_layers=self.num_layers,
+            patch_size=patch_size,
+            prompt_dropout=prompt_dropout,
+            **(prompt_cfg or {}))
+        self.freeze_backbone = freeze_backbone
+        self.save_trainable_only = save_trainable_only
+        self.pretrained = pretrained
+        self._backbone_loaded = False
+        self._attention_record = None
+        if freeze_backbone:  # everything but the prompt method
+            for name, param in self.named_parameters():
+                if not name.startswith('prompt_method.'):
+                    param.requires_grad = False
+        self._register_load_state_dict_pre_hook(self._fill_frozen_weights)
+        self._register_state_dict_hook(PromptedViT._drop_frozen_weights)
+        if pretrained is not None:
+            self.load_pretrained(pretrained)
+        self.train()
+
+    # ------------------------------------------------------------ structure
+    @property
+    def num_prompts(self):
+        return self.prompt_method.num_prompts
+
+    def backbone_modules(self):
+        """The pretrained ViT's modules (frozen unless full fine-tuning)."""
+        return [getattr(self, n) for n in BACKBONE_MODULES if hasattr(self, n)]
+
+    def _is_backbone_key(self, key):
+        return key.split('.')[0] in BACKBONE_MODULES or key in ('cls_token',
+                                                               'pos_embed')
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.freeze_backbone:  # frozen ViT: no dropout, no drop-path
+            for module in self.backbone_modules():
+                module.eval()
+        return self
+
+    # ------------------------------------------------------------ weights
+    def load_pretrained(self, path):
+        """Load pretrained ViT weights; any backbone key missing is an error,
+        prompt-method keys are expected to be missing."""
+        state_dict, fmt, dropped = load_vit_weights(path)
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        missing_backbone = [k for k in missing if self._is_backbone_key(k)]
+        if missing_backbone:
+            raise KeyError(
+                f'Pretrained file {path!r} ({fmt} layout) lacks backbone '
+                f'weights: {missing_backbone}. Refusing to train on a '
+                'partly random backbone.')
+        self._backbone_loaded = True
+        logger = MMLogger.get_current_instance()
+        print_log(
+            f'PromptedViT: loaded {len(state_dict)} tensors from {path} '
+            f'({fmt} layout); newly initialised (not in file): '
+            f'{len(missing)} prompt-method tensors {missing}; '
+            f'ignored keys in file: {list(unexpected) + list(dropped)}',
+            logger=logger)
+
+    def init_weights(self):
+        if self._backbone_loaded:
+            # weights came from `pretrained` at construction; only the
+            # prompt method (initialised in its constructor) is new
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def _drop_frozen_weights(self, state_dict, prefix, local_metadata):
+        if self.save_trainable_only and self.freeze_backbone:
+            for key in list(state_dict):
+                if key.startswith(prefix) and self._is_backbone_key(
+                        key[len(prefix):]):
+                    del state_dict[key]
+        return state_dict
+
+    def _fill_frozen_weights(self, state_dict, prefix, *args, **kwargs):
+        """A checkpoint holding only trainable tensors gets the frozen
+        backbone from ``pretrained`` (never a random one)."""
+        own = [k for k in state_dict if k.startswith(prefix)]
+        if not own or any(self._is_backbone_key(k[len(prefix):])
+                          for k in own):
+            return
+        if not self._backbone_loaded:
+            raise RuntimeError(
+                'This checkpoint stores only the trainable prompt tensors; '
+                'the frozen ViT must come from the backbone\'s `pretrained` '
+                f'file, which is {"not set" if self.pretrained is None else "not loaded: " + repr(self.pretrained)}.')
+        for key, value in super().state_dict().items():  # hooks not applied
+            if self._is_backbone_key(key):
+                state_dict[prefix + key] = value
+
+    # ------------------------------------------------------------ forward
+    @contextlib.contextmanager
+    def record_attention(self):
+        """Collect each block's attention weights (B, heads, T, T) during a
+        forward: ``with vit.record_attention() as maps: vit(x)``."""
+        self._attention_record = []
+        try:
+            yield self._attention_record
+        finally:
+            self._attention_record = None
+
+    def forward(self, x):
+        H, W = x.shape[-2:]
+        if H % self.patch_size or W % self.patch_size:
+            raise ValueError(f'input size {H}x{W} is not a multiple of '
+                             f'patch_size={self.patch_size}')
+        B = x.shape[0]
+        x, patch_resolution = self.patch_embed(x)
+        x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
+        x = x + resize_pos_embed(
+            self.pos_embed,
+            self.patch_resolution,
+            patch_resolution,
+            mode=self.interpolate_mode,
+            num_extra_tokens=self.num_extra_tokens)
+        x = self.pre_norm(self.drop_after_pos(x))
+
+        method = self.prompt_method
+        n_p = method.num_prompts
+        prompts = method.first_prompts(B)
+        if prompts is not None:
+            x = torch.cat((x[:, :1], prompts, x[:, 1:]), dim=1)
+
+        outs, state, last = [], None, len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            temperature = method.temperature(i)
+            if self._attention_record is not None:
+                self._attention_record.append(
+                    attention_weights(layer, x, temperature).detach())
+            in_prompts = x[:, 1:1 + n_p]
+            x = block_forward(layer, x, temperature)
+            if i == last and self.final_norm and self.out_type != 'avg_token':
+                x = self.ln1(x)
+            if i in self.out_indices:
+                outs.append(self._format_output(x, patch_resolution))
+            if n_p and i < last:
+                prompts, state = method.next_prompts(
+                    i, in_prompts, x[:, 1:1 + n_p], x[:, 1 + n_p:], state)
+                x = torch.cat((x[:, :1], prompts, x[:, 1 + n_p:]), dim=1)
+        return tuple(outs)
+
+    def _format_output(self, x, hw):
+        if self.out_type == 'raw':
+            return x
+        if self.out_type == 'cls_token':
+            return x[:, 0]
+        if self.out_type == 'avg_token':  # mean of prompts + patches, norm
+            x = x[:, 1:].mean(dim=1)
+            return self.ln1(x) if self.final_norm else x
+        patches = x[:, 1 + self.num_prompts:]
+        if self.out_type == 'featmap':
+            return patches.reshape(x.size(0), *hw, -1).permute(0, 3, 1, 2)
+        return self.ln2(patches.mean(dim=1))  # avg_featmap
