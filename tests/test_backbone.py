@@ -1,0 +1,233 @@
+"""PromptedViT against upstream mmpretrain and against written-out method.md
+equations, on tiny random archs."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lspt_mm  # noqa: F401
+from lspt_mm.models import PROMPT_METHODS, PromptedViT
+from mmpretrain.models import VisionTransformer
+
+ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
+KW = dict(arch=ARCH, img_size=32, patch_size=8)
+METHODS = sorted(PROMPT_METHODS)
+
+
+def make(method='lspt', num_prompts=3, **kwargs):
+    torch.manual_seed(0)
+    vit = PromptedViT(prompt_method=method, num_prompts=num_prompts,
+                      prompt_dropout=0., **{**KW, **kwargs})
+    vit.init_weights()
+    with torch.no_grad():  # make every parameter non-trivial
+        for name, p in vit.named_parameters():
+            if 'prompt_method' in name and p.dim() == 1:
+                p.add_(torch.randn_like(p))  # gates, temperatures
+        for p in vit.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return vit.eval()
+
+
+def images(b=2, size=32):
+    torch.manual_seed(1)
+    return torch.randn(b, 3, size, size)
+
+
+# ---------------------------------------------------------------- (a)
+@pytest.mark.parametrize('out_type', ['raw', 'cls_token', 'featmap',
+                                      'avg_featmap'])
+@pytest.mark.parametrize('size', [32, 48])
+def test_no_prompts_equals_upstream_vit(out_type, size):
+    ours = make('none', out_type=out_type, out_indices=[1, 3])
+    upstream = VisionTransformer(out_type=out_type, out_indices=[1, 3],
+                                 **KW)
+    upstream.load_state_dict(ours.state_dict(), strict=True)
+    upstream.eval()
+    x = images(size=size)
+    for a, b in zip(ours(x), upstream(x)):
+        assert a.shape == b.shape
+        assert (a - b).abs().max() < 1e-5
+
+
+# ---------------------------------------------------------------- (b)
+def written_out_block(layer, x, tau=None):
+    """x + Attn(LN1 x) then x + MLP(LN2 x), attention logits / τ."""
+    attn, (B, T, D) = layer.attn, x.shape
+    h = layer.ln1(x)
+    q, k, v = F.linear(h, attn.qkv.weight, attn.qkv.bias).reshape(
+        B, T, 3, attn.num_heads, attn.head_dims).permute(2, 0, 3, 1, 4)
+    logits = q @ k.transpose(-2, -1) / attn.head_dims**0.5
+    if tau is not None:
+        logits = logits / tau
+    a = (logits.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
+    x = x + F.linear(a, attn.proj.weight, attn.proj.bias)
+    fc1, fc2 = layer.ffn.layers[0][0], layer.ffn.layers[1]
+    return x + fc2(F.gelu(fc1(layer.ln2(x))))
+
+
+def reference_forward(vit, x, method):
+    """method.md, written out token by token (no shared code paths)."""
+    B, L = x.shape[0], len(vit.layers)
+    patches = vit.patch_embed.projection(x).flatten(2).transpose(1, 2)
+    tokens = torch.cat([vit.cls_token.expand(B, -1, -1), patches], 1)
+    tokens = tokens + vit.pos_embed
+    cls, patches = tokens[:, :1], tokens[:, 1:]
+    pm = vit.prompt_method
+    if method == 'none':
+        prompts = tokens[:, :0]
+    else:
+        P = pm.prompts
+        assert P.shape[0] == (L if method in ('vpt_deep', 'lspt',
+                                              'lspt_lpc_only') else 1)
+        prompts = P[0].expand(B, -1, -1)  # X_P^0 = P^0
+    n_p = prompts.shape[1]
+    cell = torch.zeros(B * n_p, vit.embed_dims)  # C^0 = 0
+    for l in range(L):  # l: 0-based; block l+1 of method.md
+        tau = None
+        if method == 'gapt':
+            tau = pm.temperatures[l].clamp(0.01, 10.)
+        out = written_out_block(vit.layers[l], torch.cat([cls, prompts,
+                                                          patches], 1), tau)
+        cls, out_prompts, patches = out[:, :1], out[:, 1:1 + n_p], \
+            out[:, 1 + n_p:]
+        if l == L - 1:
+            break  # the last block's prompts feed no further block
+        patch_mean = patches.mean(1, keepdim=True)  # patch tokens only
+        if method == 'vpt_shallow':
+            prompts = out_prompts
+        elif method == 'vpt_deep':  # replaced by the next block's own
+            prompts = P[l + 1].expand(B, -1, -1)
+        elif method == 'gapt':
+            g = torch.sigmoid(pm.gate_logits[l])
+            prompts = g * out_prompts + (1 - g) * prompts
+        elif method == 'lspt_gspc_only':
+            prompts = out_prompts + patch_mean
+        elif method in ('lspt', 'lspt_lpc_only'):
+            hidden = out_prompts + patch_mean if method == 'lspt' \
+                else out_prompts
+            lstm = torch.nn.LSTMCell(vit.embed_dims, vit.embed_dims)
+            lstm.load_state_dict(pm.lstm.state_dict())
+            h, cell = lstm(P[l + 1].expand(B, -1, -1).reshape(-1, 32),
+                           (hidden.reshape(-1, 32), cell))
+            prompts = h.reshape(B, n_p, -1)
+    tokens = torch.cat([cls, out_prompts, patches], 1)
+    return vit.ln1(tokens[:, 1:].mean(1))  # MAE head: mean, then norm
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_forward_matches_written_out_equations(method):
+    vit = make(method)
+    x = images()
+    with torch.no_grad():
+        ours, = vit(x)
+        ref = reference_forward(vit, x, method)
+    assert (ours - ref).abs().max() < 1e-5
+
+
+def test_lspt_differs_from_its_ablations_and_gates_matter():
+    x = images()
+    outs = {m: make(m)(x)[0] for m in ('lspt', 'lspt_lpc_only',
+                                       'lspt_gspc_only', 'vpt_deep')}
+    for a in outs:
+        for b in outs:
+            if a != b:
+                assert (outs[a] - outs[b]).abs().max() > 1e-4, (a, b)
+
+
+def test_cls_token_and_featmap_outputs_drop_prompts():
+    x = images(size=48)
+    raw, = make('lspt', out_type='raw')(x)
+    cls, = make('lspt', out_type='cls_token')(x)
+    feat, = make('lspt', out_type='featmap')(x)
+    assert raw.shape == (2, 1 + 3 + 36, 32)
+    assert torch.allclose(cls, raw[:, 0], atol=1e-6)
+    assert feat.shape == (2, 32, 6, 6)
+    assert torch.allclose(feat.flatten(2).transpose(1, 2), raw[:, 4:],
+                          atol=1e-6)
+
+
+# ---------------------------------------------------------------- (c)
+TRAINABLE = {
+    'none': set(),
+    'vpt_shallow': {'prompt_method.prompts'},
+    'vpt_deep': {'prompt_method.prompts'},
+    'lspt_gspc_only': {'prompt_method.prompts'},
+    'gapt': {'prompt_method.prompts', 'prompt_method.gate_logits',
+             'prompt_method.temperatures'},
+    'lspt': {'prompt_method.prompts'} | {
+        f'prompt_method.lstm.{n}'
+        for n in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')},
+}
+TRAINABLE['lspt_lpc_only'] = TRAINABLE['lspt']
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_gradients_reach_trainable_and_no_frozen_tensor(method):
+    vit = make(method, drop_path_rate=0.5, drop_rate=0.3)
+    head = torch.nn.Linear(32, 5)
+    vit.train()
+    x = images()
+    loss = F.cross_entropy(head(vit(x)[0]), torch.tensor([1, 3]))
+    loss.backward()
+    trainable = {n for n, p in vit.named_parameters() if p.requires_grad}
+    assert trainable == TRAINABLE[method]
+    for name, p in vit.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+    assert head.weight.grad is not None
+
+
+def test_frozen_backbone_stays_in_eval_mode():
+    vit = make('lspt', drop_path_rate=0.5, drop_rate=0.3).train()
+    assert vit.prompt_method.training
+    assert not any(m.training for m in vit.layers.modules())
+    assert not vit.patch_embed.training and not vit.drop_after_pos.training
+    x = images()
+    with torch.no_grad():  # no dropout / drop-path: deterministic in train
+        assert torch.equal(vit(x)[0], vit(x)[0])
+
+
+def test_full_finetune_trains_everything():
+    vit = make('none', freeze_backbone=False, drop_path_rate=0.1).train()
+    assert all(p.requires_grad for p in vit.parameters())
+    assert vit.layers[0].training
+    vit(images())[0].sum().backward()
+    assert all(p.grad is not None for p in vit.parameters())
+
+
+def test_trainable_parameter_report():
+    vit = make('lspt')
+    trainable, total = lspt_mm.count_parameters(vit)
+    lstm = 2 * (4 * 32 * 32) + 2 * 4 * 32
+    assert trainable == 4 * 3 * 32 + lstm
+    message = lspt_mm.log_trainable_parameters(vit)
+    assert f'{trainable:,}' in message and f'{total:,}' in message
+    assert f'{100 * trainable / total:.2f}%' in message
+
+
+# ---------------------------------------------------------------- (e)
+@pytest.mark.parametrize('kwargs,option', [
+    (dict(prompt_method='deep_vpt'), 'prompt_method'),
+    (dict(prompt_method='lspt', num_prompts=0), 'num_prompts'),
+    (dict(prompt_method='vpt_deep', num_prompts=-2), 'num_prompts'),
+    (dict(img_size=36), 'img_size'),
+    (dict(out_type='mean'), 'out_type'),
+])
+def test_bad_config_raises_value_error_naming_option(kwargs, option):
+    with pytest.raises(ValueError, match=option):
+        PromptedViT(**{**KW, **kwargs})
+
+
+def test_input_not_multiple_of_patch_size_raises():
+    with pytest.raises(ValueError, match='patch_size'):
+        make('lspt')(torch.randn(1, 3, 36, 32))
+
+
+def test_registered_in_mmpretrain_and_mmseg_scopes():
+    from mmpretrain.registry import MODELS
+    from mmseg.registry import MODELS as SEG_MODELS
+    cfg = dict(type='PromptedViT', prompt_method='gapt', num_prompts=2, **KW)
+    assert isinstance(MODELS.build(cfg), PromptedViT)
+    cfg['type'] = 'mmpretrain.PromptedViT'
+    assert isinstance(SEG_MODELS.build(cfg), PromptedViT)
