@@ -220,9 +220,9 @@ class PromptedViT(VisionTransformer):
                 'This checkpoint stores only the trainable prompt tensors; '
                 'the frozen ViT must come from the backbone\'s `pretrained` '
                 f'file, which is {"not set" if self.pretrained is None else "not loaded: " + repr(self.pretrained)}.')
-        for key, value in super().state_dict().items():  # hooks not applied
+        for key, value in self.named_parameters():
             if self._is_backbone_key(key):
-                state_dict[prefix + key] = value
+                state_dict[prefix + key] = value.detach()
 
     # ------------------------------------------------------------ forward
     @contextlib.contextmanager
