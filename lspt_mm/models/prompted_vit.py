@@ -21,14 +21,19 @@ BACKBONE_MODULES = ('patch_embed', 'drop_after_pos', 'pre_norm', 'layers',
                     'ln1', 'ln2')
 
 
+def _qkv(layer, x):
+    """q, k, v of ``layer``'s attention on tokens ``x``: (3, B, heads, T, d)."""
+    attn = layer.attn
+    B, N, _ = x.shape
+    return attn.qkv(layer.ln1(x)).reshape(B, N, 3, attn.num_heads,
+                                          attn.head_dims).permute(2, 0, 3, 1, 4)
+
+
 def attention_weights(layer, x, temperature=None):
     """Softmax attention of ``layer`` on its input tokens ``x``:
     ``softmax(q·kᵀ / (sqrt(d)·τ))``, shape (B, heads, T, T)."""
-    attn = layer.attn
-    B, N, _ = x.shape
-    qkv = attn.qkv(layer.ln1(x)).reshape(B, N, 3, attn.num_heads,
-                                         attn.head_dims).permute(2, 0, 3, 1, 4)
-    logits = qkv[0] @ qkv[1].transpose(-2, -1) * attn.head_dims**-0.5
+    q, k, _ = _qkv(layer, x)
+    logits = q @ k.transpose(-2, -1) * layer.attn.head_dims**-0.5
     if temperature is not None:
         logits = logits / temperature
     return logits.softmax(dim=-1)
@@ -41,11 +46,10 @@ def block_forward(layer, x, temperature=None):
         return layer(x)
     attn = layer.attn
     B, N, _ = x.shape
-    qkv = attn.qkv(layer.ln1(x)).reshape(B, N, 3, attn.num_heads,
-                                         attn.head_dims).permute(2, 0, 3, 1, 4)
+    q, k, v = _qkv(layer, x)
     # dividing q by τ divides the logits by τ and keeps the fused kernel
     out = F.scaled_dot_product_attention(
-        qkv[0] / temperature, qkv[1], qkv[2],
+        q / temperature, k, v,
         dropout_p=attn.attn_drop if attn.training else 0.)
     out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
     x = x + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
