@@ -231,3 +231,26 @@ def test_registered_in_mmpretrain_and_mmseg_scopes():
     assert isinstance(MODELS.build(cfg), PromptedViT)
     cfg['type'] = 'mmpretrain.PromptedViT'
     assert isinstance(SEG_MODELS.build(cfg), PromptedViT)
+
+
+def test_record_attention_gives_each_blocks_softmax_with_temperature():
+    vit = make('gapt')
+    x = images()
+    with vit.record_attention() as maps:
+        vit(x)
+    assert len(maps) == 4 and vit._attention_record is None
+    assert maps[0].shape == (2, 2, 1 + 3 + 16, 1 + 3 + 16)
+    for m in maps:
+        assert torch.allclose(m.sum(-1), torch.ones(()), atol=1e-5)
+    # block 1 by hand: logits / (sqrt(d) · τ_1) on the embedded tokens
+    tokens = torch.cat([vit.cls_token.expand(2, -1, -1),
+                        vit.prompt_method.prompts[0].expand(2, -1, -1),
+                        vit.patch_embed(x)[0] + vit.pos_embed[:, 1:]], 1)
+    tokens[:, :1] += vit.pos_embed[:, :1]
+    layer, tau = vit.layers[0], vit.prompt_method.temperatures[0].clamp(
+        0.01, 10.)
+    h = layer.ln1(tokens)
+    q, k, _ = layer.attn.qkv(h).reshape(2, 20, 3, 2, 16).permute(2, 0, 3, 1,
+                                                                  4)
+    expected = (q @ k.transpose(-2, -1) / 4. / tau).softmax(-1)
+    assert torch.allclose(maps[0], expected, atol=1e-5)
