@@ -254,3 +254,16 @@ def test_record_attention_gives_each_blocks_softmax_with_temperature():
                                                                   4)
     expected = (q @ k.transpose(-2, -1) / 4. / tau).softmax(-1)
     assert torch.allclose(maps[0], expected, atol=1e-5)
+
+
+def test_vit_base_lspt_shapes_and_parameter_counts():
+    torch.manual_seed(0)
+    vit = PromptedViT(arch='base', img_size=224, prompt_method='lspt',
+                      num_prompts=10).eval()
+    trainable, total = lspt_mm.count_parameters(vit)
+    lstm = 2 * 4 * 768 * 768 + 2 * 4 * 768
+    assert trainable == 12 * 10 * 768 + lstm
+    assert total - trainable == 85_798_656  # ViT-B/16 encoder, no head
+    with torch.no_grad():
+        out, = vit(torch.randn(1, 3, 224, 224))
+    assert out.shape == (1, 768)
