@@ -59,3 +59,41 @@ def test_import_order_does_not_matter_for_tools():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == 'PromptedViT'
+
+
+DDP_SCRIPT = '''
+import os, sys, torch
+import lspt_mm
+from mmengine.dist import init_dist, get_rank, get_world_size
+from mmengine.model import MMDistributedDataParallel
+from lspt_mm.models import PromptedViT
+init_dist('pytorch', backend='nccl')  # what the configs ask for on GPUs
+torch.manual_seed(0)
+vit = PromptedViT(arch=dict(embed_dims=16, num_layers=2, num_heads=2,
+                            feedforward_channels=32), img_size=16,
+                  patch_size=8, prompt_method='lspt', num_prompts=2,
+                  prompt_dropout=0.)
+ddp = MMDistributedDataParallel(vit, device_ids=[0])
+torch.manual_seed(1 + get_rank())  # each rank its own images
+ddp(torch.randn(2, 3, 16, 16))[0].sum().backward()
+grad = vit.prompt_method.prompts.grad.clone()
+torch.distributed.all_reduce(grad)
+same = torch.allclose(grad / get_world_size(), vit.prompt_method.prompts.grad)
+print(f'rank {get_rank()} of {get_world_size()} backend '
+      f'{torch.distributed.get_backend()} grads synced {same}')
+'''
+
+
+def test_ddp_runs_on_cpu_with_gloo(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip('CUDA present: mmengine defaults apply')
+    script = tmp_path / 'ddp.py'
+    script.write_text(DDP_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+         '--master_port=29533', str(script)], capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for rank in (0, 1):
+        assert f'rank {rank} of 2 backend gloo grads synced True' in \
+            proc.stdout
