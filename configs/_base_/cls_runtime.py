@@ -1,0 +1,30 @@
+# Runtime for the classification configs (mmpretrain scope).
+default_scope = 'mmpretrain'
+custom_imports = dict(
+    imports=['lspt_mm', 'lspt_mm.datasets', 'lspt_mm.utils'],
+    allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=20),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # the last checkpoint is what is tested; keep one
+    checkpoint=dict(
+        type='CheckpointHook', interval=10, max_keep_ckpts=1,
+        save_last=True),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='VisualizationHook', enable=False),
+)
+custom_hooks = [dict(type='TrainableParamsHook')]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

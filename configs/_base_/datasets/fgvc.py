@@ -1,0 +1,55 @@
+# FGVC (CUB-200-2011, NABirds, Oxford Flowers, Stanford Dogs, Stanford Cars):
+# the official folder + VPT-style train/val/test lists (see
+# tools/dataset_converters/prepare_fgvc_splits.py).
+# Protocol (method.md, VPT's transforms): train: resize the short side to
+# 256, random crop 224, horizontal flip; val/test: resize the short side to
+# 256, center crop 224. Batch 64. Train on train, validate on val, test on
+# test. A child config sets `name` and `data_root` in each dataset dict, the
+# class count in data_preprocessor and the model head.
+dataset_type = 'FGVC'
+data_preprocessor = dict(
+    num_classes=1000,  # set per dataset
+    # ImageNet mean / std (MAE and MoCo v3), on RGB
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=True)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=256, edge='short',
+         interpolation='bilinear'),
+    dict(type='RandomCrop', crop_size=224),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=256, edge='short',
+         interpolation='bilinear'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=True,
+    dataset=dict(type=dataset_type, split='train', pipeline=train_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True))
+val_dataloader = dict(
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=True,
+    dataset=dict(type=dataset_type, split='val', pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+test_dataloader = dict(
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=True,
+    dataset=dict(type=dataset_type, split='test', pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_evaluator = val_evaluator
+val_cfg = dict()
+test_cfg = dict()
+auto_scale_lr = dict(base_batch_size=64)

@@ -1,0 +1,23 @@
+# Frozen ViT-B/16 + prompt method + linear head (classification).
+# Backbone-specific parts (output token, weights) are set by
+# prompted_vit_cls_mae.py / prompted_vit_cls_mocov3.py.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='PromptedViT',
+        arch='base',
+        img_size=224,
+        patch_size=16,
+        prompt_method='lspt',  # none | vpt_shallow | vpt_deep | gapt | lspt
+        num_prompts=10,
+        prompt_dropout=0.1,
+        freeze_backbone=True,  # False + prompt_method='none': full fine-tune
+        out_type='avg_token',
+        pretrained=None),
+    neck=None,
+    head=dict(
+        type='LinearClsHead',
+        num_classes=1000,
+        in_channels=768,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, )))

@@ -1,0 +1,6 @@
+"""Datasets of the classification benchmarks (registered in mmpretrain's
+DATASETS): ``VTAB1k`` and ``FGVC``."""
+from .benchmarks import (FGVC_DATASETS, VTAB_GROUPS, VTAB_NUM_CLASSES,  # noqa
+                         VTAB_TASKS)
+from .fgvc import FGVC  # noqa: F401
+from .vtab import VTAB1k  # noqa: F401

@@ -1,0 +1,85 @@
+"""Reading and checking split lists ("relative/path label" text lines or
+VPT-style JSON ``{"relative/path": label}``)."""
+import json
+import os
+import os.path as osp
+
+
+def require_dir(path, what, hint=''):
+    """Raise FileNotFoundError naming ``path`` unless it is a directory."""
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'{what} {path!r} does not exist or is not a '
+                                f'directory.{" " + hint if hint else ""}')
+
+
+def require_file(path, what, hint=''):
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what} {path!r} does not exist.'
+                                f'{" " + hint if hint else ""}')
+
+
+def read_split_list(path):
+    """Returns ``[(relative_path, int_label), ...]`` from a text list (lines
+    ``relative/path label``; the label is the last field) or a JSON file
+    (an object mapping relative path to label, as VPT's FGVC splits)."""
+    require_file(path, 'Split list')
+    if path.endswith('.json'):
+        with open(path) as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f'{path}: not valid JSON ({e})') from None
+        if not isinstance(data, dict):
+            raise ValueError(f'{path}: expected a JSON object mapping image '
+                             f'path to label, got {type(data).__name__}')
+        items = list(data.items())
+        where = [f'{path}: entry {k!r}' for k, _ in items]
+    else:
+        items, where = [], []
+        with open(path) as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                parts = line.rsplit(maxsplit=1)
+                if len(parts) != 2:
+                    raise ValueError(f'{path}:{lineno}: expected '
+                                     f'"relative/path label", got {line!r}')
+                items.append((parts[0], parts[1]))
+                where.append(f'{path}:{lineno}')
+    samples = []
+    for (rel, label), loc in zip(items, where):
+        try:
+            label = int(label)
+        except (TypeError, ValueError):
+            raise ValueError(f'{loc}: label {label!r} is not an integer') \
+                from None
+        samples.append((rel, label))
+    if not samples:
+        raise ValueError(f'Split list {path!r} is empty.')
+    return samples
+
+
+def check_files_exist(img_root, samples, list_path, max_shown=5):
+    """Raise FileNotFoundError naming missing listed images (and the list)."""
+    missing = [rel for rel, _ in samples
+               if not osp.isfile(osp.join(img_root, rel))]
+    if missing:
+        shown = ', '.join(repr(osp.join(img_root, m))
+                          for m in missing[:max_shown])
+        more = f' and {len(missing) - max_shown} more' \
+            if len(missing) > max_shown else ''
+        raise FileNotFoundError(
+            f'{len(missing)} of {len(samples)} images listed in '
+            f'{list_path!r} do not exist: {shown}{more}. Paths in the list '
+            f'are relative to {img_root!r}.')
+
+
+def first_existing(root, stems, exts=('.json', '.txt')):
+    """First ``root/stem.ext`` that exists, else None."""
+    for stem in stems:
+        for ext in exts:
+            path = osp.join(root, stem + ext)
+            if os.path.isfile(path):
+                return path
+    return None
