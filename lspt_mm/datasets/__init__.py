@@ -4,3 +4,4 @@ from .benchmarks import (FGVC_DATASETS, VTAB_GROUPS, VTAB_NUM_CLASSES,  # noqa
                          VTAB_TASKS)
 from .fgvc import FGVC  # noqa: F401
 from .vtab import VTAB1k  # noqa: F401
+from . import ade20k  # noqa: F401,E402  (ADE20K, mmseg registries)

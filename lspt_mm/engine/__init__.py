@@ -1,5 +1,10 @@
-"""Runner-side additions (hooks)."""
+"""Runner-side additions: atomic checkpoint hook, layer-decay optimiser
+constructor for segmentors."""
 from .checkpoint_hook import (AtomicCheckpointHook, atomic_write_bytes,
                               atomic_write_text)
+from .optim import SegLayerDecayOptimWrapperConstructor
 
-__all__ = ['AtomicCheckpointHook', 'atomic_write_bytes', 'atomic_write_text']
+__all__ = [
+    'AtomicCheckpointHook', 'atomic_write_bytes', 'atomic_write_text',
+    'SegLayerDecayOptimWrapperConstructor'
+]

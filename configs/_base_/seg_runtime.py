@@ -1,0 +1,32 @@
+# Runtime for the segmentation configs (mmseg scope).
+# (custom_imports for lspt_mm: in _base_/models/upernet_prompted_vit.py)
+default_scope = 'mmseg'
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # writes iter_N.pth and `last_checkpoint` atomically (temp + rename)
+    checkpoint=dict(
+        type='AtomicCheckpointHook',
+        by_epoch=False,
+        interval=16000,
+        max_keep_ckpts=3,
+        save_best='mIoU',
+        rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
+custom_hooks = [dict(type='TrainableParamsHook')]
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),  # gloo on CPU-only machines (compat)
+)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(
+    type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=False)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)
+tta_model = dict(type='SegTTAModel')
