@@ -1,0 +1,150 @@
+"""End to end: tiny synthetic data in the real FGVC / VTAB-1k layouts, the
+committed (or generated) configs shrunk to a tiny random ViT through
+``--cfg-options``, trained and tested by mmengine's Runner, summarized by
+tools/run_benchmark.py.
+
+The synthetic task is learnable (class = image colour, see
+tests/synthetic_cls.py); the accuracy threshold (70%) is far above chance
+(25% for 4 classes, 17% for 6) and a control run with shuffled training
+labels stays below it, so these tests fail when labels, data or training
+are broken.
+"""
+import csv
+import json
+import os.path as osp
+import random
+import re
+import subprocess
+import sys
+
+import pytest
+
+import lspt_mm  # noqa: F401
+from lspt_mm.datasets.benchmarks import FGVC_DATASETS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(REPO, 'tests'))
+sys.path.insert(0, osp.join(REPO, 'tools'))
+sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
+sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
+import generate_cls_configs as gen  # noqa: E402
+import prepare_fgvc_splits as prep  # noqa: E402
+import run_benchmark as rb  # noqa: E402
+from synthetic_cls import (FGVC_MAKERS, as_cli, make_vtab,  # noqa: E402
+                           tiny_cfg_options)
+
+THRESHOLD = 70.  # top-1 %, chance is 25% (4 classes) / 16.7% (6 classes)
+EPOCHS = 4
+VTAB_TASKS = {'kitti': 4, 'clevr_dist': 6}  # the tasks' real class counts
+
+
+@pytest.fixture(scope='module')
+def vtab_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('data') / 'vtab-1k')
+    for i, (task, n) in enumerate(VTAB_TASKS.items()):
+        make_vtab(root, task, num_classes=n, seed=i)
+    return root
+
+
+@pytest.fixture(scope='module')
+def fgvc_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('data') / 'fgvc'
+    for i, (name, make) in enumerate(FGVC_MAKERS.items()):
+        folder = str(root / FGVC_DATASETS[name]['folder'])
+        make(folder, seed=i)
+        prep.main([name, folder])
+    return str(root)
+
+
+def test_vtab_benchmark(vtab_root, tmp_path):
+    """LSPT + MAE protocol (avg token), committed VTAB configs, 2 tasks x 2
+    seeds, summary table; a second call resumes (skips finished runs)."""
+    work_dir = str(tmp_path / 'bench')
+    argv = ['--benchmark', 'vtab1k', '--method', 'lspt', '--backbone', 'mae',
+            '--seeds', '0', '1', '--tasks', *VTAB_TASKS, '--data-root',
+            vtab_root, '--work-dir', work_dir, '--cfg-options',
+            *as_cli(tiny_cfg_options('vtab1k', epochs=EPOCHS))]
+    results = rb.main(argv)
+    assert set(results) == set(VTAB_TASKS)
+    for task, per_seed in results.items():
+        assert set(per_seed) == {0, 1}
+        for seed, top1 in per_seed.items():
+            assert top1 > THRESHOLD, (task, seed, top1)
+        res = json.load(open(osp.join(work_dir, task, 'seed0',
+                                      'result.json')))
+        assert res['config'] == gen.config_path('lspt', 'mae', 'vtab1k',
+                                                task)
+    text = open(osp.join(work_dir, 'summary.md')).read()
+    assert re.search(r'\| Structured \| kitti \| \d+\.\d\d ± \d+\.\d\d \| 2',
+                     text)
+    assert 'mean of 2/19 tasks' in text
+    rows = list(csv.reader(open(osp.join(work_dir, 'summary.csv'))))
+    overall = [r for r in rows if r[:2] == ['all', 'mean']][0]
+    assert float(overall[2]) > THRESHOLD
+    # resume: nothing reruns, same numbers
+    assert rb.main(argv) == results
+
+
+def test_fgvc_benchmark_generated_configs(fgvc_root, tmp_path):
+    """GaPT + MoCo v3 protocol (CLS token) on all five FGVC layouts, with
+    configs generated on the fly (no committed GaPT configs)."""
+    work_dir = str(tmp_path / 'bench')
+    opts = tiny_cfg_options('fgvc', epochs=EPOCHS, num_classes=4)
+    results = rb.main([
+        '--benchmark', 'fgvc', '--method', 'gapt', '--backbone', 'mocov3',
+        '--seeds', '0', '--data-root', fgvc_root, '--work-dir', work_dir,
+        '--cfg-options', *as_cli(opts)])
+    assert set(results) == set(FGVC_DATASETS)
+    for task, per_seed in results.items():
+        assert per_seed[0] > THRESHOLD, (task, per_seed)
+        assert osp.isfile(osp.join(
+            work_dir, 'configs', 'fgvc',
+            gen.config_name('gapt', 'mocov3', 'fgvc', task)))
+    text = open(osp.join(work_dir, 'summary.md')).read()
+    assert 'mean of 5/5 tasks' in text
+
+
+def test_train_test_tools_fgvc(fgvc_root, tmp_path):
+    """The committed LSPT MoCo v3 CUB config through tools/train.py and
+    tools/test.py (the commands the README gives)."""
+    config = gen.config_path('lspt', 'mocov3', 'fgvc', 'cub')
+    root = osp.join(fgvc_root, 'CUB_200_2011')
+    opts = tiny_cfg_options('fgvc', epochs=EPOCHS, num_classes=4)
+    for loader in ('train', 'val', 'test'):
+        opts[f'{loader}_dataloader.dataset.data_root'] = root
+    work_dir = str(tmp_path / 'work')
+    cli = as_cli(opts)
+    out = subprocess.run(
+        [sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+         '--cfg-options', *cli], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = osp.join(work_dir, f'epoch_{EPOCHS}.pth')
+    assert osp.isfile(ckpt)
+    out = subprocess.run(
+        [sys.executable, 'tools/test.py', config, ckpt, '--work-dir',
+         work_dir, '--cfg-options', *cli], cwd=REPO, capture_output=True,
+        text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = [x for x in out.stdout.splitlines()
+            if x.startswith('Test metrics: ')][-1]
+    top1 = json.loads(line[len('Test metrics: '):])['accuracy/top1']
+    assert top1 > THRESHOLD
+
+
+def test_shuffled_labels_stay_below_threshold(vtab_root, tmp_path):
+    """Control: the same training with the training labels shuffled does
+    not reach the threshold, so the threshold can fail."""
+    import shutil
+    root = tmp_path / 'vtab-1k'
+    shutil.copytree(osp.join(vtab_root, 'kitti'), root / 'kitti')
+    path = root / 'kitti' / 'train800val200.txt'
+    lines = path.read_text().split('\n')[:-1]
+    labels = [ln.rsplit(' ', 1)[1] for ln in lines]
+    random.Random(0).shuffle(labels)
+    path.write_text(''.join(f'{ln.rsplit(" ", 1)[0]} {lb}\n'
+                            for ln, lb in zip(lines, labels)))
+    results = rb.main([
+        '--benchmark', 'vtab1k', '--tasks', 'kitti', '--data-root',
+        str(root), '--work-dir', str(tmp_path / 'bench'), '--cfg-options',
+        *as_cli(tiny_cfg_options('vtab1k', epochs=EPOCHS))])
+    assert results['kitti'][0] < THRESHOLD - 20
