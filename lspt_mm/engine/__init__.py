@@ -2,9 +2,11 @@
 constructor for segmentors."""
 from .checkpoint_hook import (AtomicCheckpointHook, atomic_write_bytes,
                               atomic_write_text)
-from .optim import SegLayerDecayOptimWrapperConstructor
+from .optim import (PromptTuningOptimWrapperConstructor,
+                    SegLayerDecayOptimWrapperConstructor)
 
 __all__ = [
     'AtomicCheckpointHook', 'atomic_write_bytes', 'atomic_write_text',
+    'PromptTuningOptimWrapperConstructor',
     'SegLayerDecayOptimWrapperConstructor'
 ]

@@ -16,6 +16,7 @@ optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01),
     clip_grad=None,
+    constructor='PromptTuningOptimWrapperConstructor',
     paramwise_cfg=dict(
         norm_decay_mult=0.,
         bias_decay_mult=0.,
