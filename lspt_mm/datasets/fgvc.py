@@ -38,7 +38,7 @@ class FGVC(CustomDataset):
 
         CUB_200_2011/          <- data_root (the official archive's folder)
         ├── images/...         <- image folder (VPT's), see below
-        ├── train.json         {"001.Black_footed_Albatross/xxx.jpg": 0, ...}
+        ├── train.json         {"001.Black_footed_Albatross/x.jpg": 0}
         ├── val.json           (or train.txt / val.txt / test.txt with
         └── test.json           lines "relative/path label")
 

@@ -106,7 +106,10 @@ def config_text(method, backbone, benchmark, task, base_rel='../../_base_'):
         f'    head=dict(num_classes={num_classes}))',
         f'data_preprocessor = dict(num_classes={num_classes})',
     ]
-    lines += [f'{loader} = dict(dataset=dict({ds}))' for loader in loaders]
+    for loader in loaders:
+        line = f'{loader} = dict(dataset=dict({ds}))'
+        lines.append(line if len(line) < 80 else
+                     f'{loader} = dict(\n    dataset=dict({ds}))')
     lines.append(f"optim_wrapper = dict(optimizer=dict(lr={hp['lr']!r}))")
     return '\n'.join(line for line in lines if line is not None) + '\n'
 

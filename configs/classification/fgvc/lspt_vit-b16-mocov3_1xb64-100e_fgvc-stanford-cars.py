@@ -13,7 +13,8 @@ model = dict(
     backbone=dict(prompt_method='lspt', num_prompts=10),
     head=dict(num_classes=196))
 data_preprocessor = dict(num_classes=196)
-train_dataloader = dict(dataset=dict(name='stanford_cars', data_root=data_root))
+train_dataloader = dict(
+    dataset=dict(name='stanford_cars', data_root=data_root))
 val_dataloader = dict(dataset=dict(name='stanford_cars', data_root=data_root))
 test_dataloader = dict(dataset=dict(name='stanford_cars', data_root=data_root))
 optim_wrapper = dict(optimizer=dict(lr=0.1))
