@@ -1,0 +1,169 @@
+"""Load a model from any config, feed it an image, and read what each
+PromptedViT block does with prompts and patches (attention maps, block
+outputs). Used by ``tools/analysis_tools/visualize_attention.py`` and
+``tools/analysis_tools/prompt_patch_similarity.py``."""
+import contextlib
+import os.path as osp
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+
+
+def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
+    """Build ``cfg.model`` (an mmpretrain classifier, an mmseg segmentor or
+    any model with a ``backbone``) in the config's default scope, load
+    ``checkpoint`` (``None`` / ``'none'``: initial weights) and return it
+    in eval mode. Returns ``(model, cfg)``."""
+    import lspt_mm  # noqa: F401  (compat fixes first)
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope', None) or 'mmpretrain'
+    init_default_scope(scope)
+    if scope == 'mmseg':
+        import mmseg.models  # noqa: F401
+        from mmseg.registry import MODELS
+    else:
+        from mmpretrain.registry import MODELS
+    model = MODELS.build(cfg.model)
+    if checkpoint and str(checkpoint).lower() != 'none':
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=False)
+    else:
+        model.init_weights()
+    return model.to(device).eval(), cfg
+
+
+def find_backbone(model):
+    from lspt_mm.models import PromptedViT
+    backbone = getattr(model, 'backbone', model)
+    if not isinstance(backbone, PromptedViT):
+        raise TypeError(f'model.backbone is a {type(backbone).__name__}, '
+                        'not a PromptedViT')
+    return backbone
+
+
+def backbone_input_size(backbone):
+    """(H, W) the backbone was built for."""
+    return tuple(r * backbone.patch_size for r in backbone.patch_resolution)
+
+
+def list_images(paths, max_images=None):
+    files = []
+    for path in paths:
+        if osp.isdir(path):
+            import os
+            files += sorted(
+                osp.join(path, f) for f in os.listdir(path)
+                if f.lower().endswith(IMG_EXTS))
+        else:
+            files.append(path)
+    if not files:
+        raise FileNotFoundError(f'no images in {paths}')
+    return files[:max_images] if max_images else files
+
+
+def load_image(path, size):
+    """RGB uint8 array resized to ``size`` (H, W)."""
+    from PIL import Image
+    img = Image.open(path).convert('RGB').resize((size[1], size[0]),
+                                                 Image.BILINEAR)
+    return np.asarray(img)
+
+
+def normalise(model, images):
+    """uint8 RGB (B, H, W, 3) array -> normalised float tensor with the
+    model's data-preprocessor mean/std (ImageNet's if it has none)."""
+    pre = getattr(model, 'data_preprocessor', None)
+    mean = getattr(pre, 'mean', None)
+    std = getattr(pre, 'std', None)
+    mean = torch.as_tensor(IMAGENET_MEAN if mean is None else
+                           mean.flatten().tolist()).view(1, 3, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD if std is None else
+                          std.flatten().tolist()).view(1, 3, 1, 1)
+    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)
+    return (x.float() - mean) / std
+
+
+@contextlib.contextmanager
+def record_block_outputs(backbone):
+    """Collect every block's output tokens (B, T, D), before any prompt
+    replacement of the next block. Hooks ``layer.ffn``: its output is the
+    block output in both of PromptedViT's paths (``layer(x)`` and GaPT's
+    temperature path, which does not call ``layer.forward``)."""
+    outputs = []
+    handles = [
+        layer.ffn.register_forward_hook(
+            lambda m, args, out: outputs.append(out.detach()))
+        for layer in backbone.layers
+    ]
+    try:
+        yield outputs
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def attention_summary(backbone, x):
+    """Per-block attention of the first image of ``x``.
+
+    Returns a dict of numpy arrays (L blocks, patch grid h×w):
+    ``cls_to_patch`` (L, h, w): CLS row, head mean, over patches;
+    ``prompt_to_patch`` (L, h, w): mean over prompts and heads (NaN without
+    prompts); ``cls_mass`` / ``prompt_mass`` (L, 3): attention mass on
+    [CLS, prompts, patches] (rows sum to 1).
+    """
+    n_p = backbone.num_prompts
+    with backbone.record_attention() as maps:
+        backbone(x[:1])
+    h, w = (x.shape[-2] // backbone.patch_size,
+            x.shape[-1] // backbone.patch_size)
+    cls_maps, prompt_maps, cls_mass, prompt_mass = [], [], [], []
+
+    def mass(rows):  # rows: (R, T) -> [cls, prompts, patches]
+        return torch.stack([rows[:, 0].mean(), rows[:, 1:1 + n_p].sum(
+            -1).mean(), rows[:, 1 + n_p:].sum(-1).mean()])
+
+    for a in maps:
+        a = a[0].float().mean(0)  # head mean (T, T)
+        cls_maps.append(a[0, 1 + n_p:].reshape(h, w))
+        cls_mass.append(mass(a[:1]))
+        if n_p:
+            rows = a[1:1 + n_p]
+            prompt_maps.append(rows[:, 1 + n_p:].mean(0).reshape(h, w))
+            prompt_mass.append(mass(rows))
+        else:
+            prompt_maps.append(torch.full((h, w), float('nan')))
+            prompt_mass.append(torch.full((3, ), float('nan')))
+    return dict(cls_to_patch=torch.stack(cls_maps).numpy(),
+                prompt_to_patch=torch.stack(prompt_maps).numpy(),
+                cls_mass=torch.stack(cls_mass).numpy(),
+                prompt_mass=torch.stack(prompt_mass).numpy())
+
+
+@torch.no_grad()
+def prompt_patch_cosine(backbone, x):
+    """Mean cosine similarity between every prompt token and every patch
+    token of each block's output, per image: array (B, L)."""
+    n_p = backbone.num_prompts
+    if not n_p:
+        raise ValueError('this backbone has no prompt tokens '
+                         f'(prompt_method={backbone.prompt_method.method_name})')
+    with record_block_outputs(backbone) as outs:
+        backbone(x)
+    sims = []
+    for tokens in outs:
+        tokens = tokens.float()
+        prompts = F.normalize(tokens[:, 1:1 + n_p], dim=-1)
+        patches = F.normalize(tokens[:, 1 + n_p:], dim=-1)
+        sims.append((prompts @ patches.transpose(1, 2)).mean((1, 2)))
+    return torch.stack(sims, dim=1).numpy()
