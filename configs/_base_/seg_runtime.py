@@ -15,7 +15,11 @@ default_hooks = dict(
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-custom_hooks = [dict(type='TrainableParamsHook')]
+custom_hooks = [
+    dict(type='TrainableParamsHook'),
+    # torch RNG state in checkpoints: --resume continues bit-exactly
+    dict(type='RNGStateHook'),
+]
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

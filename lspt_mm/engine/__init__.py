@@ -4,9 +4,10 @@ from .checkpoint_hook import (AtomicCheckpointHook, atomic_write_bytes,
                               atomic_write_text)
 from .optim import (PromptTuningOptimWrapperConstructor,
                     SegLayerDecayOptimWrapperConstructor)
+from .rng_hook import RNGStateHook
 
 __all__ = [
     'AtomicCheckpointHook', 'atomic_write_bytes', 'atomic_write_text',
     'PromptTuningOptimWrapperConstructor',
-    'SegLayerDecayOptimWrapperConstructor'
+    'SegLayerDecayOptimWrapperConstructor', 'RNGStateHook'
 ]
