@@ -92,6 +92,10 @@ def parse_args(argv=None):
                    'autocast on CPU)')
     p.add_argument('--threads', type=int, default=None,
                    help='torch CPU threads (default: torch default)')
+    p.add_argument('--prototype-fixes', action='store_true',
+                   help='measure with the backbone fixes prototyped in '
+                   'lspt_mm/analysis/prototype_fixes.py (one split per block '
+                   'boundary; cached LSTM input term at inference)')
     p.add_argument('--out', help='write the records as JSON here')
     p.add_argument('--markdown', help='also write the tables to this file')
     p.add_argument('--timeout', type=float, default=3600,
@@ -456,8 +460,10 @@ def run_job(job, args):
         head_gflops=head_fwd_flops / 1e9 / B,
         train_step_ms=statistics.median(train_times),
         train_step_ms_all=train_times,
+        train_step_ms_min=min(train_times),
         infer_ms=statistics.median(infer_times),
         infer_ms_all=infer_times,
+        infer_ms_min=min(infer_times),
         peak_mem_mb=peak)
     if job['task'] == 'seg':
         rec['head_share_of_step'] = rec['head_train_step_ms'] / \
@@ -679,9 +685,12 @@ def report(records, args):
         parts.append(f"- **{'PASS' if ok else 'FAIL'}** {name}: {detail}")
     r0 = records[0]
     parts += ['', f"device {r0['device']}, amp {r0['amp']}, torch "
-              f"{r0['torch']}, {r0['threads']} threads; medians of "
-              f'{args.repeats} runs after {args.warmup} warm-up; FLOPs per '
-              'image (1 multiply-add = 2 FLOPs)']
+              f"{r0['torch']}, {r0['threads']} threads, prototype fixes "
+              f"{r0['prototype_fixes']}; times are medians of "
+              f'{args.repeats} runs after {args.warmup} warm-up (all runs '
+              'and minima in the JSON); FLOPs per image (1 multiply-add = 2 '
+              'FLOPs); peak train memory: CUDA max allocated, CPU peak RSS '
+              'above the process before the model was built']
     return '\n'.join(parts)
 
 
@@ -689,7 +698,14 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.worker:
-        rec = run_job(json.loads(args.worker), args)
+        job = json.loads(args.worker)
+        if args.prototype_fixes:
+            from lspt_mm.analysis import prototype_fixes
+            with prototype_fixes.applied():
+                rec = run_job(job, args)
+        else:
+            rec = run_job(job, args)
+        rec['prototype_fixes'] = bool(args.prototype_fixes)
         print(RESULT_TAG + json.dumps(rec), flush=True)
         return
     jobs = make_jobs(args)
@@ -698,8 +714,11 @@ def main(argv=None):
     for i, job in enumerate(jobs):
         t = time.time()
         print(f'[{i + 1}/{len(jobs)}] {job}', file=sys.stderr, flush=True)
-        rec = (run_job(job, args) if args.in_process else
-               run_in_subprocess(job, args, argv))
+        if args.in_process:
+            rec = run_job(job, args)
+            rec['prototype_fixes'] = False
+        else:
+            rec = run_in_subprocess(job, args, argv)
         records.append(rec)
         print(f"    train {rec['train_step_ms']:.0f} ms, infer "
               f"{rec['infer_ms']:.0f} ms, peak {rec['peak_mem_mb']:.0f} MB "
