@@ -31,6 +31,7 @@ Examples::
         --batch 2 --num-prompts 10 100 --repeats 2 --out bench.json
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -103,7 +104,11 @@ def parse_args(argv=None):
     p.add_argument('--in-process', action='store_true',
                    help='run every job in this process (debugging; peak '
                    'memory is then not per method)')
+    p.add_argument('--no-interleave', dest='interleave', action='store_false',
+                   help='skip the interleaved timing pass: then step and '
+                   'inference times come from the per-method processes')
     p.add_argument('--worker', help=argparse.SUPPRESS)
+    p.add_argument('--interleave-worker', help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -286,69 +291,120 @@ class SavedActivations:
         return sum(self.storages.values()) / 2**20
 
 
+class Runner:
+    """One method's model, synthetic batch, optimiser and timed steps."""
+
+    def __init__(self, job, args):
+        import torch
+
+        import lspt_mm  # noqa: F401  (compat fixes, registers PromptedViT)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        self.job, self.args = job, args
+        self.device = device = torch.device(args.device or (
+            'cuda' if torch.cuda.is_available() else 'cpu'))
+        self.cuda = device.type == 'cuda'
+        if job['task'] == 'seg':
+            import mmseg.models  # noqa: F401  (registers mmseg modules)
+        torch.manual_seed(0)
+        self.model = build_model(job, args).to(device)
+        self.inputs, self.samples = synthetic_batch(job, args, device)
+        self.optimizer = build_optimizer(self.model, job['task'])
+        self.amp_dtype = torch.float16 if self.cuda else torch.bfloat16
+        self.scaler = torch.amp.GradScaler('cuda') if (
+            args.amp and self.cuda) else None
+
+    def autocast(self):
+        import torch
+        return torch.autocast(self.device.type, dtype=self.amp_dtype,
+                              enabled=self.args.amp)
+
+    def sync(self):
+        if self.cuda:
+            import torch
+            torch.cuda.synchronize()
+
+    def train_step(self):
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            losses = self.model.loss(self.inputs, self.samples)
+            loss = sum(v for k, v in losses.items() if 'loss' in k)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        return loss
+
+    def infer(self):
+        import torch
+        self.model.eval()
+        with torch.no_grad(), self.autocast():
+            return self._infer()
+
+    def _infer(self):
+        if self.job['task'] == 'cls':
+            return self.model(self.inputs, mode='tensor')
+        metas = [s.metainfo for s in self.samples]
+        return self.model.encode_decode(self.inputs, metas)
+
+    def timed(self, fn, n):
+        times = []
+        for _ in range(n):
+            self.sync()
+            t = time.perf_counter()
+            fn()
+            self.sync()
+            times.append((time.perf_counter() - t) * 1e3)
+        return times
+
+
+def run_interleaved(jobs, args):
+    """Time several methods in one process, round-robin, so that a changing
+    load on a shared machine hits all of them alike; returns
+    ``{job key: dict(train=[ms...], infer=[ms...])}``."""
+    runners = [Runner(job, args) for job in jobs]
+    for r in runners:  # warm-up
+        for _ in range(max(args.warmup, 1)):
+            r.train_step()
+            r.infer()
+    times = {job_key(r.job): dict(train=[], infer=[]) for r in runners}
+    for _ in range(args.repeats):
+        for r in runners:
+            times[job_key(r.job)]['train'] += r.timed(r.train_step, 1)
+    for _ in range(args.repeats):
+        for r in runners:
+            times[job_key(r.job)]['infer'] += r.timed(r.infer, 1)
+    return times
+
+
+def job_key(job):
+    return '{method}|{task}|{img_size}|{num_prompts}|{batch}'.format(**job)
+
+
 def run_job(job, args):
     """Measure one (method, task, size, prompts, batch); returns a record."""
     import torch
 
-    import lspt_mm  # noqa: F401  (compat fixes, registers PromptedViT)
     from lspt_mm.analysis.flops import analytic_flops, count_flops
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device or (
-        'cuda' if torch.cuda.is_available() else 'cpu'))
-    cuda = device.type == 'cuda'
-    if job['task'] == 'seg':
-        import mmseg.models  # noqa: F401  (registers mmseg modules)
-    torch.manual_seed(0)
     rss0 = _rss_mb()
-    model = build_model(job, args).to(device)
-    inputs, samples = synthetic_batch(job, args, device)
-    optimizer = build_optimizer(model, job['task'])
+    runner = Runner(job, args)
+    model, optimizer = runner.model, runner.optimizer
+    inputs, samples = runner.inputs, runner.samples
+    device, cuda = runner.device, runner.cuda
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         mem0 = torch.cuda.memory_allocated()
-    amp_dtype = torch.float16 if cuda else torch.bfloat16
-    scaler = torch.amp.GradScaler('cuda') if (args.amp and cuda) else None
-
-    def autocast():
-        return torch.autocast(device.type, dtype=amp_dtype,
-                              enabled=args.amp)
-
-    def sync():
-        if cuda:
-            torch.cuda.synchronize()
-
-    def train_step():
-        optimizer.zero_grad(set_to_none=True)
-        with autocast():
-            losses = model.loss(inputs, samples)
-            loss = sum(v for k, v in losses.items() if 'loss' in k)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        return loss
+    train_step, timed, sync = runner.train_step, runner.timed, runner.sync
+    autocast = runner.autocast
 
     def infer():
         with autocast():
-            if job['task'] == 'cls':
-                return model(inputs, mode='tensor')
-            metas = [s.metainfo for s in samples]
-            return model.encode_decode(inputs, metas)
-
-    def timed(fn, n):
-        times = []
-        for _ in range(n):
-            sync()
-            t = time.perf_counter()
-            fn()
-            sync()
-            times.append((time.perf_counter() - t) * 1e3)
-        return times
+            return runner._infer()
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     frozen = [p for p in model.parameters() if not p.requires_grad]
@@ -474,8 +530,8 @@ def run_job(job, args):
 
 
 # ==================================================================== driver
-def run_in_subprocess(job, args, argv):
-    cmd = [sys.executable, osp.abspath(__file__), *argv, '--worker',
+def run_in_subprocess(job, args, argv, flag='--worker'):
+    cmd = [sys.executable, osp.abspath(__file__), *argv, flag,
            json.dumps(job)]
     env = dict(os.environ)
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -518,6 +574,34 @@ def _ratios(r, ref):
     if ref is None:
         return None
     return {k: (r[k] / ref[k] if ref.get(k) else None) for k in RATIO_KEYS}
+
+
+def interleave(records, args, argv):
+    """Second timing pass: per (task, size, batch), one process times all
+    its methods round-robin. Its medians become ``train_step_ms`` /
+    ``infer_ms``; the per-process ones stay as ``*_per_process``."""
+    settings = sorted({(r['task'], r['img_size'], r['batch'])
+                       for r in records})
+    for setting in settings:
+        rows = [r for r in records
+                if (r['task'], r['img_size'], r['batch']) == setting]
+        jobs = [{k: r[k] for k in ('method', 'task', 'img_size',
+                                   'num_prompts', 'batch')} for r in rows]
+        t = time.time()
+        print(f'[interleaved] {setting}: {len(jobs)} methods',
+              file=sys.stderr, flush=True)
+        times = run_in_subprocess(jobs, args, argv, '--interleave-worker')
+        print(f'    ({time.time() - t:.0f} s)', file=sys.stderr, flush=True)
+        for r, job in zip(rows, jobs):
+            tt = times[job_key(job)]
+            for name, key in (('train', 'train_step_ms'),
+                              ('infer', 'infer_ms')):
+                r[f'{key}_per_process'] = r[key]
+                r[f'{key}_per_process_all'] = r[f'{key}_all']
+                r[f'{key}_all'] = tt[name]
+                r[key] = statistics.median(tt[name])
+                r[f'{key}_min'] = min(tt[name])
+            r['timing'] = 'interleaved'
 
 
 def add_ratios(records):
@@ -687,8 +771,9 @@ def report(records, args):
     parts += ['', f"device {r0['device']}, amp {r0['amp']}, torch "
               f"{r0['torch']}, {r0['threads']} threads, prototype fixes "
               f"{r0['prototype_fixes']}; times are medians of "
-              f'{args.repeats} runs after {args.warmup} warm-up (all runs '
-              'and minima in the JSON); FLOPs per image (1 multiply-add = 2 '
+              f'{args.repeats} runs after {args.warmup} warm-up, '
+              f"{r0.get('timing', 'one process per method')} (all runs, "
+              'minima and per-process times in the JSON); FLOPs per image (1 multiply-add = 2 '
               'FLOPs); peak train memory: CUDA max allocated, CPU peak RSS '
               'above the process before the model was built']
     return '\n'.join(parts)
@@ -697,6 +782,16 @@ def report(records, args):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.interleave_worker:
+        jobs = json.loads(args.interleave_worker)
+        ctx = contextlib.nullcontext()
+        if args.prototype_fixes:
+            from lspt_mm.analysis import prototype_fixes
+            ctx = prototype_fixes.applied()
+        with ctx:
+            times = run_interleaved(jobs, args)
+        print(RESULT_TAG + json.dumps(times), flush=True)
+        return
     if args.worker:
         job = json.loads(args.worker)
         if args.prototype_fixes:
@@ -723,6 +818,8 @@ def main(argv=None):
         print(f"    train {rec['train_step_ms']:.0f} ms, infer "
               f"{rec['infer_ms']:.0f} ms, peak {rec['peak_mem_mb']:.0f} MB "
               f'({time.time() - t:.0f} s)', file=sys.stderr, flush=True)
+    if args.interleave and not args.in_process:
+        interleave(records, args, argv)
     add_ratios(records)
     text = report(records, args)
     print(text)
