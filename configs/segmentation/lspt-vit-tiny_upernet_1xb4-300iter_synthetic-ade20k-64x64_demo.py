@@ -20,7 +20,7 @@ norm_cfg = dict(type='BN', requires_grad=True)
 embed_dims = 64
 max_iters = 300
 
-data_preprocessor = dict(size=crop_size)
+data_preprocessor = dict(size=crop_size, test_cfg=dict(size_divisor=8))
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(

@@ -14,7 +14,11 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
     pad_val=0,
-    seg_pad_val=255)
+    seg_pad_val=255,
+    # test time: pad to a multiple of the patch size (removed again from the
+    # predictions), for images whose short side ends below the crop size
+    # (very wide images, TTA scales < 1): the ViT needs whole patches
+    test_cfg=dict(size_divisor=16))
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
