@@ -2,6 +2,7 @@
 mmpretrain / mmsegmentation."""
 from . import compat  # noqa: F401  (must run before any mm library import)
 from .models import PromptedViT  # noqa: F401,E402
+from . import datasets, engine  # noqa: F401,E402  (registries)
 from .utils import count_parameters, log_trainable_parameters  # noqa: E402
 
 __version__ = '0.1.0'
