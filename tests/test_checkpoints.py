@@ -215,3 +215,24 @@ def test_runner_checkpoint_loads_on_torch_with_weights_only_default(tmp_path):
     load_checkpoint(fresh, path, map_location='cpu', strict=True)
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(fresh(x)[0], vit(x)[0])
+
+
+def test_test_tool_needs_no_pretrained_file_for_a_full_checkpoint(tmp_path):
+    import importlib.util
+    from mmengine.config import Config
+    spec = importlib.util.spec_from_file_location('test_tool',
+                                                  'tools/test.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    vit = build()
+    full = str(tmp_path / 'full.pth')
+    torch.save({'state_dict': {'backbone.' + k: v
+                               for k, v in vit.state_dict().items()}}, full)
+    trainable = str(tmp_path / 'trainable.pth')
+    torch.save({'state_dict': {'backbone.prompt_method.prompts':
+                               vit.prompt_method.prompts}}, trainable)
+    for ckpt, expected in ((full, None), (trainable, 'absent/mae.pth')):
+        cfg = Config(dict(model=dict(backbone=dict(
+            type='PromptedViT', pretrained='absent/mae.pth'))))
+        tool.skip_pretrained_if_checkpoint_has_backbone(cfg, ckpt)
+        assert cfg.model.backbone.pretrained == expected

@@ -112,6 +112,23 @@ def enable_tta(cfg):
     return cfg
 
 
+def skip_pretrained_if_checkpoint_has_backbone(cfg, checkpoint):
+    """A runner checkpoint that holds every backbone weight needs no
+    pretrained file: testing then works without it. A trainable-only
+    checkpoint keeps ``pretrained`` (the frozen ViT comes from there)."""
+    backbone = cfg.get('model', {}).get('backbone', None)
+    if not backbone or backbone.get('pretrained', None) is None:
+        return
+    import torch
+    ckpt = torch.load(checkpoint, map_location='cpu', mmap=True,
+                      weights_only=False)
+    keys = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    if any(k.startswith('backbone.layers.') for k in keys):
+        print(f'{checkpoint} holds the whole backbone: not reading '
+              f'pretrained={backbone.pretrained!r}', flush=True)
+        backbone.pretrained = None
+
+
 def merge_args(cfg, args):
     """Apply the command-line arguments to ``cfg`` (returned)."""
     cfg.launcher = args.launcher
@@ -126,6 +143,7 @@ def merge_args(cfg, args):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} not found')
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    skip_pretrained_if_checkpoint_has_backbone(cfg, args.checkpoint)
     if args.show or args.show_dir:
         cfg = enable_visualization(cfg, args)
     if args.tta:
