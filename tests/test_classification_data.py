@@ -251,7 +251,7 @@ def test_config_content(backbone, benchmark, task):
     warm, cos = cfg.param_scheduler
     assert (warm.type, warm.end, cos.type, cos.begin, cos.end) == (
         'LinearLR', 10, 'CosineAnnealingLR', 10, 100)
-    assert 'lspt_mm.datasets' in cfg.custom_imports.imports
+    assert 'lspt_mm' in cfg.custom_imports.imports  # registers datasets
     train = cfg.train_dataloader
     if benchmark == 'vtab1k':
         assert train.batch_size == 128 and train.dataset.task == task

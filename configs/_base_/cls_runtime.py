@@ -1,7 +1,7 @@
 # Runtime for the classification configs (mmpretrain scope).
 default_scope = 'mmpretrain'
 custom_imports = dict(
-    imports=['lspt_mm', 'lspt_mm.datasets', 'lspt_mm.utils'],
+    imports=['lspt_mm'],
     allow_failed_imports=False)
 
 default_hooks = dict(
@@ -9,13 +9,18 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # the last checkpoint is what is tested; keep one
+    # writes epoch_N.pth and `last_checkpoint` atomically (temp + rename)
     checkpoint=dict(
-        type='CheckpointHook', interval=10, max_keep_ckpts=1,
+        type='AtomicCheckpointHook', interval=10, max_keep_ckpts=1,
         save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
-custom_hooks = [dict(type='TrainableParamsHook')]
+custom_hooks = [
+    dict(type='TrainableParamsHook'),
+    # torch RNG state in checkpoints: --resume continues bit-exactly
+    dict(type='RNGStateHook'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -7,11 +7,6 @@ _base_ = [
     '../_base_/models/upernet_prompted_vit.py', '../_base_/datasets/ade20k.py',
     '../_base_/seg_runtime.py', '../_base_/schedules/schedule_160k.py'
 ]
-# lspt_mm registers PromptedViT (mmpretrain), the checked ADE20K dataset and
-# transforms (mmseg) and the atomic checkpoint hook (mmengine)
-custom_imports = dict(
-    imports=['lspt_mm', 'lspt_mm.datasets', 'lspt_mm.engine'],
-    allow_failed_imports=False)
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(

@@ -4,7 +4,7 @@
 # 1/16 level. Same layout as mmseg's MAE ADE20K config
 # (mmseg::_base_/models/upernet_mae.py), with the backbone swapped.
 custom_imports = dict(
-    imports=['lspt_mm', 'lspt_mm.datasets', 'lspt_mm.engine'],
+    imports=['lspt_mm'],  # registers the backbone, datasets and hooks
     allow_failed_imports=False)
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
