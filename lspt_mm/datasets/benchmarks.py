@@ -71,9 +71,9 @@ def num_classes_of(benchmark, task):
 # Per-task prompt counts and learning rates.
 #
 # PROVENANCE: GaPT's per-task table (Yoo et al., ICML 2023, appendix) could
-# not be consulted while writing this file, so NO entry below is GaPT's.
-# Every value is a PLACEHOLDER default (marked by HPARAM_SOURCE) to be
-# replaced with GaPT's numbers once confirmed; the protocol around them
+# not be consulted while writing this file. The defaults below are
+# PLACEHOLDERS (marked by HPARAM_SOURCE) to be replaced with GaPT's numbers
+# once confirmed; the one per-task entry that is sourced says where from; the protocol around them
 # (SGD momentum 0.9, weight decay 0, cosine, 10 warm-up epochs of 100,
 # batch 64 FGVC / 128 VTAB, prompt dropout 0.1) is method.md's.
 #
@@ -88,10 +88,14 @@ DEFAULT_HPARAMS = {
     ('mocov3', 'fgvc'): dict(num_prompts=10, lr=0.1, gate_init=10.),
     ('mocov3', 'vtab1k'): dict(num_prompts=10, lr=0.1, gate_init=10.),
 }
-# (backbone, benchmark, task) -> overrides of DEFAULT_HPARAMS. Empty until
-# GaPT's per-task numbers are confirmed; fill with e.g.
-#   ('mae', 'vtab1k', 'cifar'): dict(num_prompts=..., lr=...),
-TASK_HPARAMS = {}
+# (backbone, benchmark, task) -> overrides of DEFAULT_HPARAMS, each with its
+# source. Add GaPT's per-task numbers here as they are confirmed.
+TASK_HPARAMS = {
+    # GaPT's official README example: `bash run.sh cub mae_vitb16 64 0.1 100 5`
+    # (batch 64, lr 0.1, 100 prompts, gate init 5).
+    ('mae', 'fgvc', 'cub'): dict(num_prompts=100, lr=0.1, gate_init=5.,
+                                 source="GaPT's README example"),
+}
 # Methods whose learning rate is not the prompt-tuning one (placeholders).
 METHOD_LR = {
     'full': 0.01,  # full fine-tuning with SGD: placeholder
@@ -99,13 +103,14 @@ METHOD_LR = {
 
 
 def hparams_of(backbone, benchmark, task, method='lspt'):
-    """Default ``num_prompts``, ``lr`` and ``gate_init`` of a run."""
+    """Default ``num_prompts``, ``lr`` and ``gate_init`` of a run, and the
+    ``source`` of those numbers."""
     if (backbone, benchmark) not in DEFAULT_HPARAMS:
         raise KeyError(f'no hyper-parameters for backbone={backbone!r}, '
                        f'benchmark={benchmark!r}; known: '
                        f'{sorted(DEFAULT_HPARAMS)}')
     num_classes_of(benchmark, task)  # validates the task name
-    hp = dict(DEFAULT_HPARAMS[(backbone, benchmark)])
+    hp = dict(DEFAULT_HPARAMS[(backbone, benchmark)], source=HPARAM_SOURCE)
     hp.update(TASK_HPARAMS.get((backbone, benchmark, task), {}))
     if method in METHOD_LR:
         hp['lr'] = METHOD_LR[method]
