@@ -442,7 +442,7 @@ def run_job(job, args):
         peak = (torch.cuda.max_memory_allocated()) / 2**20
         rec['peak_mem_above_model_mb'] = peak - mem0 / 2**20
     else:
-        peak = _maxrss_mb() - rss0
+        peak = max(_maxrss_mb() - rss0, 0.)  # 0 if an earlier peak hides it
     # frozen weights: no gradient buffer, no optimiser state
     opt_params = {id(p) for g in optimizer.param_groups for p in g['params']}
     state_tensors = [t for s in optimizer.state.values() for t in s.values()
