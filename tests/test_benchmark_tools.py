@@ -176,6 +176,11 @@ def test_seg_in_subprocesses(tmp_path):
         assert r['optim_state_mb'] == pytest.approx(
             2 * r['trainable_params'] * 4 / 2**20, rel=0.01)
         assert r['peak_mem_mb'] > 0
+        # peak of live tensors (profiler timeline): at least the weights
+        assert r['alloc_peak_mb'] >= r['param_mb']
+        split = r['alloc_peak_split_mb']
+        assert split['parameter'] >= 0.95 * r['param_mb']  # + buffers
+        assert sum(split.values()) == pytest.approx(r['alloc_peak_mb'])
     full, lspt = records
     assert full['frozen_params'] == 0 < lspt['frozen_params']
     assert lspt['backbone_trainable_params'] == \
