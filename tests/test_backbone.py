@@ -267,3 +267,23 @@ def test_vit_base_lspt_shapes_and_parameter_counts():
     with torch.no_grad():
         out, = vit(torch.randn(1, 3, 224, 224))
     assert out.shape == (1, 768)
+
+
+def test_lstm_input_term_is_cached_at_inference_only_until_params_change():
+    vit = make('lspt')
+    x = images()
+    with torch.no_grad():
+        first, = vit(x)
+        cached = vit.prompt_method._input_terms_cache[1]
+        again, = vit(x)
+        assert vit.prompt_method._input_terms_cache[1] is cached
+        assert torch.equal(first, again)
+        vit.prompt_method.prompts[2].add_(0.5)  # in place: version bump
+        changed, = vit(x)
+        assert vit.prompt_method._input_terms_cache[1] is not cached
+        assert torch.allclose(changed, reference_forward(vit, x, 'lspt'),
+                              atol=1e-5)
+    with torch.enable_grad():  # training path: never the cache
+        vit(x)[0].sum().backward()
+    assert vit.prompt_method._input_terms_cache is None
+    assert vit.prompt_method.lstm.weight_ih.grad is not None

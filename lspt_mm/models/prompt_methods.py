@@ -147,8 +147,9 @@ class LSPT(PromptMethod):
     cell=C^{l-1})`` with ``C^0 = 0``, every prompt token a separate row.
 
     The input term ``W_ih·P^l + b_ih`` does not depend on the image, so it is
-    computed once per forward for all blocks and broadcast over the batch
-    (dropout on ``P^l`` is therefore shared by the batch).
+    computed once per forward for all blocks (once in all at inference) and
+    broadcast over the batch (dropout on ``P^l`` is therefore shared by the
+    batch).
     """
     num_prompt_sets = 'per_block'
     use_spatial_mean = True
@@ -156,6 +157,26 @@ class LSPT(PromptMethod):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.lstm = nn.LSTMCell(self.embed_dims, self.embed_dims)
+        self._input_terms_cache = None  # (key, tensor), inference only
+
+    def input_terms(self):
+        """``W_ih·P^l + b_ih`` for l = 1..L-1: (L-1, N_p, 4D).
+
+        It depends on parameters only, so at inference (eval mode, no grad)
+        it is computed once and reused until a parameter changes (an
+        optimiser step or ``load_state_dict`` bumps its version).
+        """
+        params = (self.prompts, self.lstm.weight_ih, self.lstm.bias_ih)
+        if self.training or torch.is_grad_enabled():
+            self._input_terms_cache = None
+            return F.linear(self.prompt_dropout(self.prompts[1:]),
+                            self.lstm.weight_ih, self.lstm.bias_ih)
+        key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+        if self._input_terms_cache is None or \
+                self._input_terms_cache[0] != key:
+            self._input_terms_cache = (key, F.linear(
+                self.prompts[1:], self.lstm.weight_ih, self.lstm.bias_ih))
+        return self._input_terms_cache[1]
 
     def hidden_state(self, out_prompts, patches):
         if self.use_spatial_mean:
@@ -165,10 +186,7 @@ class LSPT(PromptMethod):
     def next_prompts(self, layer_index, in_prompts, out_prompts, patches,
                      state):
         if state is None:  # first LPC step of this forward
-            input_terms = F.linear(
-                self.prompt_dropout(self.prompts[1:]), self.lstm.weight_ih,
-                self.lstm.bias_ih)  # (L-1, N_p, 4D)
-            cell = None  # C^0 = 0
+            input_terms, cell = self.input_terms(), None  # C^0 = 0
         else:
             input_terms, cell = state
         hidden = self.hidden_state(out_prompts, patches)

@@ -257,9 +257,10 @@ class PromptedViT(VisionTransformer):
 
         method = self.prompt_method
         n_p = method.num_prompts
-        prompts = method.first_prompts(B)
+        prompts = method.first_prompts(B)  # X_P^0
         if prompts is not None:
             x = torch.cat((x[:, :1], prompts, x[:, 1:]), dim=1)
+        sections = (1, n_p, x.shape[1] - 1 - n_p)  # CLS, prompts, patches
 
         outs, state, last = [], None, len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -267,16 +268,18 @@ class PromptedViT(VisionTransformer):
             if self._attention_record is not None:
                 self._attention_record.append(
                     attention_weights(layer, x, temperature).detach())
-            in_prompts = x[:, 1:1 + n_p]
             x = block_forward(layer, x, temperature)
             if i == last and self.final_norm and self.out_type != 'avg_token':
                 x = self.ln1(x)
             if i in self.out_indices:
                 outs.append(self._format_output(x, patch_resolution))
             if n_p and i < last:
-                prompts, state = method.next_prompts(
-                    i, in_prompts, x[:, 1:1 + n_p], x[:, 1 + n_p:], state)
-                x = torch.cat((x[:, :1], prompts, x[:, 1 + n_p:]), dim=1)
+                # one split (its backward is one cat, not three zero-filled
+                # slice gradients); `prompts` are this block's input prompts
+                cls, out_prompts, patches = x.split(sections, dim=1)
+                prompts, state = method.next_prompts(i, prompts, out_prompts,
+                                                     patches, state)
+                x = torch.cat((cls, prompts, patches), dim=1)
         return tuple(outs)
 
     def _format_output(self, x, hw):
