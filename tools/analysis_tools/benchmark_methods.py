@@ -31,7 +31,6 @@ Examples::
         --batch 2 --num-prompts 10 100 --repeats 2 --out bench.json
 """
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -97,10 +96,6 @@ def parse_args(argv=None):
                    action='store_false',
                    help='CPU: skip the profiled extra train step that gives '
                    'the peak of live tensor memory (alloc_peak_mb)')
-    p.add_argument('--prototype-fixes', action='store_true',
-                   help='measure with the backbone fixes prototyped in '
-                   'lspt_mm/analysis/prototype_fixes.py (one split per block '
-                   'boundary; cached LSTM input term at inference)')
     p.add_argument('--out', help='write the records as JSON here')
     p.add_argument('--markdown', help='also write the tables to this file')
     p.add_argument('--timeout', type=float, default=3600,
@@ -832,8 +827,7 @@ def report(records, args):
         parts.append(f"- **{'PASS' if ok else 'FAIL'}** {name}: {detail}")
     r0 = records[0]
     parts += ['', f"device {r0['device']}, amp {r0['amp']}, torch "
-              f"{r0['torch']}, {r0['threads']} threads, prototype fixes "
-              f"{r0['prototype_fixes']}; times are medians of "
+              f"{r0['torch']}, {r0['threads']} threads; times are medians of "
               f"{len(r0['train_step_ms_all'])} runs after warm-up, "
               f"{r0.get('timing', 'one process per method')} (all runs, "
               'minima and per-process times in the JSON); FLOPs per image (1 multiply-add = 2 '
@@ -847,23 +841,11 @@ def main(argv=None):
     args = parse_args(argv)
     if args.interleave_worker:
         jobs = json.loads(args.interleave_worker)
-        ctx = contextlib.nullcontext()
-        if args.prototype_fixes:
-            from lspt_mm.analysis import prototype_fixes
-            ctx = prototype_fixes.applied()
-        with ctx:
-            times = run_interleaved(jobs, args)
+        times = run_interleaved(jobs, args)
         print(RESULT_TAG + json.dumps(times), flush=True)
         return
     if args.worker:
-        job = json.loads(args.worker)
-        if args.prototype_fixes:
-            from lspt_mm.analysis import prototype_fixes
-            with prototype_fixes.applied():
-                rec = run_job(job, args)
-        else:
-            rec = run_job(job, args)
-        rec['prototype_fixes'] = bool(args.prototype_fixes)
+        rec = run_job(json.loads(args.worker), args)
         print(RESULT_TAG + json.dumps(rec), flush=True)
         return
     if args.report:
@@ -884,7 +866,6 @@ def main(argv=None):
         print(f'[{i + 1}/{len(jobs)}] {job}', file=sys.stderr, flush=True)
         if args.in_process:
             rec = run_job(job, args)
-            rec['prototype_fixes'] = False
         else:
             rec = run_in_subprocess(job, args, argv)
         records.append(rec)
