@@ -16,7 +16,6 @@ import sys
 # lspt_mm must come before any mm import: it installs the compat fixes.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import lspt_mm  # noqa: E402,F401
-import lspt_mm.engine  # noqa: E402,F401  (AtomicCheckpointHook)
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
