@@ -80,8 +80,19 @@ grad = vit.prompt_method.prompts.grad.clone()
 torch.distributed.all_reduce(grad)
 same = torch.allclose(grad / get_world_size(), vit.prompt_method.prompts.grad)
 print(f'rank {get_rank()} of {get_world_size()} backend '
-      f'{torch.distributed.get_backend()} grads synced {same}')
+      f'{torch.distributed.get_backend()} grads synced {same}', flush=True)
+torch.distributed.barrier()  # no rank leaves while another still talks
+# a gloo group still alive at interpreter exit can abort the process
+# ("terminate called without an active exception"); tools/ close it too
+torch.distributed.destroy_process_group()
 '''
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def test_ddp_runs_on_cpu_with_gloo(tmp_path):
@@ -91,8 +102,8 @@ def test_ddp_runs_on_cpu_with_gloo(tmp_path):
     script.write_text(DDP_SCRIPT)
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         '--master_port=29533', str(script)], capture_output=True, text=True,
-        timeout=300)
+         f'--master_port={free_port()}', str(script)], capture_output=True,
+        text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for rank in (0, 1):
         assert f'rank {rank} of 2 backend gloo grads synced True' in \

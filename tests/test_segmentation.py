@@ -416,3 +416,40 @@ def test_resume_reaches_the_same_weights(data_root, trained,
     assert a.keys() == b.keys()
     differing = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differing, differing
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _test_metrics(out):
+    line = [x for x in out.splitlines() if x.startswith('Test metrics: ')]
+    return json.loads(line[-1][len('Test metrics: '):])
+
+
+def test_dist_scripts_train_and_test_on_cpu(data_root, tmp_path):
+    """tools/dist_train.sh / dist_test.sh with 2 processes (gloo on CPU):
+    both exit cleanly, and distributed testing gives the single-process
+    metrics of the same checkpoint."""
+    work = str(tmp_path / 'ddp')
+    for script, args in (
+            ('dist_train.sh', [DEMO, '2', '--work-dir', work, '--cfg-options',
+                               'train_cfg.max_iters=10',
+                               'train_cfg.val_interval=10',
+                               'default_hooks.checkpoint.interval=10']),
+            ('dist_test.sh', [DEMO, osp.join(work, 'iter_10.pth'), '2',
+                              '--work-dir', str(tmp_path / 'ddp_test'),
+                              '--cfg-options'])):
+        proc = subprocess.run(
+            ['bash', osp.join('tools', script)] + args + _data_opts(data_root),
+            cwd=ROOT, env=dict(ENV, PORT=str(_free_port())),
+            capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    distributed = _test_metrics(proc.stdout + proc.stderr)
+    single = _test_metrics(_run(
+        ['tools/test.py', DEMO, osp.join(work, 'iter_10.pth'), '--work-dir',
+         str(tmp_path / 'single'), '--cfg-options'] + _data_opts(data_root)))
+    assert distributed == single

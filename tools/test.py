@@ -22,6 +22,7 @@ from copy import deepcopy
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import lspt_mm  # noqa: E402,F401
 
+import torch  # noqa: E402
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -168,6 +169,10 @@ def main(argv=None):
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
     metrics = runner.test()
+    if torch.distributed.is_initialized():
+        # a gloo group alive at interpreter exit can abort the process
+        # (SIGABRT) after the work is done
+        torch.distributed.destroy_process_group()
     if runner.rank == 0:
         print('Test metrics: ' + json.dumps(
             {k: (float(v) if hasattr(v, '__float__') else v)

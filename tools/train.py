@@ -17,6 +17,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import lspt_mm  # noqa: E402,F401
 
+import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
@@ -135,6 +136,10 @@ def main(argv=None):
             'CPU.')
     runner = build_runner(cfg)
     runner.train()
+    if torch.distributed.is_initialized():
+        # a gloo group alive at interpreter exit can abort the process
+        # (SIGABRT) after the work is done
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':
