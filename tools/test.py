@@ -22,10 +22,9 @@ from copy import deepcopy
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import lspt_mm  # noqa: E402,F401
 
-import torch  # noqa: E402
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from lspt_mm.engine.runner_utils import (apply_common_args,  # noqa: E402
+                                         build_runner, close_distributed)
 
 
 def parse_args(argv=None):
@@ -132,14 +131,7 @@ def skip_pretrained_if_checkpoint_has_backbone(cfg, checkpoint):
 
 def merge_args(cfg, args):
     """Apply the command-line arguments to ``cfg`` (returned)."""
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = apply_common_args(cfg, args)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} not found')
     cfg.load_from = args.checkpoint
@@ -162,17 +154,13 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
-              RUNNERS.build(cfg))
+    runner = build_runner(cfg)
     if args.out is not None and not is_segmentation(cfg):
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
     metrics = runner.test()
-    if torch.distributed.is_initialized():
-        # a gloo group alive at interpreter exit can abort the process
-        # (SIGABRT) after the work is done
-        torch.distributed.destroy_process_group()
+    close_distributed()
     if runner.rank == 0:
         print('Test metrics: ' + json.dumps(
             {k: (float(v) if hasattr(v, '__float__') else v)

@@ -17,11 +17,10 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import lspt_mm  # noqa: E402,F401
 
-import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from lspt_mm.engine.runner_utils import (apply_common_args,  # noqa: E402
+                                         build_runner, close_distributed)
 
 
 def parse_args(argv=None):
@@ -63,16 +62,7 @@ def _amp_device_available():
 
 def merge_args(cfg, args):
     """Apply the command-line arguments to ``cfg`` (returned)."""
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir: CLI > config > ./work_dirs/<config stem>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = apply_common_args(cfg, args)
 
     if args.no_validate:
         cfg.val_cfg = None
@@ -118,12 +108,6 @@ def merge_args(cfg, args):
     return cfg
 
 
-def build_runner(cfg):
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
-
-
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
@@ -136,10 +120,7 @@ def main(argv=None):
             'CPU.')
     runner = build_runner(cfg)
     runner.train()
-    if torch.distributed.is_initialized():
-        # a gloo group alive at interpreter exit can abort the process
-        # (SIGABRT) after the work is done
-        torch.distributed.destroy_process_group()
+    close_distributed()
 
 
 if __name__ == '__main__':
