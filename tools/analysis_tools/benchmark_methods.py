@@ -417,6 +417,7 @@ def run_job(job, args):
     """Measure one (method, task, size, prompts, batch); returns a record."""
     import torch
 
+    from lspt_mm import count_parameters
     from lspt_mm.analysis.flops import analytic_flops, count_flops
     rss0 = _rss_mb()
     runner = Runner(job, args)
@@ -437,6 +438,7 @@ def run_job(job, args):
     trainable = [p for p in model.parameters() if p.requires_grad]
     frozen = [p for p in model.parameters() if not p.requires_grad]
     backbone = model.backbone
+    trainable_params, total_params = count_parameters(model)
     rec = dict(job)
     if job['task'] == 'seg':
         rec['seg_norm'] = seg_norm_cfg(args, job['batch'])['type']
@@ -444,10 +446,9 @@ def run_job(job, args):
         device=str(device), amp=bool(args.amp), arch=args.arch,
         load_avg_1min=os.getloadavg()[0],
         threads=torch.get_num_threads(), torch=torch.__version__,
-        trainable_params=sum(p.numel() for p in trainable),
-        total_params=sum(p.numel() for p in model.parameters()),
-        backbone_trainable_params=sum(p.numel() for p in backbone.parameters()
-                                      if p.requires_grad),
+        trainable_params=trainable_params,
+        total_params=total_params,
+        backbone_trainable_params=count_parameters(backbone)[0],
         prompt_method_params=sum(
             p.numel() for p in backbone.prompt_method.parameters()))
 
