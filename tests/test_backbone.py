@@ -211,7 +211,7 @@ def test_trainable_parameter_report():
     (dict(prompt_method='deep_vpt'), 'prompt_method'),
     (dict(prompt_method='lspt', num_prompts=0), 'num_prompts'),
     (dict(prompt_method='vpt_deep', num_prompts=-2), 'num_prompts'),
-    (dict(img_size=36), 'img_size'),
+    (dict(num_register_tokens=-1), 'num_register_tokens'),
     (dict(out_type='mean'), 'out_type'),
 ])
 def test_bad_config_raises_value_error_naming_option(kwargs, option):
@@ -219,9 +219,20 @@ def test_bad_config_raises_value_error_naming_option(kwargs, option):
         PromptedViT(**{**KW, **kwargs})
 
 
-def test_input_not_multiple_of_patch_size_raises():
-    with pytest.raises(ValueError, match='patch_size'):
-        make('lspt')(torch.randn(1, 3, 36, 32))
+@pytest.mark.parametrize('method', ['none', 'lspt'])
+def test_input_not_multiple_of_patch_size_is_padded_as_upstream(method):
+    """mmpretrain pads the last partial patch (bottom / right); so do we."""
+    vit = make(method, out_type='featmap')
+    x = torch.randn(1, 3, 36, 45)
+    fmap, = vit(x)
+    assert fmap.shape == (1, 32, 5, 6)
+    if method == 'none':
+        upstream = VisionTransformer(out_type='featmap', **KW)
+        upstream.load_state_dict(vit.state_dict())
+        upstream.eval()
+        assert torch.allclose(fmap, upstream(x)[0], atol=1e-5)
+    padded = F.pad(x, (0, 3, 0, 4))  # zero padding to 40 x 48
+    assert torch.allclose(fmap, vit(padded)[0], atol=1e-5)
 
 
 def test_registered_in_mmpretrain_and_mmseg_scopes():

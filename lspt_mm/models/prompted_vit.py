@@ -8,6 +8,7 @@ weights load unchanged; method state lives under ``prompt_method.``.
 import contextlib
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import MMLogger, print_log
 from mmpretrain.models.backbones.vision_transformer import VisionTransformer
@@ -60,12 +61,20 @@ def block_forward(layer, x, temperature=None):
 class PromptedViT(VisionTransformer):
     """Vision Transformer with visual prompt tuning (LSPT and baselines).
 
-    Token layout inside the blocks: ``[CLS; N_p prompts; N patches]``. Prompts
-    carry no position embedding. All arguments of mmpretrain's
+    Token layout inside the blocks: ``[prefix; N_p prompts; N patches]``,
+    where the prefix is the CLS token (if ``with_cls_token``) followed by
+    ``num_register_tokens`` DINOv2 register tokens. Prompts and registers
+    carry no position embedding; every method treats registers like CLS
+    (never replaced, never in feature maps). All arguments of mmpretrain's
     ``VisionTransformer`` are accepted (``arch`` table, ``img_size``,
-    ``patch_size``, ``out_indices``, ``drop_path_rate``, ...).
+    ``patch_size``, ``out_indices``, ``with_cls_token``, ``drop_path_rate``,
+    ...); inputs whose sides are not a multiple of the patch size are padded
+    at the bottom / right as in mmpretrain.
 
     Args:
+        arch (str | dict): an mmpretrain arch (``'base'``, ``'large'``, ...)
+            or ``'dinov2-small' | 'dinov2-base' | 'dinov2-large'``, which
+            default to patch 14 and LayerScale (init 1e-5).
         prompt_method (str): one of ``none`` (linear probe; full fine-tune
             with ``freeze_backbone=False``), ``vpt_shallow``, ``vpt_deep``,
             ``gapt``, ``lspt``, ``lspt_lpc_only``, ``lspt_gspc_only``.
@@ -74,36 +83,85 @@ class PromptedViT(VisionTransformer):
         prompt_dropout (float): dropout on inserted prompts. Defaults to 0.1.
         prompt_cfg (dict, optional): extra method options, e.g.
             ``dict(gate_init=10., temperature_range=(0.01, 10.))`` for GaPT.
+        num_register_tokens (int): DINOv2 register tokens inserted after CLS
+            *after* the position embedding is added (4 in the ``_reg4``
+            files). Defaults to 0.
         freeze_backbone (bool): freeze every ViT part (and keep it in eval
             mode). Defaults to True; False trains everything.
         out_type (str): ``avg_token`` (MAE protocol: mean of prompt and patch
             tokens of the last block, then the final norm), ``cls_token``
-            (final-norm CLS, MoCo v3 protocol), ``featmap`` (patch tokens as
-            (B, D, H/p, W/p) maps, prompts and CLS dropped; for dense tasks),
-            ``avg_featmap`` or ``raw`` (all tokens). Defaults to ``avg_token``.
-        pretrained (str, optional): official MAE / MoCo v3 file, timm-style
-            or mmpretrain checkpoint, loaded at construction (so test-time
-            models have it too). Every backbone key must be found.
+            (final-norm CLS, MoCo v3 / DINOv2 protocol), ``featmap`` (patch
+            tokens as (B, D, H/p, W/p) maps, prefix and prompts dropped; for
+            dense tasks), ``avg_featmap`` or ``raw`` (all tokens). Defaults
+            to ``avg_token``.
+        pretrained (str, optional): official MAE / MoCo v3 / DINOv2 file,
+            Hugging Face DINOv2, timm-style or mmpretrain checkpoint, loaded
+            at construction (so test-time models have it too). Every
+            backbone key must be found.
         save_trainable_only (bool): leave frozen backbone weights out of
             saved state dicts; loading such a checkpoint takes them from
             ``pretrained``. Defaults to False.
+
+    Note:
+        Position embeddings are resized with mmpretrain's
+        ``resize_pos_embed`` (bicubic to the exact target grid, CLS kept
+        apart) for every arch, DINOv2 included. DINOv2's own code
+        interpolates with ``scale_factor=(n + 0.1) / N`` (an offset working
+        around a float rounding bug in older PyTorch); both give the target
+        grid exactly, and at the native grid (518 px for DINOv2) neither
+        changes the table. Using one routine keeps checkpoints resized on
+        load identical to those resized in ``forward``.
     """
     OUT_TYPES = VisionTransformer.OUT_TYPES | {'avg_token'}
+    arch_zoo = {
+        **VisionTransformer.arch_zoo,
+        **dict.fromkeys(
+            ['dinov2-b', 'dinov2-base'], {
+                'embed_dims': 768,
+                'num_layers': 12,
+                'num_heads': 12,
+                'feedforward_channels': 768 * 4
+            }),
+        **dict.fromkeys(
+            ['dinov2-l', 'dinov2-large'], {
+                'embed_dims': 1024,
+                'num_layers': 24,
+                'num_heads': 16,
+                'feedforward_channels': 1024 * 4
+            }),
+    }
+    # arch name prefix -> defaults of arguments left as None
+    ARCH_DEFAULTS = {
+        'dinov2-': dict(patch_size=14, layer_scale_init_value=1e-5),
+        '': dict(patch_size=16, layer_scale_init_value=0.),
+    }
 
     def __init__(self,
                  arch='base',
                  img_size=224,
-                 patch_size=16,
+                 patch_size=None,
                  prompt_method='lspt',
                  num_prompts=10,
                  prompt_dropout=0.1,
                  prompt_cfg=None,
+                 num_register_tokens=0,
                  freeze_backbone=True,
                  out_type='avg_token',
                  pretrained=None,
                  save_trainable_only=False,
+                 layer_scale_init_value=None,
                  init_cfg=None,
                  **kwargs):
+        if isinstance(arch, str) and arch.lower() == 'dinov2-giant':
+            raise ValueError("arch='dinov2-giant' (SwiGLU FFN) is not "
+                             "supported; use dinov2-small/base/large")
+        name = arch.lower() if isinstance(arch, str) else ''
+        defaults = next(d for key, d in self.ARCH_DEFAULTS.items()
+                        if name.startswith(key))
+        if patch_size is None:
+            patch_size = defaults['patch_size']
+        if layer_scale_init_value is None:
+            layer_scale_init_value = defaults['layer_scale_init_value']
         if prompt_method not in PROMPT_METHODS:
             raise ValueError(f'prompt_method={prompt_method!r} is unknown; '
                              f'choose one of {sorted(PROMPT_METHODS)}')
@@ -112,10 +170,9 @@ class PromptedViT(VisionTransformer):
             raise ValueError(f'num_prompts must be an int >= 1 for '
                              f'prompt_method={prompt_method!r}, got '
                              f'{num_prompts!r}')
-        for size in to_2tuple(img_size):
-            if size % patch_size:
-                raise ValueError(f'img_size={img_size!r} is not a multiple '
-                                 f'of patch_size={patch_size}')
+        if not isinstance(num_register_tokens, int) or num_register_tokens < 0:
+            raise ValueError('num_register_tokens must be an int >= 0, got '
+                             f'{num_register_tokens!r}')
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'out_type={out_type!r} is unknown; choose one '
                              f'of {sorted(self.OUT_TYPES)}')
@@ -128,10 +185,18 @@ class PromptedViT(VisionTransformer):
             img_size=img_size,
             patch_size=patch_size,
             out_type='raw' if out_type == 'avg_token' else out_type,
+            layer_scale_init_value=layer_scale_init_value,
             init_cfg=init_cfg,
             **kwargs)
         self.out_type = out_type
         self.patch_size = patch_size
+        if num_register_tokens:
+            self.register_tokens = nn.Parameter(
+                torch.zeros(1, num_register_tokens, self.embed_dims))
+        else:
+            self.register_tokens = None
+        # CLS (if any) and registers: the tokens before the prompts
+        self.num_prefix_tokens = self.num_extra_tokens + num_register_tokens
         self.prompt_method = build_prompt_method(
             prompt_method,
             num_prompts=num_prompts,
@@ -165,8 +230,8 @@ class PromptedViT(VisionTransformer):
         return [getattr(self, n) for n in BACKBONE_MODULES if hasattr(self, n)]
 
     def _is_backbone_key(self, key):
-        return key.split('.')[0] in BACKBONE_MODULES or key in ('cls_token',
-                                                               'pos_embed')
+        return key.split('.')[0] in BACKBONE_MODULES or key in (
+            'cls_token', 'pos_embed', 'register_tokens')
 
     def train(self, mode=True):
         super().train(mode)
@@ -239,28 +304,48 @@ class PromptedViT(VisionTransformer):
         finally:
             self._attention_record = None
 
-    def forward(self, x):
-        H, W = x.shape[-2:]
-        if H % self.patch_size or W % self.patch_size:
-            raise ValueError(f'input size {H}x{W} is not a multiple of '
-                             f'patch_size={self.patch_size}')
+    # ------------------------------------------------------------ tokens
+    def split_tokens(self, x):
+        """``[prefix; prompts; patches]`` -> the three parts (one split, so
+        its backward is one cat, not three zero-filled slice gradients)."""
+        n_pre, n_p = self.num_prefix_tokens, self.num_prompts
+        return x.split((n_pre, n_p, x.shape[1] - n_pre - n_p), dim=1)
+
+    @staticmethod
+    def join_tokens(prefix, prompts, patches):
+        """Inverse of :meth:`split_tokens` (``prompts`` may be ``None``)."""
+        if prompts is None:
+            return torch.cat((prefix, patches), dim=1)
+        return torch.cat((prefix, prompts, patches), dim=1)
+
+    def embed_tokens(self, x):
+        """Image -> ``[CLS; registers; patches]`` (+ position embedding on
+        CLS and patches) and the patch grid (h, w)."""
         B = x.shape[0]
         x, patch_resolution = self.patch_embed(x)
-        x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
+        if self.cls_token is not None:
+            x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
         x = x + resize_pos_embed(
             self.pos_embed,
             self.patch_resolution,
             patch_resolution,
             mode=self.interpolate_mode,
             num_extra_tokens=self.num_extra_tokens)
-        x = self.pre_norm(self.drop_after_pos(x))
+        if self.register_tokens is not None:  # after pos. embedding, none
+            n_cls = self.num_extra_tokens
+            x = torch.cat((x[:, :n_cls], self.register_tokens.expand(
+                B, -1, -1), x[:, n_cls:]), dim=1)
+        return self.pre_norm(self.drop_after_pos(x)), patch_resolution
 
+    def forward(self, x):
+        B = x.shape[0]
+        x, patch_resolution = self.embed_tokens(x)
         method = self.prompt_method
         n_p = method.num_prompts
         prompts = method.first_prompts(B)  # X_P^0
         if prompts is not None:
-            x = torch.cat((x[:, :1], prompts, x[:, 1:]), dim=1)
-        sections = (1, n_p, x.shape[1] - 1 - n_p)  # CLS, prompts, patches
+            n_pre = self.num_prefix_tokens
+            x = self.join_tokens(x[:, :n_pre], prompts, x[:, n_pre:])
 
         outs, state, last = [], None, len(self.layers) - 1
         for i, layer in enumerate(self.layers):
@@ -274,12 +359,11 @@ class PromptedViT(VisionTransformer):
             if i in self.out_indices:
                 outs.append(self._format_output(x, patch_resolution))
             if n_p and i < last:
-                # one split (its backward is one cat, not three zero-filled
-                # slice gradients); `prompts` are this block's input prompts
-                cls, out_prompts, patches = x.split(sections, dim=1)
+                # `prompts` are this block's input prompts
+                prefix, out_prompts, patches = self.split_tokens(x)
                 prompts, state = method.next_prompts(i, prompts, out_prompts,
                                                      patches, state)
-                x = torch.cat((cls, prompts, patches), dim=1)
+                x = self.join_tokens(prefix, prompts, patches)
         return tuple(outs)
 
     def _format_output(self, x, hw):
@@ -288,9 +372,9 @@ class PromptedViT(VisionTransformer):
         if self.out_type == 'cls_token':
             return x[:, 0]
         if self.out_type == 'avg_token':  # mean of prompts + patches, norm
-            x = x[:, 1:].mean(dim=1)
+            x = x[:, self.num_prefix_tokens:].mean(dim=1)
             return self.ln1(x) if self.final_norm else x
-        patches = x[:, 1 + self.num_prompts:]
+        patches = x[:, self.num_prefix_tokens + self.num_prompts:]
         if self.out_type == 'featmap':
             return patches.reshape(x.size(0), *hw, -1).permute(0, 3, 1, 2)
         return self.ln2(patches.mean(dim=1))  # avg_featmap
