@@ -104,6 +104,17 @@ class GaPT(PromptMethod):
     ``g_l·X̂_P^l + (1 - g_l)·X_P^{l-1}``, ``g_l = sigmoid(γ_l)``, plus one
     learnable attention temperature ``τ_l`` per block dividing the logits.
 
+    Temperatures follow GaPT's official training dynamics: in training, the
+    *parameter* ``τ`` is clamped in place to ``temperature_range`` (no
+    gradient through the clamp) at the start of every forward, before any
+    block uses it (official ``reinit_temp()``). A ``τ_l`` that an optimiser
+    step pushed past a bound therefore returns to the bound and keeps
+    receiving gradients, instead of sitting outside the range with zero
+    gradient (what clamping only the value used would do). The state dict
+    always holds the clamped values (the next forward would clamp them
+    anyway, so a resumed run continues exactly), and in eval mode the value
+    used is clamped without touching the parameter.
+
     Args:
         gate_init (float): ``γ_l`` starts at ``-gate_init``.
         temperature_range (tuple): clamp of ``τ_l`` (init 1).
@@ -118,8 +129,29 @@ class GaPT(PromptMethod):
         self.temperatures = nn.Parameter(torch.ones(self.num_layers))
         self.temperature_range = tuple(temperature_range)
 
+    @torch.no_grad()
+    def clamp_temperatures_(self):
+        """Clamp the parameter ``τ`` in place to ``temperature_range``."""
+        self.temperatures.clamp_(*self.temperature_range)
+
+    def first_prompts(self, batch_size):
+        # called once per forward, before block 1: the official code's
+        # in-place clamp goes here, before any use of τ in this graph
+        if self.training:
+            self.clamp_temperatures_()
+        return super().first_prompts(batch_size)
+
     def temperature(self, layer_index):
+        # after the in-place clamp this is the identity with gradient 1
+        # (clamp passes gradients at the bounds); in eval it clamps the value
         return self.temperatures[layer_index].clamp(*self.temperature_range)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        key = prefix + 'temperatures'
+        if key in destination and not keep_vars:
+            destination[key] = destination[key].clamp(
+                *self.temperature_range)
 
     def next_prompts(self, layer_index, in_prompts, out_prompts, patches,
                      state):
