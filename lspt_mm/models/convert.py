@@ -1,4 +1,5 @@
-"""Convert official MAE / MoCo v3 ViT files to mmpretrain checkpoints."""
+"""Convert official MAE / MoCo v3 / DINOv2 (and Hugging Face DINOv2) ViT
+files to mmpretrain checkpoints."""
 import os
 import os.path as osp
 
@@ -9,6 +10,7 @@ from .checkpoint import load_vit_weights
 EXPECTED = {
     'mae': ('timm', ),
     'mocov3': ('mocov3', 'mocov3_pretrain'),
+    'dinov2': ('dinov2', 'dinov2_hf'),
 }
 
 
