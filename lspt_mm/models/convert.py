@@ -25,13 +25,20 @@ def convert_file(src, dst, expect=None):
     if expect is not None and fmt not in EXPECTED[expect]:
         raise ValueError(f'{src!r} has the {fmt!r} key layout, not a '
                          f'{expect} checkpoint (expected {EXPECTED[expect]})')
+    save_mmpretrain(state_dict, dst, {'converted_from': osp.basename(src),
+                                      'layout': fmt})
+    return len(state_dict), fmt, dropped
+
+
+def save_mmpretrain(state_dict, dst, meta):
+    """Write mmpretrain-named backbone tensors as
+    ``{'state_dict': {'backbone.<name>': tensor}, 'meta': meta}``."""
     out = {'state_dict': {f'backbone.{k}': v for k, v in state_dict.items()},
-           'meta': {'converted_from': osp.basename(src), 'layout': fmt}}
+           'meta': meta}
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     tmp = dst + '.tmp'
     torch.save(out, tmp)
     os.replace(tmp, dst)  # never leave a half-written file at dst
-    return len(state_dict), fmt, dropped
 
 
 def main(expect, description, argv=None):
