@@ -13,7 +13,7 @@ import pytest
 
 import lspt_mm  # noqa: F401  (compat first)
 import lspt_mm.datasets  # noqa: F401
-from lspt_mm.datasets import FGVC, VTAB1k
+from lspt_mm.datasets import FGVC, DataFileError, VTAB1k
 from lspt_mm.datasets.benchmarks import (FGVC_DATASETS, VTAB_GROUPS,
                                          VTAB_NUM_CLASSES, hparams_of)
 
@@ -203,7 +203,9 @@ def test_vtab_errors(vtab_root, tmp_path):
     lines = (task / 'test.txt').read_text().splitlines()
     (task / 'test.txt').write_text('\n'.join(
         lines[:-1] + [lines[-1].rsplit(' ', 1)[0] + ' 4']) + '\n')
-    with pytest.raises(ValueError, match=r'label 4 .*\[0, 4\).*kitti'):
+    with pytest.raises(DataFileError, match=r'test\.txt: 1 of 24 labels are '
+                       r"outside \[0, 4\) for VTAB-1k task 'kitti'.*"
+                       r'values 4\. First: .*test\.txt:24'):
         VTAB1k(str(root), 'kitti', split='test')
     # a listed image that does not exist
     rel = (task / 'train800.txt').read_text().split()[0]
@@ -213,6 +215,95 @@ def test_vtab_errors(vtab_root, tmp_path):
     (task / 'train800.txt').write_text('images/a.jpg\n')
     with pytest.raises(ValueError, match=r'train800\.txt:1'):
         VTAB1k(str(root), 'kitti', split='train800')
+
+
+def _grab_warnings():
+    from mmengine.logging import MMLogger
+    records = []
+
+    class Grab:
+        level = 30
+
+        def handle(self, record):
+            records.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    logger.handlers.append(Grab())
+    return records, lambda: logger.handlers.pop()
+
+
+def test_vtab_out_of_range_labels_named_or_skipped(vtab_root, tmp_path):
+    """Labels outside [0, C): DataFileError naming the list, every value and
+    the first lines; on_error='skip' leaves exactly those samples out."""
+    root = tmp_path / 'vtab-1k'
+    shutil.copytree(vtab_root, root)
+    path = root / 'kitti' / 'train800.txt'
+    lines = path.read_text().splitlines()
+    bad = {3: 199, 7: -1, 11: 4}  # line index -> label
+    for i, label in bad.items():
+        lines[i] = f'{lines[i].rsplit(" ", 1)[0]} {label}'
+    path.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(DataFileError) as err:
+        VTAB1k(str(root), 'kitti', split='train800')
+    msg = str(err.value)
+    assert f'{path}: 3 of 40 labels' in msg and 'values -1, 4, 199' in msg
+    assert f'{path}:4 (' in msg and f'{path}:8 (' in msg, msg
+    assert "on_error='skip'" in msg
+    records, remove = _grab_warnings()
+    try:
+        ds = VTAB1k(str(root), 'kitti', split='train800', on_error='skip')
+    finally:
+        remove()
+    assert len(ds) == 37
+    kept = {ds.get_data_info(i)['img_path'] for i in range(len(ds))}
+    for i in bad:
+        assert str(root / 'kitti' / lines[i].split()[0]) not in kept
+    assert any('values -1, 4, 199' in r and 'skipping these 3' in r
+               for r in records), records
+    with pytest.raises(ValueError, match='on_error'):
+        VTAB1k(str(root), 'kitti', on_error='ignore')
+
+
+def test_fgvc_out_of_range_labels_named_or_skipped(fgvc_roots, tmp_path):
+    """FGVC maps label values to 0..C-1; a value beyond an otherwise
+    complete 0..C-1 (or 1..C) range is named, not mapped onto a class."""
+    src = fgvc_roots['cub']
+    prep.main(['cub', src])
+    for base in (0, 1):
+        root = tmp_path / f'cub{base}'
+        shutil.copytree(src, root)
+        for split in ('train', 'val', 'test'):
+            with open(root / f'{split}.json') as f:
+                mapping = {k: v + base for k, v in json.load(f).items()}
+            if split == 'test':
+                wrong = sorted(mapping)[5]
+                mapping[wrong] = 199
+            write_json(root / f'{split}.json', mapping)
+        for split in ('train', 'test'):  # the mapping spans all lists
+            with pytest.raises(DataFileError) as err:
+                FGVC(str(root), 'cub', split=split, num_classes=4)
+            msg = str(err.value)
+            assert f'{root / "test.json"}: 1 of 24 labels are outside ' \
+                f'[{base}, {base + 4})' in msg, msg
+            assert f"entry {wrong!r}" in msg and 'values 199' in msg
+        ds = FGVC(str(root), 'cub', split='test', num_classes=4,
+                  on_error='skip')
+        assert len(ds) == 23
+        for i in range(len(ds)):
+            info = ds.get_data_info(i)
+            assert not info['img_path'].endswith(wrong)
+            assert info['gt_label'] == colour_class(info['img_path'])
+    # sparse ids (as NABirds'), one too many: which one is wrong cannot be
+    # told, so the count error stays (also with on_error='skip')
+    sparse = {1: 295, 2: 302, 3: 1010, 4: 700, 199: 199}
+    for split in ('train', 'val', 'test'):
+        with open(root / f'{split}.json') as f:
+            mapping = json.load(f)
+        write_json(root / f'{split}.json',
+                   {k: sparse[v] for k, v in mapping.items()})
+    with pytest.raises(DataFileError, match=r'5 distinct labels.*4 classes'
+                       r'.*199, 295, 302, 700, 1010'):
+        FGVC(str(root), 'cub', split='test', num_classes=4, on_error='skip')
 
 
 # ------------------------------------------------------------ configs

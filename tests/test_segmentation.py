@@ -264,6 +264,107 @@ def test_label_size_mismatch_names_both_files(data_root, tmp_path):
     ds[0]  # others still load
 
 
+def _grab_log():
+    """A handler on the current MMLogger that collects messages."""
+    from mmengine.logging import MMLogger
+    records = []
+
+    class Grab:
+        level = 0
+
+        def handle(self, record):
+            records.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Grab()
+    logger.handlers.append(handler)
+    return records, lambda: logger.handlers.remove(handler)
+
+
+def _set_pixels(path, values):
+    """Write ``values`` into the first pixels of label PNG ``path``."""
+    seg = np.array(Image.open(path))
+    seg.flat[:len(values)] = values
+    Image.fromarray(seg, mode='L').save(path)
+
+
+def test_out_of_range_label_values_named_or_skipped(data_root, tmp_path):
+    """A label PNG with values outside 0..150 stops with DataFileError
+    naming the file and the values (today: IndexError 'Target 199 is out of
+    bounds' from the loss); 150 (the last class) and 255 (ignored) pass;
+    on_error='skip' drops the sample with a warning."""
+    from lspt_mm.datasets.ade20k import DataFileError
+    from mmseg.datasets.transforms import LoadAnnotations
+    root = _copy_dataset(data_root, str(tmp_path / 'ade'))
+    ann = osp.join(root, 'annotations/training')
+    _set_pixels(osp.join(ann, 'ADE_train_00000001.png'), [150, 255, 0, 1])
+    bad = osp.join(ann, 'ADE_train_00000003.png')
+    _set_pixels(bad, [200, 200, 151, 7])
+    ds = _dataset(root, LOAD)
+    # valid extremes load, and exactly as mmseg's own loader loads them
+    ours = ds[0]['gt_seg_map']
+    ref = LoadAnnotations(reduce_zero_label=True)(dict(
+        seg_map_path=osp.join(ann, 'ADE_train_00000001.png'),
+        reduce_zero_label=True, seg_fields=[]))['gt_seg_map']
+    assert np.array_equal(ours, ref)
+    assert list(ours.flat[:4]) == [149, 255, 255, 0]
+    with pytest.raises(DataFileError) as err:
+        ds[2]
+    msg = str(err.value)
+    assert bad in msg and '151, 200' in msg and '(3 pixels)' in msg
+    assert '0..150' in msg and "on_error='skip'" in msg
+    # skip mode: a warning naming the file, and another sample instead
+    ds = _dataset(root, [LOAD[0], dict(LOAD[1], on_error='skip')])
+    records, remove = _grab_log()
+    try:
+        sample = ds[2]
+    finally:
+        remove()
+    assert 'ADE_train_00000003' not in sample['img_path']
+    assert any(bad in r and '151, 200' in r and 'skipping' in r
+               for r in records), records
+    # an explicit class count overrides the dataset's
+    ds = _dataset(root, [LOAD[0], dict(LOAD[1], num_classes=5)])
+    with pytest.raises(DataFileError, match=r'valid are 0\.\.5'):
+        ds[0]
+
+
+def test_offline_checker_reports_every_fault(data_root, tmp_path):
+    """`python -m lspt_mm.datasets.ade20k ROOT` runs (today: KeyError
+    'CheckedADE20KDataset is already registered') and lists every fault in
+    one pass."""
+    root = _copy_dataset(data_root, str(tmp_path / 'ade'))
+    for sub in ('images/validation', 'annotations/validation'):
+        os.makedirs(osp.join(root, sub))
+    ann = osp.join(root, 'annotations/training')
+    img = osp.join(root, 'images/training')
+    _set_pixels(osp.join(ann, 'ADE_train_00000001.png'), [151])
+    _set_pixels(osp.join(ann, 'ADE_train_00000002.png'), [250, 250])
+    os.remove(osp.join(ann, 'ADE_train_00000003.png'))
+    with open(osp.join(img, 'ADE_train_00000004.jpg'), 'wb') as f:
+        f.write(b'not a jpeg')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'lspt_mm.datasets.ade20k', root], cwd=ROOT,
+        env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert 'already registered' not in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == f'4 problem(s) found in {root}', proc.stdout
+    assert any('ADE_train_00000001.png' in x and 'values 151 (1 pixels)'
+               in x for x in lines), lines
+    assert any('ADE_train_00000002.png' in x and 'values 250 (2 pixels)'
+               in x for x in lines), lines
+    assert any('ADE_train_00000003.jpg: no label' in x for x in lines)
+    assert any('ADE_train_00000004.jpg: unreadable image' in x
+               for x in lines)
+    # a clean copy: exit 0
+    proc = subprocess.run(
+        [sys.executable, '-m', 'lspt_mm.datasets.ade20k', data_root],
+        cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == \
+        f'0 problem(s) found in {data_root}', proc.stdout + proc.stderr
+
+
 def test_missing_pretrained_file_through_train_tool(tmp_path):
     train = _load_tool('train')
     missing = str(tmp_path / 'mae_pretrain_vit_base.pth')

@@ -8,8 +8,9 @@ from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
 from .benchmarks import FGVC_DATASETS, FGVC_SPLITS
-from .listfile import (check_files_exist, first_existing, read_split_list,
-                       require_dir)
+from .errors import DataFileError, check_on_error
+from .listfile import (_short_list, check_files_exist, check_label_range,
+                       first_existing, read_split_list, require_dir)
 
 PREPARE_HINT = ('Build the split lists from the official folders with '
                 '`python tools/dataset_converters/prepare_fgvc_splits.py '
@@ -54,6 +55,11 @@ class FGVC(CustomDataset):
     so every split shares it (0-based, 1-based and NABirds' sparse class
     ids all work). The number of distinct labels must equal the dataset's
     class count (CUB 200, NABirds 555, Flowers 102, Dogs 120, Cars 196).
+    When there are more, and all but a few values form the class range
+    ``0..C-1`` (or ``1..C``), those few are out of range: ``DataFileError``
+    naming the lists, the values and their entries (``on_error='skip'``
+    leaves those samples out, with a warning); any other count mismatch is
+    a ``DataFileError`` naming the lists and the labels found.
 
     Args:
         data_root (str): the dataset's folder.
@@ -68,6 +74,8 @@ class FGVC(CustomDataset):
         num_classes (int, optional): overrides the class count (tiny test
             data, other datasets in the same layout).
         check_files (bool): check that every listed image exists.
+        on_error (str): ``'raise'`` (default) or ``'skip'`` for labels out
+            of the class range (see above).
     """
 
     def __init__(self,
@@ -78,9 +86,11 @@ class FGVC(CustomDataset):
                  data_prefix=None,
                  num_classes=None,
                  check_files=True,
+                 on_error='raise',
                  metainfo=None,
                  lazy_init=False,
                  **kwargs):
+        self.on_error = check_on_error(on_error)
         if name not in FGVC_DATASETS:
             raise KeyError(f'unknown FGVC dataset {name!r}; known: '
                            f'{sorted(FGVC_DATASETS)}')
@@ -140,19 +150,15 @@ class FGVC(CustomDataset):
             self.full_init()
 
     def load_data_list(self):
-        lists = {p: read_split_list(p) for p in self.ann_files}
+        lists = {p: read_split_list(p, locations=True)
+                 for p in self.ann_files}
         # the label mapping spans every split list of the folder
-        label_sets = {p: {lb for _, lb in s} for p, s in lists.items()}
-        for p in set(self.split_files.values()) - set(lists):
-            label_sets[p] = {lb for _, lb in read_split_list(p)}
-        values = sorted(set().union(*label_sets.values()))
+        others = {p: read_split_list(p, locations=True)
+                  for p in set(self.split_files.values()) - set(lists)}
+        values = sorted({s[1] for ss in (*lists.values(), *others.values())
+                         for s in ss})
         if len(values) != self.num_classes:
-            raise ValueError(
-                f'{self.name}: the split lists {sorted(label_sets)} hold '
-                f'{len(values)} distinct labels, but the dataset has '
-                f'{self.num_classes} classes (labels found: '
-                f'{values[:10]}{"..." if len(values) > 10 else ""}). Wrong '
-                'lists for this dataset?')
+            values = self._check_out_of_range(lists, others, values)
         to_index = {v: i for i, v in enumerate(values)}
         data_list = []
         for path, samples in lists.items():
@@ -160,8 +166,35 @@ class FGVC(CustomDataset):
                 check_files_exist(self.img_prefix, samples, path)
             data_list.extend(
                 dict(img_path=osp.join(self.img_prefix, rel),
-                     gt_label=to_index[label]) for rel, label in samples)
+                     gt_label=to_index[label])
+                for rel, label, _ in samples if label in to_index)
         return data_list
+
+    def _check_out_of_range(self, lists, others, values):
+        """More distinct labels than classes: when all but a few values
+        form ``0..C-1`` (or ``1..C``), name those few (raise, or drop their
+        samples from ``lists`` with ``on_error='skip'``); otherwise raise.
+        Returns the label values kept."""
+        num = self.num_classes
+        where = sorted([*lists, *others])
+        for base in (0, 1):
+            inside = [v for v in values if base <= v < base + num]
+            if len(inside) == num and len(values) > num:
+                break
+        else:
+            raise DataFileError(
+                f'{self.name}: the split lists {where} hold {len(values)} '
+                f'distinct labels, but the dataset has {num} classes (labels '
+                f'found: {_short_list(values)}). Wrong lists for this '
+                'dataset, or set num_classes for a subset?')
+        what = (f'{FGVC_DATASETS[self.name]["title"]} (labels {base}..'
+                f'{base + num - 1}, mapped to 0..{num - 1})')
+        for path, samples in {**others, **lists}.items():
+            kept = check_label_range(samples, num, path, what, self.on_error,
+                                     low=base)
+            if path in lists:
+                lists[path] = kept
+        return inside
 
     def extra_repr(self):
         return [f'Dataset: \t{FGVC_DATASETS[self.name]["title"]}',

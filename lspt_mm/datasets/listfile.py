@@ -1,8 +1,13 @@
 """Reading and checking split lists ("relative/path label" text lines or
 VPT-style JSON ``{"relative/path": label}``)."""
 import json
+import logging
 import os
 import os.path as osp
+
+from mmengine.logging import print_log
+
+from .errors import DataFileError
 
 
 def require_dir(path, what, hint=''):
@@ -18,10 +23,12 @@ def require_file(path, what, hint=''):
                                 f'{" " + hint if hint else ""}')
 
 
-def read_split_list(path):
+def read_split_list(path, locations=False):
     """Returns ``[(relative_path, int_label), ...]`` from a text list (lines
     ``relative/path label``; the label is the last field) or a JSON file
-    (an object mapping relative path to label, as VPT's FGVC splits)."""
+    (an object mapping relative path to label, as VPT's FGVC splits).
+    ``locations=True``: ``(relative_path, int_label, where)`` triples, where
+    ``where`` is ``'list.txt:LINE'`` or ``"list.json: entry 'path'"``."""
     require_file(path, 'Split list')
     if path.endswith('.json'):
         with open(path) as f:
@@ -54,15 +61,48 @@ def read_split_list(path):
         except (TypeError, ValueError):
             raise ValueError(f'{loc}: label {label!r} is not an integer') \
                 from None
-        samples.append((rel, label))
+        samples.append((rel, label, loc) if locations else (rel, label))
     if not samples:
         raise ValueError(f'Split list {path!r} is empty.')
     return samples
 
 
+def check_label_range(samples, num_classes, list_path, what, on_error,
+                      low=0, max_shown=5):
+    """Labels must lie in ``[low, low + num_classes)`` (``low=0``: what the
+    classification loss indexes). ``samples``: ``(relative_path, label, where)`` triples of
+    ``list_path``. Out-of-range samples raise ``DataFileError`` naming the
+    list, the offending values and the first entries (file:line), or with
+    ``on_error='skip'`` are dropped with one warning saying the same.
+    Returns the kept samples."""
+    high = low + num_classes
+    bad = [s for s in samples if not low <= s[1] < high]
+    if not bad:
+        return samples
+    values = sorted({label for _, label, _ in bad})
+    shown = '; '.join(f'{where} ({rel!r}): {label}'
+                      for rel, label, where in bad[:max_shown])
+    more = f'; and {len(bad) - max_shown} more' if len(bad) > max_shown \
+        else ''
+    message = (f'{list_path}: {len(bad)} of {len(samples)} labels are outside '
+               f'[{low}, {high}) for {what} ({num_classes} classes): '
+               f'values {_short_list(values)}. First: {shown}{more}')
+    if on_error == 'skip':
+        print_log(f'{message}; skipping these {len(bad)} samples',
+                  logger='current', level=logging.WARNING)
+        return [s for s in samples if low <= s[1] < high]
+    raise DataFileError(message + ". Fix the list, or set on_error='skip' "
+                        'on the dataset to leave these samples out.')
+
+
+def _short_list(values, n=10):
+    text = ', '.join(str(v) for v in values[:n])
+    return text + (f', ... ({len(values)} values)' if len(values) > n else '')
+
+
 def check_files_exist(img_root, samples, list_path, max_shown=5):
     """Raise FileNotFoundError naming missing listed images (and the list)."""
-    missing = [rel for rel, _ in samples
+    missing = [rel for rel, *_ in samples
                if not osp.isfile(osp.join(img_root, rel))]
     if missing:
         shown = ', '.join(repr(osp.join(img_root, m))

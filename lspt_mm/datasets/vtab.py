@@ -6,7 +6,9 @@ from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
 from .benchmarks import VTAB_NUM_CLASSES, VTAB_SPLITS
-from .listfile import check_files_exist, read_split_list, require_dir
+from .errors import check_on_error
+from .listfile import (check_files_exist, check_label_range, read_split_list,
+                       require_dir)
 
 
 @DATASETS.register_module()
@@ -26,7 +28,8 @@ class VTAB1k(CustomDataset):
     Paths in the lists are relative to the task folder; labels are 0-based.
     On load: the root, the task folder and the list must exist (error naming
     each), every label must lie in ``[0, num_classes)`` (the task's class
-    count, see ``lspt_mm.datasets.benchmarks.VTAB_NUM_CLASSES``), and with
+    count, see ``lspt_mm.datasets.benchmarks.VTAB_NUM_CLASSES``; otherwise
+    ``DataFileError`` naming the list, the values and the lines), and with
     ``check_files`` every listed image must exist.
 
     Args:
@@ -37,6 +40,9 @@ class VTAB1k(CustomDataset):
         num_classes (int, optional): overrides the task's class count (for a
             task not in the table, or tiny test data).
         check_files (bool): check that every listed image exists.
+        on_error (str): ``'raise'`` (default): a label outside
+            ``[0, num_classes)`` raises ``DataFileError``; ``'skip'``: such
+            samples are left out, with a warning naming them.
     """
 
     def __init__(self,
@@ -45,8 +51,10 @@ class VTAB1k(CustomDataset):
                  split='train800val200',
                  num_classes=None,
                  check_files=True,
+                 on_error='raise',
                  metainfo=None,
                  **kwargs):
+        self.on_error = check_on_error(on_error)
         if split not in VTAB_SPLITS:
             raise ValueError(f'VTAB-1k split must be one of {VTAB_SPLITS}, '
                              f'got {split!r}')
@@ -83,13 +91,10 @@ class VTAB1k(CustomDataset):
             **kwargs)
 
     def load_data_list(self):
-        samples = read_split_list(self.ann_file)
-        for rel, label in samples:
-            if not 0 <= label < self.num_classes:
-                raise ValueError(
-                    f'{self.ann_file}: label {label} of {rel!r} is outside '
-                    f'[0, {self.num_classes}) for VTAB-1k task '
-                    f'{self.task!r} ({self.num_classes} classes)')
+        samples = check_label_range(
+            read_split_list(self.ann_file, locations=True), self.num_classes,
+            self.ann_file, f'VTAB-1k task {self.task!r}', self.on_error)
+        samples = [(rel, label) for rel, label, _ in samples]
         if self.check_files:
             check_files_exist(self.img_prefix, samples, self.ann_file)
         found = len({label for _, label in samples})
