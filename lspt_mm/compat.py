@@ -10,11 +10,12 @@ broken, logs once what it did, and never edits site-packages:
 2. ``mmcv._ext`` stand-in: mmseg 1.2.2 imports ``mmcv.ops`` everywhere; with
    ``mmcv-lite`` the compiled extension is absent. A stand-in module is registered
    whose functions raise a clear error only when a compiled op is *called*.
-3. ``torch.load(weights_only=True)`` default (torch >= 2.6) breaks mmengine's
-   checkpoint loader on runner checkpoints; inside ``mmengine.runner.checkpoint``
-   only, ``torch.load`` defaults to ``weights_only=False`` (runner checkpoints are
-   files this project wrote). Official weight files are read by
-   :mod:`lspt_mm.models.checkpoint` with ``weights_only=True``.
+3. mmengine 0.10 calls ``torch.load`` without ``weights_only``: on torch >= 2.6
+   its runner checkpoints then fail to load, and a full unpickle would run any
+   code a downloaded file holds. Inside mmengine's checkpoint modules only,
+   ``torch.load`` reads with ``weights_only=True`` plus an allow-list of the
+   objects mmengine writes (:func:`lspt_mm.models.checkpoint.safe_load`); a full
+   unpickle needs ``LSPT_MM_TRUST_CHECKPOINTS=1``.
 4. Distributed training without CUDA (``torchrun`` on CPU, gloo): mmengine calls
    ``torch.cuda.set_device`` and passes ``device_ids`` to DDP; both are skipped
    when CUDA is unavailable.
@@ -190,9 +191,14 @@ def ensure_mmcv_ext():
 
 
 # ------------------------------------------------------- torch.load in mmengine
-class _TorchWithTrustedLoad(types.ModuleType):
-    """``torch`` as seen by mmengine's checkpoint module: ``load`` defaults to
-    ``weights_only=False``; every other attribute is torch's own."""
+_MMENGINE_PATCHED_VERSIONS = ((0, 10), )  # checked on 0.10.7
+
+
+class _TorchWithSafeLoad(types.ModuleType):
+    """``torch`` as seen by mmengine's checkpoint module: ``load`` reads
+    through :func:`lspt_mm.models.checkpoint.safe_load` (``weights_only=True``
+    plus the globals mmengine itself writes; a full unpickle only with
+    ``LSPT_MM_TRUST_CHECKPOINTS=1``); every other attribute is torch's own."""
 
     def __init__(self):
         super().__init__('torch')
@@ -201,25 +207,45 @@ class _TorchWithTrustedLoad(types.ModuleType):
         return getattr(torch, name)
 
     @staticmethod
-    def load(*args, **kwargs):
-        kwargs.setdefault('weights_only', False)
-        return torch.load(*args, **kwargs)
+    def load(f, map_location=None, **kwargs):
+        from lspt_mm.models.checkpoint import safe_load
+        return safe_load(f, map_location=map_location, **kwargs)
 
 
-def _torch_version():
-    parts = torch.__version__.split('+')[0].split('.')
+def _safe_load_url(*args, **kwargs):
+    """mmengine's ``load_url`` (``http(s)://``, ``torchvision://``,
+    ``open-mmlab://``), read by :func:`lspt_mm.models.checkpoint.safe_load_url`
+    instead of torch.hub's full unpickle."""
+    from lspt_mm.models.checkpoint import safe_load_url
+    return safe_load_url(*args, **kwargs)
+
+
+def _version_tuple(version):
+    parts = version.split('+')[0].split('.')
     return tuple(int(p) for p in parts[:2] if p.isdigit())
 
 
-def ensure_runner_checkpoints_load():
-    if _torch_version() < (2, 6):
+def ensure_safe_checkpoint_loading():
+    """mmengine 0.10's checkpoint module calls ``torch.load`` without
+    ``weights_only`` (on torch >= 2.6 runner checkpoints then fail to load; on
+    older torch any file is fully unpickled) and torch.hub's ``load_url``
+    (a full unpickle of downloads). Inside that module only, both read
+    through :mod:`lspt_mm.models.checkpoint`'s allow-list."""
+    import mmengine
+    if _version_tuple(mmengine.__version__) not in _MMENGINE_PATCHED_VERSIONS:
+        _note('safe_load_skipped', f'mmengine {mmengine.__version__} is not '
+              'the 0.10 line whose checkpoint loading lspt_mm routes through '
+              'its allow-list; mmengine loads checkpoints its own way')
         return
     ckpt = importlib.import_module('mmengine.runner.checkpoint')
-    if isinstance(ckpt.torch, _TorchWithTrustedLoad):
-        return
-    ckpt.torch = _TorchWithTrustedLoad()
-    _note('weights_only', 'torch>=2.6: mmengine.runner.checkpoint loads '
-          'runner checkpoints with weights_only=False')
+    if not isinstance(ckpt.torch, _TorchWithSafeLoad):
+        ckpt.torch = _TorchWithSafeLoad()
+        ckpt.load_url = _safe_load_url
+        _note('safe_load', f'mmengine {mmengine.__version__}: checkpoints '
+              'loaded by mmengine (load_from, --resume, init_cfg=Pretrained) '
+              'are read with weights_only=True and an allow-list of the '
+              'objects mmengine writes; LSPT_MM_TRUST_CHECKPOINTS=1 allows a '
+              'full unpickle of other files')
 
 
 # --------------------------------------------------------------- DDP on CPU
@@ -258,7 +284,7 @@ def ensure_cpu_distributed():
 def apply_all():
     ensure_torchvision()
     ensure_mmcv_ext()
-    ensure_runner_checkpoints_load()
+    ensure_safe_checkpoint_loading()
     ensure_cpu_distributed()
 
 

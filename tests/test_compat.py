@@ -47,7 +47,7 @@ def test_fixes_are_idempotent_and_logged_once():
     compat.apply_all()
     assert compat.APPLIED == before
     import mmengine.runner.checkpoint as ckpt
-    assert isinstance(ckpt.torch, compat._TorchWithTrustedLoad)
+    assert isinstance(ckpt.torch, compat._TorchWithSafeLoad)
     assert ckpt.torch.float32 is torch.float32  # everything else is torch's
 
 

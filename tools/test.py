@@ -23,8 +23,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import lspt_mm  # noqa: E402,F401
 
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
-from lspt_mm.engine.runner_utils import (apply_common_args,  # noqa: E402
-                                         build_runner, close_distributed)
+from lspt_mm.engine.runner_utils import (  # noqa: E402
+    apply_common_args, build_runner, close_distributed,
+    exit_on_checkpoint_error)
+from lspt_mm.models import checkpoint_policy  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -113,20 +115,10 @@ def enable_tta(cfg):
 
 
 def skip_pretrained_if_checkpoint_has_backbone(cfg, checkpoint):
-    """A runner checkpoint that holds every backbone weight needs no
-    pretrained file: testing then works without it. A trainable-only
-    checkpoint keeps ``pretrained`` (the frozen ViT comes from there)."""
-    backbone = cfg.get('model', {}).get('backbone', None)
-    if not backbone or backbone.get('pretrained', None) is None:
-        return
-    import torch
-    ckpt = torch.load(checkpoint, map_location='cpu', mmap=True,
-                      weights_only=False)
-    keys = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
-    if any(k.startswith('backbone.layers.') for k in keys):
-        print(f'{checkpoint} holds the whole backbone: not reading '
-              f'pretrained={backbone.pretrained!r}', flush=True)
-        backbone.pretrained = None
+    """A checkpoint holding every backbone weight needs no pretrained file
+    (:mod:`lspt_mm.models.checkpoint_policy` decides)."""
+    return checkpoint_policy.skip_pretrained_if_checkpoint_has_backbone(
+        cfg, checkpoint)
 
 
 def merge_args(cfg, args):
@@ -153,13 +145,16 @@ def merge_args(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    cfg = merge_args(cfg, args)
-    runner = build_runner(cfg)
-    if args.out is not None and not is_segmentation(cfg):
-        from mmengine.evaluator import DumpResults
-        runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
-    metrics = runner.test()
+    with exit_on_checkpoint_error():
+        cfg = merge_args(cfg, args)
+        runner = build_runner(cfg)
+        if args.out is not None and not is_segmentation(cfg):
+            from mmengine.evaluator import DumpResults
+            runner.test_evaluator.metrics.append(
+                DumpResults(out_file_path=args.out))
+        # the checkpoint is checked against the model before it is loaded
+        # (CheckpointPolicyHook): a mismatch stops here with one message
+        metrics = runner.test()
     close_distributed()
     if runner.rank == 0:
         print('Test metrics: ' + json.dumps(

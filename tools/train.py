@@ -19,8 +19,9 @@ import lspt_mm  # noqa: E402,F401
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
-from lspt_mm.engine.runner_utils import (apply_common_args,  # noqa: E402
-                                         build_runner, close_distributed)
+from lspt_mm.engine.runner_utils import (  # noqa: E402
+    apply_common_args, build_runner, close_distributed,
+    exit_on_checkpoint_error)
 
 
 def parse_args(argv=None):
@@ -118,8 +119,9 @@ def main(argv=None):
             'AMP (--amp or AmpOptimWrapper in the config) needs a CUDA, NPU '
             'or MLU device; this machine has none. Train without --amp on '
             'CPU.')
-    runner = build_runner(cfg)
-    runner.train()
+    with exit_on_checkpoint_error():  # load_from / --resume that does not fit
+        runner = build_runner(cfg)
+        runner.train()
     close_distributed()
 
 

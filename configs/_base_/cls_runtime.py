@@ -17,6 +17,8 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False),
 )
 custom_hooks = [
+    # load_from / --resume checkpoints must fit the model (no random parts)
+    dict(type='CheckpointPolicyHook'),
     dict(type='TrainableParamsHook'),
     # torch RNG state in checkpoints: --resume continues bit-exactly
     dict(type='RNGStateHook'),

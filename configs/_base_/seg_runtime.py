@@ -16,6 +16,8 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 custom_hooks = [
+    # load_from / --resume checkpoints must fit the model (no random parts)
+    dict(type='CheckpointPolicyHook'),
     dict(type='TrainableParamsHook'),
     # torch RNG state in checkpoints: --resume continues bit-exactly
     dict(type='RNGStateHook'),

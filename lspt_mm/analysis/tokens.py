@@ -18,15 +18,25 @@ def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
     """Build ``cfg.model`` (an mmpretrain classifier, an mmseg segmentor or
     any model with a ``backbone``) in the config's default scope, load
     ``checkpoint`` (``None`` / ``'none'``: initial weights) and return it
-    in eval mode. Returns ``(model, cfg)``."""
+    in eval mode. Returns ``(model, cfg)``.
+
+    The checkpoint is read without running code from it and must fit the
+    model (:mod:`lspt_mm.models.checkpoint_policy`, as ``tools/test.py``):
+    a checkpoint of another method, ``N_p`` or head is an error, never a
+    model with random parts."""
     import lspt_mm  # noqa: F401  (compat fixes first)
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
+
+    from lspt_mm.models import checkpoint_policy
 
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    has_checkpoint = checkpoint and str(checkpoint).lower() != 'none'
+    if has_checkpoint:
+        checkpoint_policy.skip_pretrained_if_checkpoint_has_backbone(
+            cfg, checkpoint)
     scope = cfg.get('default_scope', None) or 'mmpretrain'
     init_default_scope(scope)
     if scope == 'mmseg':
@@ -35,8 +45,9 @@ def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
     else:
         from mmpretrain.registry import MODELS
     model = MODELS.build(cfg.model)
-    if checkpoint and str(checkpoint).lower() != 'none':
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=False)
+    if has_checkpoint:
+        checkpoint_policy.load_checkpoint(model, checkpoint,
+                                          map_location='cpu')
     else:
         model.init_weights()
     return model.to(device).eval(), cfg

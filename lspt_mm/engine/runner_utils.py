@@ -1,8 +1,11 @@
 """What tools/train.py and tools/test.py share: applying the common
-command-line options, building the runner, closing distributed runs."""
+command-line options, building the runner (with the checkpoint policy),
+stopping on a checkpoint that does not fit, closing distributed runs."""
+import contextlib
 import os.path as osp
 
 import torch
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -21,9 +24,40 @@ def apply_common_args(cfg, args):
     return cfg
 
 
+def ensure_checkpoint_policy(cfg):
+    """Add :class:`~lspt_mm.engine.CheckpointPolicyHook` to
+    ``cfg.custom_hooks`` unless the config has it: ``load_from`` and
+    ``--resume`` checkpoints must then fit the model (mmengine alone loads
+    them with ``strict=False``). Returns whether it was added."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if any(str(h.get('type', '')).split('.')[-1] == 'CheckpointPolicyHook'
+           for h in hooks if isinstance(h, dict)):
+        return False
+    hooks.append(dict(type='CheckpointPolicyHook'))
+    cfg.custom_hooks = hooks
+    print_log('Added CheckpointPolicyHook (the config lacks it): a load_from '
+              '/ --resume checkpoint must fit the model.', logger='current')
+    return True
+
+
+@contextlib.contextmanager
+def exit_on_checkpoint_error():
+    """Turn a checkpoint that does not fit, is not a checkpoint, or would
+    need a full unpickle into one short message and exit status 1."""
+    from lspt_mm.models.checkpoint import (NotACheckpointError,
+                                           UntrustedCheckpointError)
+    from lspt_mm.models.checkpoint_policy import CheckpointMismatchError
+    try:
+        yield
+    except (CheckpointMismatchError, NotACheckpointError,
+            UntrustedCheckpointError) as err:
+        raise SystemExit(f'error: {err}') from None
+
+
 def build_runner(cfg):
     """mmengine's ``Runner``, or the ``RUNNERS`` entry named by
-    ``runner_type``."""
+    ``runner_type``, with the checkpoint policy hook."""
+    ensure_checkpoint_policy(cfg)
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)

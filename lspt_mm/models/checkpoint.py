@@ -1,9 +1,11 @@
 """Reading pretrained ViT weights: official MAE / MoCo v3 / DINOv2 files,
 Hugging Face DINOv2 state dicts, timm-style state dicts and mmpretrain
 checkpoints, converted to mmpretrain's ViT names."""
+import os
 import os.path as osp
 import pickle
 import re
+import warnings
 from collections import OrderedDict
 
 import torch
@@ -76,19 +78,189 @@ def missing_file_message(path):
             'See README.md, "Pretrained weights".')
 
 
-def read_checkpoint(path):
-    """Load a checkpoint file into a dict on CPU.
+# ------------------------------------------------------------ safe loading
+TRUST_ENV = 'LSPT_MM_TRUST_CHECKPOINTS'
+_TRUST_VALUES = ('1', 'true', 'yes', 'y')
+_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 
-    Plain weight files are read with ``weights_only=True``; a runner
-    checkpoint (which pickles mmengine objects) falls back to a full load.
+
+class NotACheckpointError(RuntimeError):
+    """The file is not a PyTorch checkpoint at all (text, HTML, ...)."""
+
+
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """The file pickles objects outside the allow-list (possibly code)."""
+
+
+def _history_buffer_statistic(owner, name):
+    """Stands in for ``builtins.getattr`` while unpickling.
+
+    mmengine's ``HistoryBuffer`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')`` (protocol 2 has no other way to name
+    a method). Allowing the real ``getattr`` would hand any attribute of any
+    allowed object to the file; this returns only ``HistoryBuffer``'s
+    registered statistics methods and refuses everything else.
     """
+    from mmengine.logging import HistoryBuffer
+    registered = dict(HistoryBuffer._statistics_methods)
+    if owner is HistoryBuffer and (name in _HISTORY_BUFFER_STATISTICS
+                                   or name in registered):
+        value = getattr(HistoryBuffer, name, None) or registered.get(name)
+        if callable(value):
+            return value
+    raise UntrustedCheckpointError(
+        f'the file asks for getattr({getattr(owner, "__name__", owner)!r}, '
+        f'{name!r}); only HistoryBuffer statistics methods are allowed')
+
+
+def runner_checkpoint_globals():
+    """What torch's ``weights_only`` unpickler may build besides tensors:
+    the globals mmengine 0.10 writes into a runner checkpoint.
+
+    - ``mmengine.logging.HistoryBuffer`` (the message hub's log scalars),
+      with ``builtins.getattr`` mapped to :func:`_history_buffer_statistic`;
+    - numpy arrays, dtypes and scalars (inside ``HistoryBuffer``, and
+      metrics such as ``eta`` or a best score): ``_reconstruct``,
+      ``ndarray``, ``dtype`` and its per-type classes, ``scalar``, under
+      numpy 1.x (``numpy.core``) and 2.x (``numpy._core``) names.
+
+    ``collections.OrderedDict``, tensors and plain containers are allowed by
+    torch itself. Returns a list for ``torch.serialization.safe_globals``.
+    """
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    try:
+        from numpy._core import multiarray  # numpy 2 (and a 1.26 alias)
+    except ImportError:
+        from numpy.core import multiarray
+    allowed = [HistoryBuffer, np.ndarray, np.dtype,
+               (_history_buffer_statistic, 'builtins.getattr')]
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        allowed += [(multiarray._reconstruct, f'{module}._reconstruct'),
+                    (multiarray.scalar, f'{module}.scalar')]
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25
+    if dtypes is not None:
+        allowed += [getattr(dtypes, name) for name in dir(dtypes)
+                    if name.endswith('DType')]
+    return allowed
+
+
+def trust_all_checkpoints():
+    """Whether the user allowed full unpickling (``LSPT_MM_TRUST_CHECKPOINTS``
+    set to 1 / true / yes)."""
+    return os.environ.get(TRUST_ENV, '').strip().lower() in _TRUST_VALUES
+
+
+def _file_kind(path):
+    """``'zip'`` (torch >= 1.6 format), ``'pickle'`` (legacy torch or raw
+    pickle), ``'empty'`` or ``None`` (anything else)."""
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if not head:
+        return 'empty'
+    if head.startswith(b'PK'):
+        return 'zip'
+    if head[0] == 0x80:  # pickle protocol >= 2
+        return 'pickle'
+    return None
+
+
+def _not_a_checkpoint_message(source, path):
+    with open(path, 'rb') as f:
+        head = f.read(60)
+    if not head:
+        what = 'it is empty'
+    else:
+        text = head.decode('utf-8', 'replace').splitlines()[0][:60]
+        what = f'it starts with {text!r}'
+    return (f'{source!r} is not a PyTorch checkpoint: {what} (a text or '
+            'HTML file, e.g. a Git LFS pointer or a download error page?). '
+            'Download the checkpoint again.')
+
+
+_warned_trusted = set()
+
+
+def _load_allow_listed(load, source):
+    """``load(weights_only)`` with the allow-list; a file refused for its
+    globals is loaded in full only when the user trusts all files."""
+    try:
+        with torch.serialization.safe_globals(runner_checkpoint_globals()):
+            return load(True)
+    except pickle.UnpicklingError as err:
+        match = re.search(r'GLOBAL (\S+)|unrecognized function (\S+)|'
+                          r'(getattr\([^)]*\))', str(err))
+        if match is None:
+            raise
+        if trust_all_checkpoints():
+            if source not in _warned_trusted:
+                _warned_trusted.add(source)
+                warnings.warn(
+                    f'{TRUST_ENV}=1: fully unpickling {source!r}, which holds '
+                    'objects outside the allow-list; this runs any code the '
+                    'file contains.')
+            return load(False)
+        what = next(g for g in match.groups() if g)
+        raise UntrustedCheckpointError(
+            f'Refusing to unpickle {source!r}: it holds {what}, which is not '
+            'a tensor, a plain container or one of the objects mmengine '
+            'writes into checkpoints, and unpickling it could run code from '
+            'the file. If you trust this file (you made it, or its source), '
+            f'set {TRUST_ENV}=1 to load it with full unpickling, or re-save '
+            'its state dict as plain tensors.') from None
+
+
+def safe_load(f, map_location='cpu', source=None, **kwargs):
+    """``torch.load`` that never runs code from the file.
+
+    Reads with ``weights_only=True`` plus :func:`runner_checkpoint_globals`,
+    which covers official weight files, plain state dicts and mmengine
+    runner checkpoints (``load_from``, ``--resume``). A file needing any
+    other global stops with :class:`UntrustedCheckpointError` naming it;
+    only with ``LSPT_MM_TRUST_CHECKPOINTS=1`` is such a file fully
+    unpickled (which runs whatever code it holds). ``f`` is a path or a
+    file object; ``source`` names it in messages.
+    """
+    kwargs.pop('weights_only', None)
+    is_path = isinstance(f, (str, os.PathLike))
+    source = str(f) if source is None and is_path else (source or '<stream>')
+    if is_path and _file_kind(f) in (None, 'empty'):
+        raise NotACheckpointError(_not_a_checkpoint_message(source, f))
+
+    def load(weights_only):
+        if not is_path:
+            f.seek(0)
+        return torch.load(f, map_location=map_location,
+                          weights_only=weights_only, **kwargs)
+
+    return _load_allow_listed(load, source)
+
+
+def safe_load_url(url, model_dir=None, map_location=None, progress=True,
+                  check_hash=False, file_name=None):
+    """``torch.hub.load_state_dict_from_url`` (download and cache) read as
+    :func:`safe_load` reads files (torch's own default there is a full
+    unpickle)."""
+    def load(weights_only):
+        return torch.hub.load_state_dict_from_url(
+            url, model_dir=model_dir, map_location=map_location,
+            progress=progress, check_hash=check_hash, file_name=file_name,
+            weights_only=weights_only)
+
+    return _load_allow_listed(load, url)
+
+
+def read_checkpoint(path):
+    """Load a checkpoint file into a dict on CPU without running code from
+    it (:func:`safe_load`): official weights, mmpretrain / runner
+    checkpoints."""
     if not osp.isfile(path):
         raise FileNotFoundError(missing_file_message(path))
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        return torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as err:  # truncated or not a torch file
+        return safe_load(path, map_location='cpu')
+    except (NotACheckpointError, UntrustedCheckpointError):
+        raise
+    except Exception as err:  # truncated zip or pickle
         raise RuntimeError(
             f'Cannot read checkpoint {path!r}: {err}. The file may be '
             'incomplete; download it again.') from err

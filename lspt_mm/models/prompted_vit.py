@@ -10,12 +10,11 @@ import contextlib
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.logging import MMLogger, print_log
 from mmpretrain.models.backbones.vision_transformer import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed, to_2tuple
 from mmpretrain.registry import MODELS
 
-from .checkpoint import load_vit_weights
+from . import checkpoint_policy
 from .prompt_methods import PROMPT_METHODS, build_prompt_method
 
 BACKBONE_MODULES = ('patch_embed', 'drop_after_pos', 'pre_norm', 'layers',
@@ -243,23 +242,9 @@ class PromptedViT(VisionTransformer):
     # ------------------------------------------------------------ weights
     def load_pretrained(self, path):
         """Load pretrained ViT weights; any backbone key missing is an error,
-        prompt-method keys are expected to be missing."""
-        state_dict, fmt, dropped = load_vit_weights(path)
-        missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        missing_backbone = [k for k in missing if self._is_backbone_key(k)]
-        if missing_backbone:
-            raise KeyError(
-                f'Pretrained file {path!r} ({fmt} layout) lacks backbone '
-                f'weights: {missing_backbone}. Refusing to train on a '
-                'partly random backbone.')
-        self._backbone_loaded = True
-        logger = MMLogger.get_current_instance()
-        print_log(
-            f'PromptedViT: loaded {len(state_dict)} tensors from {path} '
-            f'({fmt} layout); newly initialised (not in file): '
-            f'{len(missing)} prompt-method tensors {missing}; '
-            f'ignored keys in file: {list(unexpected) + list(dropped)}',
-            logger=logger)
+        prompt-method keys are new unless the file has exactly this
+        model's (rules: :mod:`lspt_mm.models.checkpoint_policy`)."""
+        checkpoint_policy.load_pretrained(self, path)
 
     def init_weights(self):
         if self._backbone_loaded:
@@ -270,28 +255,16 @@ class PromptedViT(VisionTransformer):
         super().init_weights()
 
     def _drop_frozen_weights(self, state_dict, prefix, local_metadata):
-        if self.save_trainable_only and self.freeze_backbone:
-            for key in list(state_dict):
-                if key.startswith(prefix) and self._is_backbone_key(
-                        key[len(prefix):]):
-                    del state_dict[key]
-        return state_dict
+        """State-dict hook: records this backbone's setup (method, N_p,
+        arch) in the metadata; leaves the frozen ViT out with
+        ``save_trainable_only``."""
+        return checkpoint_policy.on_state_dict(self, state_dict, prefix,
+                                               local_metadata)
 
     def _fill_frozen_weights(self, state_dict, prefix, *args, **kwargs):
         """A checkpoint holding only trainable tensors gets the frozen
         backbone from ``pretrained`` (never a random one)."""
-        own = [k for k in state_dict if k.startswith(prefix)]
-        if not own or any(self._is_backbone_key(k[len(prefix):])
-                          for k in own):
-            return
-        if not self._backbone_loaded:
-            raise RuntimeError(
-                'This checkpoint stores only the trainable prompt tensors; '
-                'the frozen ViT must come from the backbone\'s `pretrained` '
-                f'file, which is {"not set" if self.pretrained is None else "not loaded: " + repr(self.pretrained)}.')
-        for key, value in self.named_parameters():
-            if self._is_backbone_key(key):
-                state_dict[prefix + key] = value.detach()
+        checkpoint_policy.fill_frozen_weights(self, state_dict, prefix)
 
     # ------------------------------------------------------------ forward
     @contextlib.contextmanager

@@ -90,13 +90,15 @@ def plot(results, path):
 
 def main(argv=None):
     from lspt_mm.analysis.tokens import list_images
+    from lspt_mm.engine.runner_utils import exit_on_checkpoint_error
     args = parse_args(argv)
     images = list_images(args.img, args.max_images)
     results = {}
     for i, (config, ckpt) in enumerate(args.pairs):
-        sims, backbone = similarity_per_block(config, ckpt, images,
-                                              args.batch, args.device,
-                                              args.cfg_options)
+        with exit_on_checkpoint_error():  # a checkpoint must fit its config
+            sims, backbone = similarity_per_block(config, ckpt, images,
+                                                  args.batch, args.device,
+                                                  args.cfg_options)
         label = (args.labels[i] if args.labels else
                  f'{osp.splitext(osp.basename(config))[0]} '
                  f'({backbone.prompt_method.method_name})')

@@ -100,9 +100,11 @@ def main(argv=None):
     from lspt_mm.analysis.tokens import (attention_summary, backbone_input_size,
                                          find_backbone, load_image, load_model,
                                          normalise)
+    from lspt_mm.engine.runner_utils import exit_on_checkpoint_error
     args = parse_args(argv)
-    model, cfg = load_model(args.config, args.checkpoint, args.cfg_options,
-                            args.device)
+    with exit_on_checkpoint_error():  # the checkpoint must fit the config
+        model, cfg = load_model(args.config, args.checkpoint,
+                                args.cfg_options, args.device)
     backbone = find_backbone(model)
     size = tuple(args.img_size * 2 if args.img_size and len(args.img_size) ==
                  1 else args.img_size or backbone_input_size(backbone))
