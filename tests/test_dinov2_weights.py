@@ -59,13 +59,14 @@ OFFICIAL_TO_OURS = {
     'patch_embed.proj.bias': 'patch_embed.projection.bias',
     'norm.weight': 'ln1.weight', 'norm.bias': 'ln1.bias'}
 for _i in range(L):
+    _o, _n = f'blocks.{_i}.', f'layers.{_i}.'
     for _a, _b in [('norm1', 'ln1'), ('attn.qkv', 'attn.qkv'),
                    ('attn.proj', 'attn.proj'), ('norm2', 'ln2'),
                    ('mlp.fc1', 'ffn.layers.0.0'), ('mlp.fc2', 'ffn.layers.1')]:
         for _w in ('weight', 'bias'):
-            OFFICIAL_TO_OURS[f'blocks.{_i}.{_a}.{_w}'] = f'layers.{_i}.{_b}.{_w}'
-    OFFICIAL_TO_OURS[f'blocks.{_i}.ls1.gamma'] = f'layers.{_i}.attn.gamma1.weight'
-    OFFICIAL_TO_OURS[f'blocks.{_i}.ls2.gamma'] = f'layers.{_i}.ffn.gamma2.weight'
+            OFFICIAL_TO_OURS[f'{_o}{_a}.{_w}'] = f'{_n}{_b}.{_w}'
+    OFFICIAL_TO_OURS[_o + 'ls1.gamma'] = _n + 'attn.gamma1.weight'
+    OFFICIAL_TO_OURS[_o + 'ls2.gamma'] = _n + 'ffn.gamma2.weight'
 
 
 def official_to_hf(sd, prefix=''):
@@ -282,7 +283,8 @@ def test_converter_tool_official_and_hf(tmp_path):
                                          prefix='backbone.'))
         vit.init_weights()
         vit.eval()
-        x = torch.randn(1, 3, 28, 28, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(1, 3, 28, 28,
+                        generator=torch.Generator().manual_seed(0))
         outs.append(vit(x)[0])
     assert torch.equal(outs[0], outs[1])
     # a DINOv2 file is refused by the MAE converter

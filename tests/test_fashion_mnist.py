@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import lspt_mm  # noqa: F401
+from lspt_mm.datasets import DataFileError
 from lspt_mm.datasets.fashion_mnist import (DEBIAN_DIR, FILES,
                                             FashionMNISTSubset, read_idx)
 from mmpretrain.registry import DATASETS
@@ -128,7 +129,8 @@ def test_wrong_magic_and_truncation_are_errors(fmnist):
     images, labels = data['train']
     # labels written where the images belong: magic 2049, not 2051
     write_idx(osp.join(root, FILES['train'][0]), labels, 2049)
-    with pytest.raises(ValueError, match='magic number 2049, expected 2051'):
+    with pytest.raises(DataFileError,
+                       match='magic number 2049, expected 2051'):
         build(root, 'train')
     path = osp.join(root, FILES['train'][0])
     write_idx(path, images, 2051)
@@ -136,7 +138,14 @@ def test_wrong_magic_and_truncation_are_errors(fmnist):
         raw = f.read()
     with gzip.open(path, 'wb') as f:
         f.write(raw[:-100])
-    with pytest.raises(ValueError, match='truncated'):
+    with pytest.raises(DataFileError, match='truncated'):
+        build(root, 'train')
+    write_idx(path, images, 2051)
+    bad = labels.copy()
+    bad[3] = 12  # an 11th class
+    write_idx(osp.join(root, FILES['train'][1]), bad, 2049)
+    with pytest.raises(DataFileError,
+                       match=r'labels outside \[0, 10\): \[12\]'):
         build(root, 'train')
 
 

@@ -8,6 +8,8 @@ import numpy as np
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from .errors import DataFileError
+
 FILES = {
     'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
     'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
@@ -31,20 +33,20 @@ def read_idx(path, magic):
         with opener(path, 'rb') as f:
             data = f.read()
     except (OSError, EOFError) as err:  # bad gzip stream, truncated file
-        raise ValueError(f'Cannot read IDX file {path!r}: {err}. Get the '
+        raise DataFileError(f'Cannot read IDX file {path!r}: {err}. Get the '
                          f'file again ({SOURCES}).') from err
     if len(data) < 8:
-        raise ValueError(f'{path!r} is too short for an IDX file')
+        raise DataFileError(f'{path!r} is too short for an IDX file')
     found = struct.unpack('>i', data[:4])[0]
     if found != magic:
         kind = 'images' if magic == IMAGES_MAGIC else 'labels'
-        raise ValueError(f'{path!r}: IDX magic number {found}, expected '
+        raise DataFileError(f'{path!r}: IDX magic number {found}, expected '
                          f'{magic} (uint8 {kind}). Not the right file?')
     ndim = magic & 0xFF
     dims = struct.unpack(f'>{ndim}i', data[4:4 + 4 * ndim])
     array = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(dims)):
-        raise ValueError(f'{path!r}: header says {dims} = {np.prod(dims)} '
+        raise DataFileError(f'{path!r}: header says {dims} = {np.prod(dims)} '
                          f'values, the file holds {array.size}; the file '
                          'is truncated or corrupt.')
     return array.reshape(dims)
@@ -76,11 +78,12 @@ def load_part(data_root, part):
     images = read_idx(images_path, IMAGES_MAGIC)
     labels = read_idx(labels_path, LABELS_MAGIC).astype(np.int64)
     if len(images) != len(labels):
-        raise ValueError(f'{images_path!r} holds {len(images)} images but '
+        raise DataFileError(f'{images_path!r} holds {len(images)} images but '
                          f'{labels_path!r} {len(labels)} labels')
-    if labels.size and not 0 <= labels.min() <= labels.max() < len(CLASSES):
-        raise ValueError(f'{labels_path!r}: labels outside [0, '
-                         f'{len(CLASSES)})')
+    bad = sorted(set(np.unique(labels).tolist()) - set(range(len(CLASSES))))
+    if bad:
+        raise DataFileError(f'{labels_path!r}: labels outside [0, '
+                            f'{len(CLASSES)}): {bad}')
     return images, labels
 
 
@@ -95,8 +98,9 @@ def balanced_indices(labels, counts, seed, what):
         if len(idx) < need:
             raise ValueError(
                 f'Fashion-MNIST {what}: class {c} ({CLASSES[c]}) has '
-                f'{len(idx)} images, {need} needed ({" + ".join(map(str, counts))} '
-                'per class); lower the per-class sizes.')
+                f'{len(idx)} images, {need} needed '
+                f'({" + ".join(map(str, counts))} per class); lower the '
+                'per-class sizes.')
         idx = np.random.default_rng([seed, c]).permutation(idx)
         start = 0
         for block, n in zip(blocks, counts):
