@@ -74,10 +74,18 @@ def save_untrained(config, path, cfg_options):
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope('mmseg')
-    set_random_seed(cfg.randomness.seed)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
     os.makedirs(osp.dirname(path), exist_ok=True)
+    # a logger with a log file, as a runner's: the per-parameter
+    # initialisation report goes there, not to the console
+    from mmengine.logging import MMLogger
+    from lspt_mm.engine import file_only
+    logger = MMLogger.get_instance(
+        f'demo_untrained_{osp.abspath(path)}',
+        log_file=osp.splitext(path)[0] + '_init.log', file_mode='w')
+    set_random_seed(cfg.randomness.seed)
+    with file_only(logger):
+        model = MODELS.build(cfg.model)
+        model.init_weights()
     torch.save({'meta': {'note': 'untrained (initialised) demo model'},
                 'state_dict': model.state_dict()}, path)
 

@@ -1,5 +1,9 @@
 # Runtime for the classification configs (mmpretrain scope).
 default_scope = 'mmpretrain'
+# mmengine's Runner; the environment, config, hook order and per-parameter
+# optimiser settings go to the work dir's log file only, not the console
+# (runner_type = 'Runner' shows them there too)
+runner_type = 'ConciseRunner'
 custom_imports = dict(
     imports=['lspt_mm'],
     allow_failed_imports=False)

@@ -1,6 +1,10 @@
 # Runtime for the segmentation configs (mmseg scope).
 # (custom_imports for lspt_mm: in _base_/models/upernet_prompted_vit.py)
 default_scope = 'mmseg'
+# mmengine's Runner; the environment, config, hook order and per-parameter
+# optimiser settings go to the work dir's log file only, not the console
+# (runner_type = 'Runner' shows them there too)
+runner_type = 'ConciseRunner'
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),

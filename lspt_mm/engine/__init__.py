@@ -1,15 +1,19 @@
 """Runner-side additions: atomic checkpoint hook, layer-decay optimiser
-constructor for segmentors."""
+constructor for segmentors, a console that says what matters
+(``ConciseRunner``, ``ConciseIoUMetric``)."""
 from .checkpoint_hook import (AtomicCheckpointHook, atomic_write_bytes,
                               atomic_write_text)
 from .checkpoint_policy_hook import CheckpointPolicyHook
+from .console import ConciseRunner, file_only
 from .optim import (PromptTuningOptimWrapperConstructor,
                     SegLayerDecayOptimWrapperConstructor)
 from .rng_hook import RNGStateHook
+from .seg_metric import ConciseIoUMetric
 
 __all__ = [
     'AtomicCheckpointHook', 'CheckpointPolicyHook', 'atomic_write_bytes',
     'atomic_write_text',
     'PromptTuningOptimWrapperConstructor',
-    'SegLayerDecayOptimWrapperConstructor', 'RNGStateHook'
+    'SegLayerDecayOptimWrapperConstructor', 'RNGStateHook', 'ConciseRunner',
+    'ConciseIoUMetric', 'file_only'
 ]

@@ -9,11 +9,17 @@ either write leaves a truncated checkpoint under its final name, or an empty
 name in the same directory, flushes it to disk and ``os.replace``-s it onto
 the final name, so the final names only ever refer to complete files and
 ``last_checkpoint`` always names a complete checkpoint. ``tools/train.py``
-uses it in place of the plain ``CheckpointHook``.
+uses it in place of the plain ``CheckpointHook``. Files get the mode a plain
+``open`` would give (``0o666`` less the umask: group-readable with the usual
+umask 022), not ``mkstemp``'s private 0600. A process killed between
+creating and renaming a temporary file leaves it behind; the hook removes
+such stale ``.<name>.XXXXXXXX.tmp`` files from the work dir and the
+checkpoint dir when training starts.
 """
 import contextlib
 import os
 import os.path as osp
+import re
 import tempfile
 
 from mmengine.dist import is_main_process
@@ -30,6 +36,7 @@ def atomic_write_bytes(path, data):
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.',
                                suffix='.tmp', dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would, not 0600
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
@@ -45,6 +52,39 @@ def atomic_write_bytes(path, data):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _umask():
+    """The process umask (read from /proc where possible: setting it to
+    read it is not thread-safe)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# what atomic_write_bytes leaves when killed: `.<file>.<8 random>.tmp`
+# (mkstemp's alphabet), for checkpoints and the `last_checkpoint` pointer
+STALE_TMP = re.compile(r'^\.(.+\.pth|last_checkpoint)\.[a-z0-9_]{8}\.tmp$')
+
+
+def remove_stale_temp_files(directory):
+    """Delete the temporary files of interrupted atomic writes in
+    ``directory``; returns their paths."""
+    removed = []
+    if not osp.isdir(directory):
+        return removed
+    for name in sorted(os.listdir(directory)):
+        path = osp.join(directory, name)
+        if STALE_TMP.match(name) and osp.isfile(path):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                removed.append(path)
+    return removed
 
 
 def atomic_write_text(path, text, encoding='utf-8'):
@@ -71,6 +111,15 @@ def _atomic_local_puts():
 class AtomicCheckpointHook(CheckpointHook):
     """``CheckpointHook`` whose checkpoint files and ``last_checkpoint``
     pointer are written atomically (temporary file + ``os.replace``)."""
+
+    def before_train(self, runner):
+        super().before_train(runner)
+        if not is_main_process():
+            return
+        for directory in {runner.work_dir, self.out_dir}:
+            for path in remove_stale_temp_files(str(directory)):
+                runner.logger.info(f'removed {path}, left by a save that '
+                                   'was interrupted')
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         # Same as mmengine 0.10.7's, with atomic writes.

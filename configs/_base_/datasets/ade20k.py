@@ -75,5 +75,7 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# mmseg's IoUMetric; the 150-row per-class table goes to the log file, the
+# console gets the classes that occur (best / worst few)
+val_evaluator = dict(type='ConciseIoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
