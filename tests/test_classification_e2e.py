@@ -1,7 +1,8 @@
 """End to end: tiny synthetic data in the real FGVC / VTAB-1k layouts, the
 committed (or generated) configs shrunk to a tiny random ViT through
 ``--cfg-options``, trained and tested by mmengine's Runner, summarized by
-tools/run_benchmark.py.
+tools/run_benchmark.py (fixed settings: no grid, final runs only; the
+tuning protocol itself is tested in tests/test_protocol.py).
 
 The synthetic task is learnable (class = image colour, see
 tests/synthetic_cls.py); the accuracy threshold (70%) is far above chance
@@ -30,12 +31,21 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
 import generate_cls_configs as gen  # noqa: E402
 import prepare_fgvc_splits as prep  # noqa: E402
 import run_benchmark as rb  # noqa: E402
-from synthetic_cls import (FGVC_MAKERS, as_cli, make_vtab,  # noqa: E402
-                           tiny_cfg_options)
+try:  # the generators may live in the package (issue 8.8)
+    from lspt_mm.datasets.synthetic import (FGVC_MAKERS, as_cli,  # noqa
+                                            make_vtab, tiny_cfg_options)
+except ImportError:
+    from synthetic_cls import (FGVC_MAKERS, as_cli, make_vtab,  # noqa
+                               tiny_cfg_options)
 
 THRESHOLD = 70.  # top-1 %, chance is 25% (4 classes) / 16.7% (6 classes)
 EPOCHS = 4
 VTAB_TASKS = {'kitti': 4, 'clevr_dist': 6}  # the tasks' real class counts
+
+
+def scores_by_task(rows):
+    """``{task: {seed: test top-1}}`` of run_benchmark's rows."""
+    return {r['task']: r['tests'] for r in rows if r['tests']}
 
 
 @pytest.fixture(scope='module')
@@ -64,36 +74,41 @@ def test_vtab_benchmark(vtab_root, tmp_path):
             '--seeds', '0', '1', '--tasks', *VTAB_TASKS, '--data-root',
             vtab_root, '--work-dir', work_dir, '--cfg-options',
             *as_cli(tiny_cfg_options('vtab1k', epochs=EPOCHS))]
-    results = rb.main(argv)
+    results = scores_by_task(rb.main(argv))
     assert set(results) == set(VTAB_TASKS)
     for task, per_seed in results.items():
         assert set(per_seed) == {0, 1}
         for seed, top1 in per_seed.items():
             assert top1 > THRESHOLD, (task, seed, top1)
-        res = json.load(open(osp.join(work_dir, task, 'seed0',
-                                      'result.json')))
+        res = json.load(open(osp.join(work_dir, task, 'final', 'config',
+                                      'seed0', 'result.json')))
         assert res['config'] == gen.config_path('lspt', 'mae', 'vtab1k',
                                                 task)
+        assert res['train_split'] == 'train800val200'
+        assert res['eval_split'] == 'test'
     text = open(osp.join(work_dir, 'summary.md')).read()
-    assert re.search(r'\| Structured \| kitti \| \d+\.\d\d ± \d+\.\d\d \| 2',
-                     text)
+    assert re.search(r"\| Structured \| kitti \| config's values \| – \| "
+                     r'\d+\.\d\d ± \d+\.\d\d \| 2', text)
     assert 'mean of 2/19 tasks' in text
     rows = list(csv.reader(open(osp.join(work_dir, 'summary.csv'))))
-    overall = [r for r in rows if r[:2] == ['all', 'mean']][0]
-    assert float(overall[2]) > THRESHOLD
+    header = rows[0]
+    overall = [r for r in rows if r[:2] == ['all', 'mean_of_tasks']][0]
+    assert float(overall[header.index('test_mean')]) > THRESHOLD
     # resume: nothing reruns, same numbers
-    assert rb.main(argv) == results
+    assert scores_by_task(rb.main(argv)) == results
 
 
 def test_fgvc_benchmark_generated_configs(fgvc_root, tmp_path):
     """GaPT + MoCo v3 protocol (CLS token) on all five FGVC layouts, with
     configs generated on the fly (no committed GaPT configs)."""
     work_dir = str(tmp_path / 'bench')
-    opts = tiny_cfg_options('fgvc', epochs=EPOCHS, num_classes=4)
-    results = rb.main([
+    # GaPT's MoCo v3 lrs (0.5 / 1.0 at batch 64, ViT-B, 100 prompts) make
+    # the 2-layer toy fail to learn in 4 epochs (measured): 0.1 here
+    opts = tiny_cfg_options('fgvc', epochs=EPOCHS, num_classes=4, lr=0.1)
+    results = scores_by_task(rb.main([
         '--benchmark', 'fgvc', '--method', 'gapt', '--backbone', 'mocov3',
         '--seeds', '0', '--data-root', fgvc_root, '--work-dir', work_dir,
-        '--cfg-options', *as_cli(opts)])
+        '--cfg-options', *as_cli(opts)]))
     assert set(results) == set(FGVC_DATASETS)
     for task, per_seed in results.items():
         assert per_seed[0] > THRESHOLD, (task, per_seed)
@@ -143,8 +158,8 @@ def test_shuffled_labels_stay_below_threshold(vtab_root, tmp_path):
     random.Random(0).shuffle(labels)
     path.write_text(''.join(f'{ln.rsplit(" ", 1)[0]} {lb}\n'
                             for ln, lb in zip(lines, labels)))
-    results = rb.main([
+    results = scores_by_task(rb.main([
         '--benchmark', 'vtab1k', '--tasks', 'kitti', '--data-root',
         str(root), '--work-dir', str(tmp_path / 'bench'), '--cfg-options',
-        *as_cli(tiny_cfg_options('vtab1k', epochs=EPOCHS))])
+        *as_cli(tiny_cfg_options('vtab1k', epochs=EPOCHS))]))
     assert results['kitti'][0] < THRESHOLD - 20

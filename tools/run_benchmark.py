@@ -1,32 +1,34 @@
 #!/usr/bin/env python
-"""Run a whole classification benchmark (every task, several seeds) and
-write a summary table.
+"""The papers' tuning protocol from the command line (library:
+``lspt_mm/tuning``): for each task, train every grid point on the tuning
+split and score it on the validation split, choose one point per task
+(higher validation score; ties: smaller lr, then smaller weight decay, then
+fewer prompts), train it on train+val with N seeds and test; write
+``summary.md`` / ``summary.csv`` / ``tuning.csv`` and, on request, the
+chosen points as a recipe table.
 
-    python tools/run_benchmark.py --benchmark vtab1k --method lspt \
-        --backbone mae --seeds 0 1 2 --data-root data/vtab-1k \
-        --work-dir work_dirs/benchmarks/lspt_mae_vtab1k
-    python tools/run_benchmark.py --benchmark fgvc --method gapt \
-        --backbone mocov3 --data-root data/fgvc --tasks cub stanford_dogs
-
-For each task and seed: train with the task's config (the committed one in
-``configs/classification/<benchmark>/``, else one generated from the table
-in ``lspt_mm/datasets/benchmarks.py`` into ``<work-dir>/configs/``), then
-test the final model on the test split; the top-1 accuracy goes to
-``<work-dir>/<task>/seed<k>/result.json``. Runs whose result exists are
-skipped (``--overwrite`` reruns them), so an interrupted benchmark resumes,
-and tasks can be spread over machines with ``--tasks`` and collected with
-``--summarize-only``. The summary (per task mean ± std over seeds, group
-means, overall mean over tasks) is written to ``<work-dir>/summary.md`` and
-``<work-dir>/summary.csv``.
+    # a whole VTAB-1k table: LSPT on MAE, GaPT's lr grid, 3 seeds
+    python tools/run_benchmark.py --benchmark vtab1k --method lspt \\
+        --backbone mae --grid gapt --seeds 0 1 2 --data-root data/vtab-1k \\
+        --work-dir work_dirs/protocol/lspt_mae_vtab1k --write-recipes
+    # fixed settings (the recipe table's), no tuning: final runs only
+    python tools/run_benchmark.py --benchmark fgvc --method gapt \\
+        --backbone mocov3 --seeds 0 1 2 --data-root data/fgvc
+    # any configs (e.g. several methods on one dataset), an lr grid
+    python tools/run_benchmark.py --configs a_lspt.py a_gapt.py \\
+        --splits train val trainval test --lr 0.1 0.5 1.0 --seeds 0 1 2 \\
+        --work-dir work_dirs/protocol/cub_methods
+    # four machines (or GPUs), then collect
+    python tools/run_benchmark.py ... --phase tune --shard 0/4   # on each
+    python tools/run_benchmark.py ... --phase final --shard 0/4  # on each
+    python tools/run_benchmark.py ... --collect OTHER_WORK_DIRS
 
 Runs are in-process and one at a time (mmengine ``Runner``; one GPU or the
-CPU). ``--cfg-options`` applies to every run (e.g. shorter schedules).
+CPU). Rerunning the same command resumes: runs with a result are skipped,
+a run killed mid-training continues from its last checkpoint.
+``--cfg-options`` applies to every run, before the grid point.
 """
 import argparse
-import csv
-import gc
-import json
-import math
 import os
 import os.path as osp
 import sys
@@ -36,208 +38,218 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
 
 import lspt_mm  # noqa: E402,F401  (compat fixes before any mm import)
-import lspt_mm.datasets  # noqa: E402,F401
-from lspt_mm.datasets.benchmarks import BENCHMARKS, FGVC_DATASETS  # noqa
+from lspt_mm.datasets.benchmarks import (BENCHMARKS,  # noqa: E402
+                                         PUBLISHED_GRIDS, read_recipe_table)
+from lspt_mm.tuning import (Protocol, ProtocolError,  # noqa: E402
+                            benchmark_tasks, config_tasks, load_task_file,
+                            parse_shard, write_recipe_table, write_summary)
+from lspt_mm.tuning.benchmark import parse_value  # noqa: E402
 import generate_cls_configs as gen  # noqa: E402
 
-METRIC = 'accuracy/top1'
 
-
-def config_for(method, backbone, benchmark, task, work_dir):
-    """The committed config if there is one, else a generated one."""
+def config_for(method, backbone, benchmark, task, work_dir, recipes=None):
+    """The committed config if there is one (and no recipe table is
+    given), else one generated into ``<work_dir>/configs``."""
     committed = gen.config_path(method, backbone, benchmark, task)
-    if osp.isfile(committed):
+    if recipes is None and osp.isfile(committed):
         return committed
     return gen.write_config(method, backbone, benchmark, task,
-                            out_dir=osp.join(work_dir, 'configs'))
-
-
-def set_data_root(cfg, benchmark, task, data_root):
-    root = data_root if benchmark == 'vtab1k' else osp.join(
-        data_root, FGVC_DATASETS[task]['folder'])
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg.get(name)
-        if loader is not None:
-            loader.dataset.data_root = root
-
-
-def run_one(config, task, seed, run_dir, benchmark, data_root=None,
-            cfg_options=None):
-    """Train then test one (task, seed); returns the result dict."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-    cfg = Config.fromfile(config)
-    if data_root is not None:
-        set_data_root(cfg, benchmark, task, data_root)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    cfg.work_dir = run_dir
-    cfg.randomness = dict(cfg.get('randomness', {}), seed=seed)
-    cfg.experiment_name = f'{task}_seed{seed}'
-    cfg.launcher = 'none'
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    metrics = runner.test()
-    result = dict(
-        task=task, seed=seed, top1=float(metrics[METRIC]), config=config,
-        metrics={k: float(v) for k, v in metrics.items()})
-    del runner
-    gc.collect()
-    return result
-
-
-def collect(work_dir, tasks, seeds=None):
-    """``{task: {seed: top1}}`` from the result files under ``work_dir``."""
-    results = {}
-    for task in tasks:
-        task_dir = osp.join(work_dir, task)
-        if not osp.isdir(task_dir):
-            continue
-        for entry in sorted(os.listdir(task_dir)):
-            path = osp.join(task_dir, entry, 'result.json')
-            if not (entry.startswith('seed') and osp.isfile(path)):
-                continue
-            with open(path) as f:
-                res = json.load(f)
-            if seeds is None or res['seed'] in seeds:
-                results.setdefault(task, {})[res['seed']] = res['top1']
-    return results
-
-
-def _mean_std(values):
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean)**2 for v in values) /
-                    (len(values) - 1)) if len(values) > 1 else 0.
-    return mean, std
-
-
-def summarize(results, benchmark, title=''):
-    """Rows ``(group, task, mean, std, n, per-seed dict)`` plus the
-    markdown text. Group and overall means are over per-task means; they
-    say how many tasks they cover."""
-    groups = BENCHMARKS[benchmark]['groups']
-    rows, lines = [], []
-    lines.append(f'# {title or benchmark} (top-1 %, mean ± std over seeds)')
-    lines.append('')
-    lines.append('| Group | Task | Top-1 | Seeds |')
-    lines.append('|---|---|---|---|')
-    all_means = []
-    for group, tasks in groups.items():
-        means = []
-        for task in tasks:
-            if task not in results:
-                lines.append(f'| {group} | {task} | not run | 0 |')
-                continue
-            per_seed = results[task]
-            mean, std = _mean_std(list(per_seed.values()))
-            means.append(mean)
-            rows.append((group, task, mean, std, len(per_seed), per_seed))
-            lines.append(f'| {group} | {task} | {mean:.2f} ± {std:.2f} | '
-                         f'{len(per_seed)} |')
-        if means and len(groups) > 1:
-            gmean = sum(means) / len(means)
-            rows.append((group, 'mean', gmean, None, len(means), {}))
-            lines.append(f'| **{group}** | mean of {len(means)}/'
-                         f'{len(tasks)} tasks | **{gmean:.2f}** | |')
-        all_means += means
-    num_tasks = sum(len(t) for t in groups.values())
-    if all_means:
-        overall = sum(all_means) / len(all_means)
-        rows.append(('all', 'mean', overall, None, len(all_means), {}))
-        lines.append(f'| **all** | mean of {len(all_means)}/{num_tasks} '
-                     f'tasks | **{overall:.2f}** | |')
-    lines.append('')
-    return rows, '\n'.join(lines)
-
-
-def write_summary(results, benchmark, work_dir, title=''):
-    rows, text = summarize(results, benchmark, title)
-    seeds = sorted({s for r in rows for s in r[5]})
-    md = osp.join(work_dir, 'summary.md')
-    with open(md, 'w') as f:
-        f.write(text)
-    path = osp.join(work_dir, 'summary.csv')
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['group', 'task', 'top1_mean', 'top1_std', 'n'] +
-                        [f'seed{s}' for s in seeds])
-        for group, task, mean, std, n, per_seed in rows:
-            writer.writerow([
-                group, task, f'{mean:.4f}',
-                '' if std is None else f'{std:.4f}', n
-            ] + [
-                f'{per_seed[s]:.4f}' if s in per_seed else '' for s in seeds
-            ])
-    return md, path, text
+                            out_dir=osp.join(work_dir, 'configs'),
+                            recipes=recipes)
 
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(
-        description='Run a classification benchmark and summarize it')
-    parser.add_argument('--benchmark', required=True,
-                        choices=list(BENCHMARKS))
-    parser.add_argument('--method', default='lspt', choices=list(gen.METHODS))
-    parser.add_argument('--backbone', default='mae',
-                        choices=list(gen.BACKBONES))
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
-    parser.add_argument('--tasks', nargs='+',
-                        help='subset of tasks (default: all)')
-    parser.add_argument('--data-root',
-                        help='vtab1k: the vtab-1k folder; fgvc: the folder '
-                        'holding the five dataset folders (default: the '
-                        "configs' data/ paths)")
-    parser.add_argument('--work-dir', help='default: work_dirs/benchmarks/'
-                        '<method>_<backbone>_<benchmark>')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='rerun runs that already have a result')
-    parser.add_argument('--summarize-only', action='store_true',
-                        help='only collect results and write the summary')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='overrides applied to every run (key=value)')
-    args = parser.parse_args(argv)
-    known = BENCHMARKS[args.benchmark]['tasks']
-    for task in args.tasks or []:
-        if task not in known:
-            parser.error(f'unknown {args.benchmark} task {task!r}; known: '
-                         f'{list(known)}')
+    p = argparse.ArgumentParser(
+        description='Tuning protocol: grid on val, final runs on train+val '
+        'with seeds, summary', formatter_class=argparse.
+        RawDescriptionHelpFormatter)
+    src = p.add_argument_group('what to tune (one of)')
+    src.add_argument('--benchmark', choices=list(BENCHMARKS),
+                     help='every task of FGVC or VTAB-1k, configs from '
+                     'the recipe table')
+    src.add_argument('--configs', nargs='+', metavar='CONFIG',
+                     help='one task per config (e.g. one per method)')
+    src.add_argument('--task-file', help='tasks in a file (see '
+                     'lspt_mm.tuning.benchmark.load_task_file)')
+    b = p.add_argument_group('--benchmark options')
+    b.add_argument('--method', default='lspt', choices=list(gen.METHODS))
+    b.add_argument('--backbone', default='mae', choices=list(gen.BACKBONES))
+    b.add_argument('--tasks', nargs='+', help='subset of tasks')
+    b.add_argument('--recipes', help='recipe table (JSON) to start from '
+                   'instead of GaPT\'s (configs are generated from it)')
+    c = p.add_argument_group('--configs options')
+    c.add_argument('--splits', nargs=4, metavar=('TUNE_TRAIN', 'VAL',
+                                                  'FINAL_TRAIN', 'TEST'),
+                   default=['train', 'val', 'trainval', 'test'],
+                   help='split names (default: train val trainval test)')
+    c.add_argument('--split-key', default='split',
+                   help='dataset field that takes the split name')
+    c.add_argument('--names', nargs='+', help='task names (default: config '
+                   'file stems)')
+    c.add_argument('--group', default='all', help='group of the tasks')
+    g = p.add_argument_group('grid (axes not given keep the config value)')
+    g.add_argument('--grid', nargs='+', default=[],
+                   choices=['recipe'] + sorted(PUBLISHED_GRIDS),
+                   help='published grids: gapt (lr), vpt (lr x batch/256, '
+                   'weight decay), vpt-prompts (prompt count); recipe: '
+                   'none (the default)')
+    g.add_argument('--lr', nargs='+', type=float)
+    g.add_argument('--weight-decay', nargs='+', type=float)
+    g.add_argument('--num-prompts', nargs='+', type=int)
+    g.add_argument('--axis', nargs='+', default=[], metavar='KEY=V1,V2',
+                   help='any config key as an axis, e.g. '
+                   'model.backbone.prompt_cfg.gate_init=5,10')
+    r = p.add_argument_group('runs')
+    r.add_argument('--seeds', type=int, nargs='+',
+                   help='seeds of the final runs (default 0)')
+    r.add_argument('--tune-seeds', type=int, nargs='+',
+                   help='seeds of each tuning run (default 0)')
+    r.add_argument('--metric', help='metric key (default accuracy/top1)')
+    r.add_argument('--data-root', help='vtab1k: the vtab-1k folder; fgvc: '
+                   'the folder holding the dataset folders; --configs: the '
+                   "datasets' data_root")
+    r.add_argument('--work-dir')
+    r.add_argument('--phase', default='all', choices=['all', 'tune',
+                                                      'final'])
+    r.add_argument('--shard', default='0/1', help='i/n: run every n-th '
+                   'unit starting at i (spread over machines or GPUs)')
+    r.add_argument('--collect', nargs='*', metavar='WORK_DIR',
+                   help='no training: merge results of other work dirs '
+                   '(shards), choose, summarize')
+    r.add_argument('--summarize-only', action='store_true',
+                   help='same as --collect with no other dirs')
+    r.add_argument('--write-recipes', nargs='?', const='', metavar='PATH',
+                   help='write the chosen points as a recipe table (default '
+                   '<work-dir>/recipes.json)')
+    r.add_argument('--keep-checkpoints', default='final',
+                   choices=['all', 'final', 'none'])
+    r.add_argument('--dry-run', action='store_true',
+                   help='print the runs of this shard and stop')
+    r.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='overrides applied to every run (key=value)')
+    args = p.parse_args(argv)
+    sources = [x for x in (args.benchmark, args.configs, args.task_file)
+               if x]
+    if len(sources) != 1:
+        p.error('give exactly one of --benchmark, --configs, --task-file')
     return args
+
+
+def explicit_axes(args):
+    axes = {}
+    for name in ('lr', 'weight_decay', 'num_prompts'):
+        if getattr(args, name) is not None:
+            axes[name] = getattr(args, name)
+    for item in args.axis:
+        key, sep, values = item.partition('=')
+        if not sep or not values:
+            raise ProtocolError(f'--axis {item!r}: write KEY=V1,V2')
+        axes[key] = [parse_value(v) for v in values.split(',')]
+    return axes
+
+
+def build(args):
+    """``(Protocol, title, method)`` from the parsed arguments."""
+    explicit = explicit_axes(args)
+    defaults = {}
+    method = None
+    if args.benchmark:
+        method = args.method
+        work_dir = args.work_dir or osp.join(
+            'work_dirs', 'protocol',
+            f'{args.method}_{args.backbone}_{args.benchmark}')
+        recipes = (read_recipe_table(args.recipes, args.method)
+                   if args.recipes else None)
+        tasks = benchmark_tasks(
+            args.benchmark, args.method, args.backbone,
+            lambda t: config_for(args.method, args.backbone, args.benchmark,
+                                 t, work_dir, recipes),
+            tasks=args.tasks, data_root=args.data_root, grids=args.grid,
+            explicit=explicit,
+            prompt_free=gen.METHODS[args.method]['prompt_method'] == 'none',
+            recipes=recipes)
+        title = (f'{gen.METHOD_TITLES[args.method]}, '
+                 f'{gen.BACKBONES[args.backbone]} ViT-B/16, '
+                 f'{args.benchmark}')
+    else:
+        if args.grid and set(args.grid) != {'recipe'}:
+            raise ProtocolError('--grid names need --benchmark (they depend '
+                                "on the task's batch size); give --lr ... "
+                                'or a grid in the task file')
+        if args.configs:
+            tasks = config_tasks(args.configs, args.splits, args.names,
+                                 args.group, args.data_root, explicit,
+                                 args.split_key)
+        else:
+            tasks, defaults = load_task_file(args.task_file)
+            for t in tasks:
+                t.grid.update(explicit)
+                if args.data_root is not None:
+                    t.data_root = args.data_root
+        work_dir = args.work_dir or osp.join(
+            'work_dirs', 'protocol',
+            osp.splitext(osp.basename(args.task_file or args.configs[0]))[0])
+        title = f'Tuning protocol: {", ".join(t.name for t in tasks)}'
+    protocol = Protocol(
+        tasks, work_dir,
+        seeds=args.seeds or defaults.get('seeds', [0]),
+        tune_seeds=args.tune_seeds or defaults.get('tune_seeds', [0]),
+        metric=args.metric or defaults.get('metric', 'accuracy/top1'),
+        cfg_options=args.cfg_options,
+        keep_checkpoints=args.keep_checkpoints)
+    return protocol, title, method
+
+
+def print_plan(protocol, phase, shard):
+    plan = protocol.plan(phase, shard)
+    print(f'[run_benchmark] shard {shard[0]}/{shard[1]}: '
+          f'{len(plan["tune"])} tuning runs, {len(plan["final"])} final '
+          f'runs (of {len(protocol.tune_units())} and '
+          f'{len(protocol.final_slots())})')
+    for unit in plan['tune']:
+        split = unit.task.splits.tune_train
+        print(f'  tune  {unit}  (train {split}, score '
+              f'{unit.task.splits.val})')
+    for task, seed in plan['final']:
+        print(f'  final {task.name} seed {seed} (chosen point; train '
+              f'{task.splits.final_train}, test {task.splits.test})')
 
 
 def main(argv=None):
     args = parse_args(argv)
-    tasks = args.tasks or list(BENCHMARKS[args.benchmark]['tasks'])
-    work_dir = args.work_dir or osp.join(
-        'work_dirs', 'benchmarks',
-        f'{args.method}_{args.backbone}_{args.benchmark}')
-    os.makedirs(work_dir, exist_ok=True)
-    if not args.summarize_only:
-        for task in tasks:
-            config = config_for(args.method, args.backbone, args.benchmark,
-                                task, work_dir)
-            for seed in args.seeds:
-                run_dir = osp.join(work_dir, task, f'seed{seed}')
-                result_file = osp.join(run_dir, 'result.json')
-                if osp.isfile(result_file) and not args.overwrite:
-                    print(f'[run_benchmark] {task} seed {seed}: done '
-                          f'({result_file}), skipped')
-                    continue
-                result = run_one(config, task, seed, run_dir, args.benchmark,
-                                 args.data_root, args.cfg_options)
-                os.makedirs(run_dir, exist_ok=True)
-                with open(result_file, 'w') as f:
-                    json.dump(result, f, indent=1)
-                print(f'[run_benchmark] {task} seed {seed}: top-1 '
-                      f'{result["top1"]:.2f}')
-    results = collect(work_dir, tasks, args.seeds)
-    title = (f'{gen.METHOD_TITLES[args.method]}, '
-             f'{gen.BACKBONES[args.backbone]} ViT-B/16, {args.benchmark}')
-    md, csv_path, text = write_summary(results, args.benchmark, work_dir,
-                                       title)
-    print(text)
-    print(f'[run_benchmark] wrote {md} and {csv_path} (hyper-parameters: '
-          'lspt_mm/datasets/benchmarks.py, GaPT Table 5)')
-    return results
+    try:
+        protocol, title, method = build(args)
+        shard = parse_shard(args.shard)
+        if args.dry_run:
+            print_plan(protocol, args.phase, shard)
+            return None
+        os.makedirs(protocol.work_dir, exist_ok=True)
+        collect = args.collect is not None or args.summarize_only
+        if collect:
+            n = protocol.collect(args.collect or ())
+            print(f'[run_benchmark] collected {n} result files into '
+                  f'{protocol.work_dir}')
+        else:
+            protocol.run(args.phase, shard)
+        sizes = ({g: len(t) for g, t in
+                  BENCHMARKS[args.benchmark]['groups'].items()}
+                 if args.benchmark else None)
+        rows, text = write_summary(protocol, title, sizes)
+        print(text)
+        print(f'[run_benchmark] wrote summary.md, summary.csv, tuning.csv '
+              f'in {protocol.work_dir}')
+        if args.write_recipes is not None:
+            path = args.write_recipes or osp.join(protocol.work_dir,
+                                                  'recipes.json')
+            table = write_recipe_table(protocol, path, method, rows)
+            print(f'[run_benchmark] wrote {len(table["rows"])} tuned '
+                  f'recipes to {path} (run {table["run_id"]}, '
+                  f'{table["date"]}); configs from it: python '
+                  f'tools/misc/generate_cls_configs.py --recipes {path}')
+        return rows
+    except ProtocolError as e:
+        sys.exit(f'run_benchmark: {e}')
 
 
 if __name__ == '__main__':
