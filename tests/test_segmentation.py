@@ -500,6 +500,34 @@ def test_demo_trains_and_test_tool_reproduces_validation(
     assert metrics['mIoU'] > before['mIoU'] + 10, (before, metrics)
 
 
+def test_console_shows_progress_and_the_log_file_keeps_everything(trained):
+    """tools/train.py's console: progress, the short per-class summary and
+    the metrics, not the config / environment / hook-order dumps, the
+    per-parameter optimiser settings or the 150-row table (today all of
+    them, ~1,000 lines for this run); the work dir's log file has it all."""
+    work, console = trained
+    log_file = glob.glob(osp.join(work, '*', '*.log'))
+    assert len(log_file) == 1
+    logged = open(log_file[0]).read()
+    bulky = ('System environment', 'Config:', 'Hooks will be executed',
+             'paramwise_options', 'per class results:\n')
+    for text in bulky:
+        assert text in logged, text
+        assert text not in console, text
+    assert f'environment, config and hook order: in {log_file[0]}' in console
+    assert 'nan' not in console
+    for text in ('Iter(train) [40/40]', 'Saving checkpoint at 40',
+                 'Iter(val) [8/8]    aAcc:', 'trainable params',
+                 '9 of 150 classes occur in the ground truth'):
+        assert text in console and text in logged, text
+    # the full table (150 classes) in the file, the 9 present on the console
+    rows = [ln for ln in logged.splitlines() if re.match(r'\|\s+\w', ln)]
+    assert len([r for r in rows if 'nan' in r]) >= 2 * 141
+    summary = [ln for ln in console.splitlines() if re.match(r'\|\s+\w', ln)]
+    assert len(summary) == 2 * (1 + 9)  # header + 9 classes, 2 validations
+    assert len(console.splitlines()) < 120, len(console.splitlines())
+
+
 def test_resume_reaches_the_same_weights(data_root, trained,
                                          tmp_path):
     work, _ = trained
