@@ -10,12 +10,13 @@ broken, logs once what it did, and never edits site-packages:
 2. ``mmcv._ext`` stand-in: mmseg 1.2.2 imports ``mmcv.ops`` everywhere; with
    ``mmcv-lite`` the compiled extension is absent. A stand-in module is registered
    whose functions raise a clear error only when a compiled op is *called*.
-3. mmengine 0.10 calls ``torch.load`` without ``weights_only``: on torch >= 2.6
-   its runner checkpoints then fail to load, and a full unpickle would run any
-   code a downloaded file holds. Inside mmengine's checkpoint modules only,
-   ``torch.load`` reads with ``weights_only=True`` plus an allow-list of the
-   objects mmengine writes (:func:`lspt_mm.models.checkpoint.safe_load`); a full
-   unpickle needs ``LSPT_MM_TRUST_CHECKPOINTS=1``.
+3. mmengine 0.10 calls ``torch.load`` without ``weights_only`` (and
+   torch.hub's full-unpickle ``load_url``): on torch >= 2.6 its runner
+   checkpoints then fail to load, and a full unpickle would run any code a
+   downloaded file holds. Inside ``mmengine.runner.checkpoint`` only, both
+   read with ``weights_only=True`` plus an allow-list of the objects mmengine
+   writes (:func:`lspt_mm.models.checkpoint.safe_load`); a full unpickle
+   needs ``LSPT_MM_TRUST_CHECKPOINTS=1``.
 4. Distributed training without CUDA (``torchrun`` on CPU, gloo): mmengine calls
    ``torch.cuda.set_device`` and passes ``device_ids`` to DDP; both are skipped
    when CUDA is unavailable.
