@@ -29,7 +29,7 @@ from collections import OrderedDict
 
 from mmengine.logging import MMLogger, print_log
 
-from .checkpoint import load_vit_weights, safe_load
+from .checkpoint import _file_kind, load_vit_weights, safe_load
 
 SETUP_KEY = 'lspt_mm'  # key of a PromptedViT's entry in state_dict._metadata
 _REVISE_KEYS = ((r'^module\.', ''), )  # as mmengine's Runner.load_checkpoint
@@ -316,7 +316,9 @@ def load_checkpoint(model, filename, map_location='cpu'):
 def checkpoint_holds_backbone(filename):
     """Whether the runner checkpoint ``filename`` holds the whole ViT of a
     ``model.backbone`` (so the config's ``pretrained`` file is not needed)."""
-    checkpoint = safe_load(filename, map_location='cpu', mmap=True)
+    # zip-format files are mapped, not read (legacy files cannot be)
+    checkpoint = safe_load(filename, map_location='cpu',
+                           mmap=_file_kind(filename) == 'zip')
     keys = state_dict_of(checkpoint)
     return any(k.startswith('backbone.layers.') for k in keys)
 
