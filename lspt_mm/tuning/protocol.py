@@ -406,28 +406,38 @@ class Protocol:
     # -------------------------------------------------------------- runs
     @property
     def run_id(self):
+        """The work dir's run id: made by the first process that writes
+        ``protocol.json`` (shards started together agree on it)."""
         if self._run_id is None:
             path = osp.join(self.work_dir, 'protocol.json')
-            if osp.isfile(path):
-                with open(path) as f:
-                    self._run_id = json.load(f)['run_id']
-            else:
+            if not osp.isfile(path):
                 stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-                self._run_id = f'{stamp}-{uuid.uuid4().hex[:6]}'
+                info = dict(run_id=f'{stamp}-{uuid.uuid4().hex[:6]}',
+                            created=datetime.datetime.now().isoformat(
+                                timespec='seconds'))
+                os.makedirs(self.work_dir, exist_ok=True)
+                tmp = f'{path}.{uuid.uuid4().hex}.tmp'
+                with open(tmp, 'w') as f:
+                    json.dump(info, f)
+                try:
+                    os.link(tmp, path)  # create only if absent
+                except FileExistsError:
+                    pass
+                finally:
+                    os.remove(tmp)
+            with open(path) as f:
+                self._run_id = json.load(f)['run_id']
         return self._run_id
 
     def write_protocol_file(self):
         """``protocol.json``: the settings (informative; the run id stays
         the first one's)."""
         path = osp.join(self.work_dir, 'protocol.json')
-        created = None
-        if osp.isfile(path):
-            with open(path) as f:
-                created = json.load(f).get('created')
+        run_id = self.run_id
+        with open(path) as f:
+            created = json.load(f).get('created')
         info = dict(
-            run_id=self.run_id,
-            created=created or datetime.datetime.now().isoformat(
-                timespec='seconds'),
+            run_id=run_id, created=created,
             rule=RULE, metric=self.metric, seeds=self.seeds,
             tune_seeds=self.tune_seeds,
             cfg_options=_json_normal(self.cfg_options),

@@ -156,9 +156,14 @@ def write_config(method, backbone, benchmark, task, out_dir=DEFAULT_OUT,
     os.makedirs(osp.dirname(path), exist_ok=True)
     base_rel = osp.relpath(osp.join(REPO, 'configs', '_base_'),
                            osp.dirname(path))
-    with open(path, 'w') as f:
-        f.write(config_text(method, backbone, benchmark, task, base_rel,
-                            recipes))
+    text = config_text(method, backbone, benchmark, task, base_rel, recipes)
+    if osp.isfile(path) and open(path).read() == text:
+        return path  # unchanged (other processes may be reading it)
+    # atomic: shards of tools/run_benchmark.py may write the same file
+    tmp = f'{path}.{os.getpid()}.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
     return path
 
 
