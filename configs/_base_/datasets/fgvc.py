@@ -4,8 +4,10 @@
 # Protocol (method.md, VPT's transforms): train: resize the short side to
 # 256, random crop 224, horizontal flip; val/test: resize the short side to
 # 256, center crop 224. Batch 64. Train on train, validate on val, test on
-# test. A child config sets `name` and `data_root` in each dataset dict, the
-# class count in data_preprocessor and the model head.
+# test. The tuning protocol (tools/run_benchmark.py, lspt_mm/tuning) instead
+# scores grid points on val and trains the chosen one on trainval. A child
+# config sets `name` and `data_root` in each dataset dict, the class count in
+# data_preprocessor and the model head.
 dataset_type = 'FGVC'
 data_preprocessor = dict(
     num_classes=1000,  # set per dataset

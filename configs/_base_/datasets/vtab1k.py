@@ -47,8 +47,9 @@ test_dataloader = dict(
 test_evaluator = dict(type='Accuracy', topk=(1, ))
 test_cfg = dict()
 # No validation in the protocol run (val200 is part of the training set).
-# To tune hyper-parameters: train on split='train800' and validate on
-# split='val200' (set val_dataloader / val_evaluator / val_cfg).
+# Tuning (VPT's protocol: train on train800, score val200, then train the
+# chosen setting on train800val200) is done by tools/run_benchmark.py
+# (lspt_mm/tuning), which sets these splits per run.
 val_dataloader = None
 val_evaluator = None
 val_cfg = None
