@@ -323,72 +323,43 @@ def test_fgvc_protocol_sharded_over_two_machines(fgvc_root, tmp_path):
 
 
 def test_configs_as_tasks_several_methods_one_dataset(fgvc_root, tmp_path):
-    """The generic use: a task file naming one config per method on one
-    dataset, its split names and an lr grid; 3 final seeds."""
+    """The generic use: a task file naming one task per method on one
+    dataset (a config of its own, or one config with the method as a task
+    option), its split names, an lr grid (one task its own) and seeds."""
     out = tmp_path / 'cfgs'
-    configs = {m: gen.write_config(m, 'mae', 'fgvc', 'cub', str(out))
-               for m in ('lspt', 'vpt-deep')}
+    lspt = gen.write_config('lspt', 'mae', 'fgvc', 'cub', str(out))
+    gapt = gen.write_config('gapt', 'mae', 'fgvc', 'cub', str(out))
     task_file = tmp_path / 'tasks.py'
     root = osp.join(fgvc_root, 'CUB_200_2011')
-    task_file.write_text(
-        'tasks = [\n' + ''.join(
-            f"    dict(name='{m}', config=r'{c}', group='CUB',\n"
-            f"         splits=['train', 'val', 'trainval', 'test'],\n"
-            f"         data_root=r'{root}'),\n"
-            for m, c in configs.items()) +
-        ']\ngrid = dict(lr=[0.0, 0.5])\nseeds = [0, 1, 2]\n')
+    task_file.write_text(f"""
+common = dict(group='CUB', splits=['train', 'val', 'trainval', 'test'],
+              data_root=r'{root}')
+tasks = [
+    dict(name='lspt', config=r'{lspt}', **common),
+    dict(name='vpt-deep', config=r'{lspt}',
+         cfg_options={{'model.backbone.prompt_method': 'vpt_deep'}},
+         **common),
+    dict(name='gapt', config=r'{gapt}', grid=dict(lr=[0.0, 0.2]),
+         **common),
+]
+grid = dict(lr=[0.0, 0.5])
+seeds = [0, 1]
+""")
     work_dir = str(tmp_path / 'w')
     rows = rb.main(['--task-file', str(task_file), '--work-dir', work_dir,
                     '--cfg-options', *as_cli(tiny_cfg_options(
                         'fgvc', epochs=EPOCHS, num_classes=4))])
-    assert [r['task'] for r in rows] == ['lspt', 'vpt-deep']
+    assert [r['task'] for r in rows] == ['lspt', 'vpt-deep', 'gapt']
     for r in rows:
-        assert r['choice']['point'] == {'lr': 0.5}
-        assert sorted(r['tests']) == [0, 1, 2] and r['test_mean'] > 70.
-    assert len(results_in(work_dir)) == 2 * (2 + 3)
+        lr = 0.2 if r['task'] == 'gapt' else 0.5
+        assert r['choice']['point'] == {'lr': lr}, r['task']
+        assert sorted(r['tests']) == [0, 1] and r['test_mean'] > 70.
+    assert len(results_in(work_dir)) == 3 * (2 + 2)
+    dumped = glob.glob(osp.join(work_dir, 'vpt-deep', 'final', 'lr0.5',
+                                'seed0', '*', 'vis_data', 'config.py')) + \
+        glob.glob(osp.join(work_dir, 'vpt-deep', 'final', 'lr0.5', 'seed0',
+                           '*.py'))
+    assert dumped and "prompt_method='vpt_deep'" in open(dumped[0]).read()
     text = open(osp.join(work_dir, 'summary.md')).read()
     assert '| CUB | lspt | lr=0.5 |' in text
-    assert '| **all** | mean of 2/2 tasks |' in text
-
-
-def test_run_killed_mid_training_resumes_exactly(vtab_root, tmp_path):
-    """A unit whose training stopped after a checkpoint (epoch 2 of 4)
-    continues from it when the protocol reaches it again, and ends with
-    the same weights as an uninterrupted run."""
-    import torch
-
-    from lspt_mm.engine.runner_utils import build_runner
-    from lspt_mm.tuning import SPLIT_SCHEMES
-    opts = tiny_cfg_options('vtab1k', epochs=EPOCHS)
-    opts['default_hooks.checkpoint.interval'] = 2
-    # no prompt dropout: this checks the protocol's resume path, not the
-    # torch RNG state (RNGStateHook's job; at an epoch boundary it is
-    # restored after the epoch's loader drew its seed: a ~6e-5 drift)
-    opts['model.backbone.prompt_dropout'] = 0.
-    task = Task('kitti', gen.config_path('lspt', 'mae', 'vtab1k', 'kitti'),
-                SPLIT_SCHEMES['vtab1k'], data_root=vtab_root)
-    unit = Unit(task, 'final', {}, 0)
-    weights = {}
-    for name in ('whole', 'killed'):
-        p = Protocol([task], str(tmp_path / name), cfg_options=opts,
-                     keep_checkpoints='all', log=lambda *a: None)
-        if name == 'killed':  # what a kill after epoch 2 leaves behind
-            cfg = p.build_config(unit)
-            cfg.train_cfg.max_epochs = 2
-            build_runner(cfg).train()
-            assert p.load_result(unit) is None
-            assert p.build_config(unit).resume
-        assert p.run_one(unit)
-        if name == 'killed':  # it trained epochs 3 and 4 only
-            log = ''.join(open(f).read() for f in sorted(glob.glob(
-                osp.join(unit.run_dir(p.work_dir), '*', '*.log'))))
-            after = log.split('resumed epoch: 2, iter: 8')[-1]
-            assert after != log and 'Epoch(train) [3]' in after
-            assert 'Epoch(train) [1]' not in after
-        ckpt = torch.load(osp.join(unit.run_dir(p.work_dir),
-                                   f'epoch_{EPOCHS}.pth'),
-                          map_location='cpu', weights_only=False)
-        weights[name] = ckpt['state_dict']
-    assert weights['whole'].keys() == weights['killed'].keys()
-    for key, value in weights['whole'].items():
-        assert torch.equal(value, weights['killed'][key]), key
+    assert '| **all** | mean of 3/3 tasks |' in text
