@@ -1,0 +1,94 @@
+"""Every method on one dataset with one frozen backbone, through the tuning
+protocol: the real-weights table (frozen DINOv2-S/14 on Fashion-MNIST here;
+any MAE / MoCo v3 / DINOv2 file and any classification config elsewhere).
+
+Each method is a :class:`~lspt_mm.tuning.Task` of the same config with its
+own ``prompt_method``; size knobs (images per class, image size, epochs,
+prompt count, weights) become ``cfg_options`` common to all runs, so the
+table is the protocol's ordinary summary (choice on val, mean ± std of test
+over seeds).
+"""
+from .benchmark import splits_from
+from .protocol import ProtocolError, Task
+
+# prompt_method -> row title; the linear probe first, LSPT and its
+# ablations last (the order of the paper's tables)
+METHOD_TITLES = {
+    'none': 'Linear probe',
+    'vpt_shallow': 'VPT-shallow',
+    'vpt_deep': 'VPT-deep',
+    'gapt': 'GaPT',
+    'lspt': 'LSPT',
+    'lspt_lpc_only': 'LSPT, LPC only',
+    'lspt_gspc_only': 'LSPT, GSPC only',
+}
+
+
+def size_options(img_size=None, epochs=None, per_class=None, weights=None,
+                 arch=None, num_prompts=None, pipelines=('train', 'val',
+                                                         'test')):
+    """``cfg_options`` for the size knobs of a real-weights config.
+
+    Args:
+        img_size (int): backbone ``img_size`` and the first (``Resize``)
+            transform of every pipeline.
+        epochs (int): ``max_epochs`` with the one-epoch warm-up then cosine
+            schedule of the config (``param_scheduler[1]``), one evaluation
+            and one checkpoint at the end.
+        per_class (dict): e.g. ``dict(train=60, val=20, test=100)``: the
+            dataset's ``<split>_per_class`` on every loader.
+        weights (str): the backbone's ``pretrained`` file.
+        arch (str): the backbone arch; patch size and LayerScale then
+            follow the arch (``PromptedViT.ARCH_DEFAULTS``).
+        num_prompts (int): ``N_p`` of every prompt method.
+    """
+    opts = {}
+    if img_size is not None:
+        opts['model.backbone.img_size'] = img_size
+        for name in pipelines:
+            opts[f'{name}_dataloader.dataset.pipeline.0.scale'] = (img_size,
+                                                                   img_size)
+    if epochs is not None:
+        if epochs < 2:
+            raise ProtocolError('epochs must be >= 2 (1 warm-up epoch, then '
+                                'cosine)')
+        opts.update({
+            'train_cfg.max_epochs': epochs,
+            'train_cfg.val_interval': epochs,
+            'param_scheduler.1.T_max': epochs - 1,
+            'param_scheduler.1.end': epochs,
+            'default_hooks.checkpoint.interval': epochs,
+        })
+    for split, n in (per_class or {}).items():
+        for name in pipelines:
+            opts[f'{name}_dataloader.dataset.{split}_per_class'] = n
+    if weights is not None:
+        opts['model.backbone.pretrained'] = weights
+    if arch is not None:
+        opts.update({'model.backbone.arch': arch,
+                     'model.backbone.patch_size': None,
+                     'model.backbone.layer_scale_init_value': None})
+    if num_prompts is not None:
+        opts['model.backbone.num_prompts'] = num_prompts
+    return opts
+
+
+def method_tasks(config, methods, grid, splits=('train', 'val', 'trainval',
+                                                'test'), group='all'):
+    """One task per method (named by its ``prompt_method``) on ``config``;
+    the linear probe and full fine-tuning get no prompt axis."""
+    unknown = [m for m in methods if m not in METHOD_TITLES]
+    if unknown:
+        raise ProtocolError(f'unknown methods {unknown}; known: '
+                            f'{list(METHOD_TITLES)}')
+    tasks = []
+    for method in methods:
+        task_grid = dict(grid)
+        if method == 'none':
+            task_grid.pop('num_prompts', None)
+        tasks.append(Task(
+            name=method, config=config, splits=splits_from(list(splits)),
+            grid=task_grid, group=group,
+            cfg_options={'model.backbone.prompt_method': method},
+            recipe=dict(title=METHOD_TITLES[method])))
+    return tasks
