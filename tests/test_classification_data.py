@@ -25,8 +25,8 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
 import generate_cls_configs as gen  # noqa: E402
 import prepare_fgvc_splits as prep  # noqa: E402
 import run_benchmark as rb  # noqa: E402
-from synthetic_cls import (FGVC_MAKERS, PALETTE, make_cars,  # noqa: E402
-                           make_vtab, write_json)
+from lspt_mm.datasets.synthetic import (FGVC_MAKERS, PALETTE,  # noqa: E402
+                                        make_cars, make_vtab, write_json)
 
 
 def colour_class(path):

@@ -70,8 +70,8 @@ def read_split_list(path, locations=False):
 def check_label_range(samples, num_classes, list_path, what, on_error,
                       low=0, max_shown=5):
     """Labels must lie in ``[low, low + num_classes)`` (``low=0``: what the
-    classification loss indexes). ``samples``: ``(relative_path, label, where)`` triples of
-    ``list_path``. Out-of-range samples raise ``DataFileError`` naming the
+    classification loss indexes). ``samples``: ``(relative_path, label,
+    where)`` triples of ``list_path``. Out-of-range samples raise ``DataFileError`` naming the
     list, the offending values and the first entries (file:line), or with
     ``on_error='skip'`` are dropped with one warning saying the same.
     Returns the kept samples."""

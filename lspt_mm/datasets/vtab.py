@@ -67,7 +67,9 @@ class VTAB1k(CustomDataset):
             num_classes = VTAB_NUM_CLASSES[task]
         elif task in VTAB_NUM_CLASSES and \
                 num_classes != VTAB_NUM_CLASSES[task]:
-            MMLogger.get_current_instance().warning(
+            # an explicit choice (a subset, tiny data): information, not a
+            # warning; labels are still checked against it
+            MMLogger.get_current_instance().info(
                 f'VTAB1k: num_classes={num_classes} overrides the '
                 f'{VTAB_NUM_CLASSES[task]} classes of task {task!r}')
         require_dir(data_root, 'VTAB-1k root',
