@@ -133,6 +133,15 @@ def test_no_prompt_forward_equals_written_out_dinov2(tmp_path, layout,
     assert (ours - ref).abs().max() < 1e-5
 
 
+def test_registers_file_into_model_without_registers_is_an_error(tmp_path):
+    path = str(tmp_path / 'reg4.pth')
+    torch.save(random_official(4), path)
+    with pytest.raises(Exception, match='register'):
+        PromptedViT(arch=ARCH, img_size=PATCH * GRID, patch_size=PATCH,
+                    layer_scale_init_value=1e-5, prompt_method='none',
+                    pretrained=path)
+
+
 @pytest.mark.parametrize('arch,width,depth', [('dinov2-small', 384, 12),
                                               ('dinov2-base', 768, 12),
                                               ('dinov2-large', 1024, 24)])
