@@ -363,3 +363,43 @@ seeds = [0, 1]
     text = open(osp.join(work_dir, 'summary.md')).read()
     assert '| CUB | lspt | lr=0.5 |' in text
     assert '| **all** | mean of 3/3 tasks |' in text
+
+
+def test_summary_means_from_result_files(tmp_path):
+    """Group means, the mean over tasks and the mean of group means, with
+    a missing seed and untouched groups, from the result files alone (a
+    stand-in training function returns fixed scores)."""
+    from lspt_mm.tuning import SPLIT_SCHEMES, write_summary
+    scores = {'cifar': {0: 30.}, 'eurosat': {0: 90., 1: 80.},
+              'kitti': {0: 50., 1: 60.}, 'clevr_count': {0: 70., 1: 80.}}
+    groups = {'cifar': 'Natural', 'eurosat': 'Specialized',
+              'kitti': 'Structured', 'clevr_count': 'Structured'}
+    tasks = [Task(n, gen.config_path('lspt', 'mae', 'vtab1k', n),
+                  SPLIT_SCHEMES['vtab1k'], group=groups[n]) for n in scores]
+
+    def fake(cfg):
+        task, _, _, seed = cfg.work_dir.split(os.sep)[-4:]
+        return {'accuracy/top1': scores[task][int(seed[4:])]}
+
+    p = Protocol(tasks, str(tmp_path), seeds=[0, 1], run_unit=fake,
+                 log=lambda *a: None)
+    with pytest.raises(KeyError):  # a run that crashes writes no result
+        p.run()
+    assert osp.isfile(Unit(tasks[0], 'final', {}, 0).result_path(p.work_dir))
+    scores['cifar'][1] = 0.
+    p.run()  # resumes; then cifar seed 1 goes missing again
+    os.remove(Unit(tasks[0], 'final', {}, 1).result_path(p.work_dir))
+    sizes = {'Natural': 7, 'Specialized': 4, 'Structured': 8}
+    rows, text = write_summary(p, 'VTAB-1k', sizes)
+    assert "| Structured | kitti | config's values | – | 55.00 ± 7.07 | 2 " \
+        '| done |' in text
+    assert '| Natural | cifar | ' in text and '30.00 ± 0.00 | 1 | final ' \
+        '1/2 seeds |' in text
+    assert '| **Structured** | mean of 2/8 tasks | | | **65.00** |' in text
+    assert '| **all** | mean of 4/19 tasks | | | **61.25** |' in text
+    assert '| **all** | mean of 3/3 group means | | | **60.00** |' in text
+    table = list(csv.DictReader(open(tmp_path / 'summary.csv')))
+    by = {(r['group'], r['task']): r for r in table}
+    assert by[('Specialized', 'eurosat')]['test_std'] == '7.0711'
+    assert by[('all', 'mean_of_tasks')]['test_mean'] == '61.2500'
+    assert by[('all', 'mean_of_groups')]['n_seeds'] == '3'
