@@ -189,8 +189,9 @@ class FGVC(CustomDataset):
                 f'distinct labels, but the dataset has {num} classes (labels '
                 f'found: {_short_list(values)}). Wrong lists for this '
                 'dataset, or set num_classes for a subset?')
-        what = (f'{FGVC_DATASETS[self.name]["title"]} (labels {base}..'
-                f'{base + num - 1}, mapped to 0..{num - 1})')
+        mapped = f'; labels 1..{num} are mapped to 0..{num - 1}' if base \
+            else ''
+        what = f'{FGVC_DATASETS[self.name]["title"]} ({num} classes{mapped})'
         for path, samples in {**others, **lists}.items():
             kept = check_label_range(samples, num, path, what, self.on_error,
                                      low=base)

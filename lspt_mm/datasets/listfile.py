@@ -71,22 +71,25 @@ def check_label_range(samples, num_classes, list_path, what, on_error,
                       low=0, max_shown=5):
     """Labels must lie in ``[low, low + num_classes)`` (``low=0``: what the
     classification loss indexes). ``samples``: ``(relative_path, label,
-    where)`` triples of ``list_path``. Out-of-range samples raise ``DataFileError`` naming the
-    list, the offending values and the first entries (file:line), or with
-    ``on_error='skip'`` are dropped with one warning saying the same.
+    where)`` triples of ``list_path``; ``what`` names the dataset and its
+    class count for the message. Out-of-range samples raise
+    ``DataFileError`` naming the list, the offending values and the first
+    entries (file:line), or with ``on_error='skip'`` are dropped with one
+    warning saying the same.
     Returns the kept samples."""
     high = low + num_classes
     bad = [s for s in samples if not low <= s[1] < high]
     if not bad:
         return samples
     values = sorted({label for _, label, _ in bad})
-    shown = '; '.join(f'{where} ({rel!r}): {label}'
-                      for rel, label, where in bad[:max_shown])
+    shown = '; '.join(
+        f'{where}: {label}' if repr(rel) in where else
+        f'{where} ({rel!r}): {label}' for rel, label, where in bad[:max_shown])
     more = f'; and {len(bad) - max_shown} more' if len(bad) > max_shown \
         else ''
     message = (f'{list_path}: {len(bad)} of {len(samples)} labels are outside '
-               f'[{low}, {high}) for {what} ({num_classes} classes): '
-               f'values {_short_list(values)}. First: {shown}{more}')
+               f'[{low}, {high}) for {what}: values {_short_list(values)}. '
+               f'First: {shown}{more}')
     if on_error == 'skip':
         print_log(f'{message}; skipping these {len(bad)} samples',
                   logger='current', level=logging.WARNING)

@@ -95,7 +95,9 @@ class VTAB1k(CustomDataset):
     def load_data_list(self):
         samples = check_label_range(
             read_split_list(self.ann_file, locations=True), self.num_classes,
-            self.ann_file, f'VTAB-1k task {self.task!r}', self.on_error)
+            self.ann_file,
+            f'VTAB-1k task {self.task!r} ({self.num_classes} classes)',
+            self.on_error)
         samples = [(rel, label) for rel, label, _ in samples]
         if self.check_files:
             check_files_exist(self.img_prefix, samples, self.ann_file)
