@@ -5,7 +5,7 @@ tools/run_benchmark.py (fixed settings: no grid, final runs only; the
 tuning protocol itself is tested in tests/test_protocol.py).
 
 The synthetic task is learnable (class = image colour, see
-tests/synthetic_cls.py); the accuracy threshold (70%) is far above chance
+lspt_mm/datasets/synthetic.py); the accuracy threshold (70%) is far above chance
 (25% for 4 classes, 17% for 6) and a control run with shuffled training
 labels stays below it, so these tests fail when labels, data or training
 are broken.
@@ -31,12 +31,8 @@ sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
 import generate_cls_configs as gen  # noqa: E402
 import prepare_fgvc_splits as prep  # noqa: E402
 import run_benchmark as rb  # noqa: E402
-try:  # the generators may live in the package (issue 8.8)
-    from lspt_mm.datasets.synthetic import (FGVC_MAKERS, as_cli,  # noqa
-                                            make_vtab, tiny_cfg_options)
-except ImportError:
-    from synthetic_cls import (FGVC_MAKERS, as_cli, make_vtab,  # noqa
-                               tiny_cfg_options)
+from lspt_mm.datasets.synthetic import FGVC_MAKERS, make_vtab  # noqa: E402
+from synthetic_cls import as_cli, tiny_cfg_options  # noqa: E402
 
 THRESHOLD = 70.  # top-1 %, chance is 25% (4 classes) / 16.7% (6 classes)
 EPOCHS = 4

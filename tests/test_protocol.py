@@ -38,12 +38,8 @@ import generate_cls_configs as gen  # noqa: E402
 import prepare_fgvc_splits as prep  # noqa: E402
 import run_benchmark as rb  # noqa: E402
 
-try:  # the generators may live in the package (issue 8.8)
-    from lspt_mm.datasets.synthetic import (FGVC_MAKERS, as_cli,  # noqa
-                                            make_vtab, tiny_cfg_options)
-except ImportError:
-    from synthetic_cls import (FGVC_MAKERS, as_cli, make_vtab,  # noqa
-                               tiny_cfg_options)
+from lspt_mm.datasets.synthetic import FGVC_MAKERS, make_vtab  # noqa: E402
+from synthetic_cls import as_cli, tiny_cfg_options  # noqa: E402
 
 EPOCHS = 4
 # one task of two VTAB groups (real class counts)

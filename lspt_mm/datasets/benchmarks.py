@@ -83,7 +83,7 @@ def num_classes_of(benchmark, task):
 # GaPT selected these for GaPT. Used for another method (LSPT, VPT, the
 # LSPT ablations, a linear probe) they are this project's choice of a
 # starting point, not a tuned value: ``hparams_of`` says so in ``source``.
-# Tune with the protocol (tools/run_benchmark.py, lspt_mm/engine/protocol.py)
+# Tune with the protocol (tools/run_benchmark.py, lspt_mm/tuning)
 # and pass the recipe file it writes to the config generator (``--recipes``).
 GAPT_TABLE5 = 'GaPT Table 5'
 RECIPE_KEYS = ('num_prompts', 'lr', 'gate_init', 'batch_size',
