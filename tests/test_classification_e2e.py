@@ -5,8 +5,8 @@ tools/run_benchmark.py (fixed settings: no grid, final runs only; the
 tuning protocol itself is tested in tests/test_protocol.py).
 
 The synthetic task is learnable (class = image colour, see
-lspt_mm/datasets/synthetic.py); the accuracy threshold (70%) is far above chance
-(25% for 4 classes, 17% for 6) and a control run with shuffled training
+lspt_mm/datasets/synthetic.py); the accuracy threshold (70%) is far above
+chance (25% for 4 classes, 17% for 6) and a control run with shuffled training
 labels stays below it, so these tests fail when labels, data or training
 are broken.
 """

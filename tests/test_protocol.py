@@ -381,7 +381,8 @@ def test_summary_means_from_result_files(tmp_path):
                  log=lambda *a: None)
     with pytest.raises(KeyError):  # a run that crashes writes no result
         p.run()
-    assert osp.isfile(Unit(tasks[0], 'final', {}, 0).result_path(p.work_dir))
+    first = Unit(tasks[0], 'final', {}, 0)
+    assert osp.isfile(first.result_path(p.work_dir))
     scores['cifar'][1] = 0.
     p.run()  # resumes; then cifar seed 1 goes missing again
     os.remove(Unit(tasks[0], 'final', {}, 1).result_path(p.work_dir))
