@@ -5,12 +5,15 @@ import torch
 import torch.nn.functional as F
 
 import lspt_mm  # noqa: F401
-from lspt_mm.models import PROMPT_METHODS, PromptedViT
+from lspt_mm.models import METHODS as TABLE
+from lspt_mm.models import PromptedViT
 from mmpretrain.models import VisionTransformer
 
 ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
 KW = dict(arch=ARCH, img_size=32, patch_size=8)
-METHODS = sorted(PROMPT_METHODS)
+# every method of the table that PromptedViT builds by name (LoRA wraps it:
+# tests/test_peft_baselines.py)
+METHODS = [name for name, spec in TABLE.items() if not spec.wrapper]
 
 
 def make(method='lspt', num_prompts=3, **kwargs):
@@ -21,7 +24,7 @@ def make(method='lspt', num_prompts=3, **kwargs):
     with torch.no_grad():  # make every parameter non-trivial
         for name, p in vit.named_parameters():
             if 'prompt_method' in name and p.dim() == 1:
-                p.add_(torch.randn_like(p))  # gates, temperatures
+                p.add_(torch.randn_like(p))  # gates, temperatures, biases
         for p in vit.parameters():
             p.add_(0.02 * torch.randn_like(p))
     return vit.eval()
@@ -49,8 +52,10 @@ def test_no_prompts_equals_upstream_vit(out_type, size):
 
 
 # ---------------------------------------------------------------- (b)
-def written_out_block(layer, x, tau=None):
-    """x + Attn(LN1 x) then x + MLP(LN2 x), attention logits / τ."""
+def written_out_block(layer, x, tau=None, adapter=None):
+    """x + Attn(LN1 x) then x + MLP(LN2 x), attention logits / τ; with an
+    adapter ``(W_d, b_d, W_u, b_u)`` the MLP branch f becomes
+    f + W_u·GELU(W_d·f + b_d) + b_u (Pfeiffer, VPT's adapter_block.py)."""
     attn, (B, T, D) = layer.attn, x.shape
     h = layer.ln1(x)
     q, k, v = F.linear(h, attn.qkv.weight, attn.qkv.bias).reshape(
@@ -61,7 +66,11 @@ def written_out_block(layer, x, tau=None):
     a = (logits.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
     x = x + F.linear(a, attn.proj.weight, attn.proj.bias)
     fc1, fc2 = layer.ffn.layers[0][0], layer.ffn.layers[1]
-    return x + fc2(F.gelu(fc1(layer.ln2(x))))
+    f = fc2(F.gelu(fc1(layer.ln2(x))))
+    if adapter is not None:
+        w_d, b_d, w_u, b_u = adapter
+        f = f + F.gelu(f @ w_d.T + b_d) @ w_u.T + b_u
+    return x + f
 
 
 def reference_forward(vit, x, method):
@@ -72,7 +81,7 @@ def reference_forward(vit, x, method):
     tokens = tokens + vit.pos_embed
     cls, patches = tokens[:, :1], tokens[:, 1:]
     pm = vit.prompt_method
-    if method == 'none':
+    if method in ('linear', 'full', 'bias', 'partial', 'adapter'):
         prompts = tokens[:, :0]
     else:
         P = pm.prompts
@@ -82,11 +91,15 @@ def reference_forward(vit, x, method):
     n_p = prompts.shape[1]
     cell = torch.zeros(B * n_p, vit.embed_dims)  # C^0 = 0
     for l in range(L):  # l: 0-based; block l+1 of method.md
-        tau = None
+        tau = adapter = None
         if method == 'gapt':
             tau = pm.temperatures[l].clamp(0.01, 10.)
+        if method == 'adapter':
+            a = pm.adapters[l]
+            adapter = (a.down.weight, a.down.bias, a.up.weight, a.up.bias)
         out = written_out_block(vit.layers[l], torch.cat([cls, prompts,
-                                                          patches], 1), tau)
+                                                          patches], 1), tau,
+                                adapter)
         cls, out_prompts, patches = out[:, :1], out[:, 1:1 + n_p], \
             out[:, 1 + n_p:]
         if l == L - 1:
@@ -146,8 +159,17 @@ def test_cls_token_and_featmap_outputs_drop_prompts():
 
 
 # ---------------------------------------------------------------- (c)
+BIASES = {f'layers.{i}.{m}.bias' for i in range(4) for m in (
+    'ln1', 'attn.qkv', 'attn.proj', 'ln2', 'ffn.layers.0.0', 'ffn.layers.1')}
+LAST_BLOCK = {f'layers.3.{m}.{w}' for m in (
+    'ln1', 'attn.qkv', 'attn.proj', 'ln2', 'ffn.layers.0.0', 'ffn.layers.1')
+    for w in ('weight', 'bias')}
 TRAINABLE = {
-    'none': set(),
+    'linear': set(),
+    'bias': BIASES | {'patch_embed.projection.bias', 'ln1.bias'},
+    'partial': LAST_BLOCK | {'ln1.weight', 'ln1.bias'},  # k=1, final norm
+    'adapter': {f'prompt_method.adapters.{i}.{m}.{w}' for i in range(4)
+                for m in ('down', 'up') for w in ('weight', 'bias')},
     'vpt_shallow': {'prompt_method.prompts'},
     'vpt_deep': {'prompt_method.prompts'},
     'lspt_gspc_only': {'prompt_method.prompts'},
@@ -160,9 +182,12 @@ TRAINABLE = {
 TRAINABLE['lspt_lpc_only'] = TRAINABLE['lspt']
 
 
-@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('method', [m for m in METHODS if m != 'full'])
 def test_gradients_reach_trainable_and_no_frozen_tensor(method):
-    vit = make(method, drop_path_rate=0.5, drop_rate=0.3)
+    # blocks whose tensors train run drop-path in training (a dropped
+    # branch would have zero gradients): rates only where all is frozen
+    rates = dict(drop_path_rate=0.5, drop_rate=0.3)
+    vit = make(method, **({} if method in ('bias', 'partial') else rates))
     head = torch.nn.Linear(32, 5)
     vit.train()
     x = images()
@@ -188,8 +213,13 @@ def test_frozen_backbone_stays_in_eval_mode():
         assert torch.equal(vit(x)[0], vit(x)[0])
 
 
-def test_full_finetune_trains_everything():
-    vit = make('none', freeze_backbone=False, drop_path_rate=0.1).train()
+@pytest.mark.parametrize('kwargs', [dict(prompt_method='full'),
+                                    dict(prompt_method='none',
+                                         freeze_backbone=False)])
+def test_full_finetune_trains_everything(kwargs):
+    torch.manual_seed(0)
+    vit = PromptedViT(drop_path_rate=0.1, **KW, **kwargs).train()
+    assert vit.method_name == 'full' and not vit.freeze_backbone
     assert all(p.requires_grad for p in vit.parameters())
     assert vit.layers[0].training
     vit(images())[0].sum().backward()
@@ -209,6 +239,12 @@ def test_trainable_parameter_report():
 # ---------------------------------------------------------------- (e)
 @pytest.mark.parametrize('kwargs,option', [
     (dict(prompt_method='deep_vpt'), 'prompt_method'),
+    (dict(prompt_method='full', freeze_backbone=True), 'freeze_backbone'),
+    (dict(prompt_method='lora'), 'LoRAModel'),
+    (dict(prompt_method='partial', prompt_cfg=dict(k=5)), 'k must be'),
+    (dict(prompt_method='adapter', prompt_cfg=dict(reduction=0)),
+     'reduction'),
+    (dict(prompt=dict(type='LSPT'), prompt_method='lspt'), 'not both'),
     (dict(prompt_method='lspt', num_prompts=0), 'num_prompts'),
     (dict(prompt_method='vpt_deep', num_prompts=-2), 'num_prompts'),
     (dict(num_register_tokens=-1), 'num_register_tokens'),

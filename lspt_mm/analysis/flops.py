@@ -14,11 +14,15 @@ width ``F`` (``4D`` for ViT-B):
   (linear part ``24·T·D²`` when ``F = 4D``);
 - attention ``q·kᵀ`` and ``attn·v``: ``2·2·T²·D``.
 
-LSPT's LSTM cell, once per block ``l < L`` (``L-1`` steps):
+``T`` is the backbone's token count: prefix (CLS, registers) + ``N_p``
+prompts + ``N`` patches (``PromptedViT.num_tokens``).
 
-- hidden term ``W_hh·X̂_SP^l`` per image: ``2·N_p·D·4D``;
-- input term ``W_ih·P^l`` once per *batch* (``P^l`` does not depend on the
-  image): ``2·N_p·D·4D``, i.e. ``/B`` per image.
+What a method adds (its own matrix products: LSPT's LSTM, adapters, LoRA)
+and which blocks pass gradients comes from the method's component
+(``PromptMethod.cost_terms``, e.g. LSPT's LSTM cell: hidden term
+``W_hh·X̂_SP^l`` per image, ``2·N_p·D·4D``, and input term ``W_ih·P^l``
+once per *batch*), through the method table
+(:data:`lspt_mm.models.methods.METHODS`); adding a method adds its FLOPs.
 
 Backward: a layer whose weights train costs 2× its forward (gradient of
 the input and of the weight); a frozen linear layer that still has to pass
@@ -28,30 +32,64 @@ matmuls have two activation operands: their gradients (of q, k and v) take
 ``q·kᵀ`` instead of storing the T×T weights, so attention backward is 2.5×
 its forward whenever gradients flow (what ``FlopCounterMode`` counts).
 Prompts enter at block 1, so with any prompt method every block passes
-gradients; the linear probe passes none (only its head trains).
+gradients; the linear probe passes none (only its head trains); partial-k
+only through its last k blocks.
 """
+from dataclasses import dataclass
+
 import torch
 from torch.utils.flop_counter import (FlopCounterMode, sdpa_backward_flop_count,
                                       sdpa_flop_count)
 
 __all__ = [
-    'arch_settings', 'analytic_flops', 'flop_counter', 'count_flops',
-    'METHOD_SPECS'
+    'arch_settings', 'analytic_flops', 'model_flops', 'flop_counter',
+    'count_flops', 'ViTShape', 'METHOD_SPECS'
 ]
 
 ATTN_BWD = 2.5  # dq, dk, dv (4 matmuls) + recomputed q·kᵀ, over 2 fwd
 
-# benchmark method name -> (prompt_method, freeze_backbone)
-METHOD_SPECS = {
-    'linear': ('none', True),
-    'full': ('none', False),
-    'vpt_shallow': ('vpt_shallow', True),
-    'vpt_deep': ('vpt_deep', True),
-    'gapt': ('gapt', True),
-    'lspt': ('lspt', True),
-    'lspt_lpc_only': ('lspt_lpc_only', True),
-    'lspt_gspc_only': ('lspt_gspc_only', True),
-}
+
+def _method_specs():
+    from lspt_mm.models.methods import METHODS
+    return {name: (name, spec.freeze_backbone)
+            for name, spec in METHODS.items()}
+
+
+# method name -> (prompt_method, freeze_backbone), read from the method
+# table (lspt_mm.models.methods.METHODS); kept for older callers
+METHOD_SPECS = _method_specs()
+
+
+@dataclass(frozen=True)
+class ViTShape:
+    """Sizes of one analytic FLOP computation: width ``D``, MLP width
+    ``F``, ``L`` blocks, ``T`` tokens per block, ``N_p`` prompts, batch."""
+    D: int
+    F: int
+    L: int
+    T: int
+    num_prompts: int
+    batch: int
+
+    @property
+    def linear(self):
+        """Linear layers of one block, one image."""
+        return _block_flops(self.T, self.D, self.F)[0]
+
+    @property
+    def attn(self):
+        """Attention matmuls of one block, one image."""
+        return _block_flops(self.T, self.D, self.F)[1]
+
+    @property
+    def frozen_block_bwd(self):
+        """Backward of a frozen block passing gradients (one image)."""
+        return self.linear + ATTN_BWD * self.attn
+
+    @property
+    def trained_block_bwd(self):
+        """Backward of a block whose weights train (one image)."""
+        return 2 * self.linear + ATTN_BWD * self.attn
 
 
 def arch_settings(arch):
@@ -73,47 +111,71 @@ def _block_flops(T, D, F):
 
 
 def analytic_flops(method, arch, img_size, patch_size=16, num_prompts=0,
-                   batch=1, head_fwd_flops=0):
+                   batch=1, head_fwd_flops=0, num_prefix_tokens=1,
+                   **options):
     """Analytic forward and backward FLOPs of one batch.
 
     Args:
-        method (str): a key of :data:`METHOD_SPECS`.
+        method (str): a name of the method table
+            (:data:`lspt_mm.models.methods.METHODS`).
         arch: mmpretrain arch name or dict.
-        img_size (int | tuple): input size.
+        img_size (int | tuple): input size (a partial last patch is padded,
+            as the backbone does).
+        num_prompts (int): ``N_p`` (ignored by methods without prompts).
         head_fwd_flops (float): forward FLOPs of the task head (neck and
             decode heads) for the batch; it trains, so its backward is
             counted 2×.
+        num_prefix_tokens (int): tokens before the prompts (CLS and
+            registers; ``PromptedViT.num_prefix_tokens``).
+        options: the method's options (e.g. ``k`` of partial-k), over the
+            table's.
 
     Returns:
         dict: ``fwd``, ``bwd``, ``total`` (FLOPs per batch) and the parts
-        ``blocks_fwd``, ``lstm_fwd``, ``patch_embed_fwd``, ``head_fwd``.
+        ``blocks_fwd``, ``method_fwd`` (the method's own matrix products;
+        ``lstm_fwd`` is its older name), ``patch_embed_fwd``, ``head_fwd``,
+        ``tokens`` (``T``).
     """
-    prompt_method, frozen = METHOD_SPECS[method]
+    from lspt_mm.models.methods import get_method
+    spec = get_method(method)
     D, L, _, F = arch_settings(arch)
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
-    N = (h // patch_size) * (w // patch_size)
-    n_p = 0 if prompt_method == 'none' else num_prompts
-    T = 1 + n_p + N
-    linear, attn = _block_flops(T, D, F)
-    blocks_fwd = batch * L * (linear + attn)
+    N = -(-h // patch_size) * -(-w // patch_size)
+    n_p = num_prompts if spec.uses_prompts else 0
+    T = num_prefix_tokens + n_p + N
+    shape = ViTShape(D=D, F=F, L=L, T=T, num_prompts=n_p, batch=batch)
+    blocks_fwd = batch * L * (shape.linear + shape.attn)
     patch_fwd = batch * 2 * N * 3 * patch_size * patch_size * D
-    lstm_fwd = 0
-    if prompt_method in ('lspt', 'lspt_lpc_only'):
-        step = 2 * n_p * D * 4 * D
-        lstm_fwd = (L - 1) * step * (batch + 1)  # hidden per image + input
-    if not frozen:  # full fine-tune: everything trains
-        blocks_bwd = batch * L * (2 * linear + ATTN_BWD * attn)
+    terms = spec.cost_terms(shape, **options)
+    if not spec.freeze_backbone:  # full fine-tune: everything trains
+        blocks_bwd = batch * L * shape.trained_block_bwd
         patch_bwd = patch_fwd  # weight gradient only (images need none)
-    elif n_p:  # frozen weights, activation gradients through every block
-        blocks_bwd = batch * L * (linear + ATTN_BWD * attn)
+    else:  # frozen weights: the method says where gradients flow
+        blocks_bwd = terms['blocks_bwd']
         patch_bwd = 0
-    else:  # linear probe: nothing flows into the backbone
-        blocks_bwd = patch_bwd = 0
-    fwd = blocks_fwd + patch_fwd + lstm_fwd + head_fwd_flops
-    bwd = blocks_bwd + patch_bwd + 2 * lstm_fwd + 2 * head_fwd_flops
+    method_fwd = terms['method_fwd']
+    fwd = blocks_fwd + patch_fwd + method_fwd + head_fwd_flops
+    bwd = blocks_bwd + patch_bwd + terms['method_bwd'] + 2 * head_fwd_flops
     return dict(fwd=fwd, bwd=bwd, total=fwd + bwd, blocks_fwd=blocks_fwd,
-                lstm_fwd=lstm_fwd, patch_embed_fwd=patch_fwd,
-                head_fwd=head_fwd_flops, tokens=T)
+                method_fwd=method_fwd, lstm_fwd=method_fwd,
+                patch_embed_fwd=patch_fwd, head_fwd=head_fwd_flops, tokens=T)
+
+
+def model_flops(vit, batch=1, img_size=None, method=None, head_fwd_flops=0):
+    """:func:`analytic_flops` of a built PromptedViT (its method, options,
+    arch, ``N_p`` and token layout); ``img_size`` defaults to the one it
+    was built for; ``method``: the table name when it differs from the
+    backbone's own (``'lora'`` for a backbone inside ``LoRAModel``)."""
+    from lspt_mm.models.methods import get_method
+    name = method or vit.method_name
+    spec = get_method(name)
+    if img_size is None:
+        img_size = tuple(r * vit.patch_size for r in vit.patch_resolution)
+    options = {k: getattr(vit.prompt_method, k) for k in spec.options
+               if hasattr(vit.prompt_method, k)}
+    return analytic_flops(name, vit.arch_settings, img_size, vit.patch_size,
+                          vit.num_prompts, batch, head_fwd_flops,
+                          vit.num_prefix_tokens, **options)
 
 
 # ---------------------------------------------------------------- counter

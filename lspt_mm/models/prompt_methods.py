@@ -1,13 +1,23 @@
 """Prompt methods: which prompts enter block 1 and what passes between blocks.
 
-Each method is a small ``nn.Module`` holding only its own learnable state
-(prompt tokens, LSTM cell, gates, temperatures). :class:`PromptedViT` calls
+Every tuning method is a small ``nn.Module`` component of
+:class:`~lspt_mm.models.PromptedViT`, registered in mmpretrain's ``MODELS``
+(part of mmengine's ``MODELS`` hierarchy) and built from config, e.g.
+``PromptedViT(prompt=dict(type='LSPT', num_prompts=100))``; the method table
+(:mod:`lspt_mm.models.methods`) gives each a short name
+(``prompt_method='lspt'``). A component holds only its own learnable state
+(prompt tokens, LSTM cell, gates, temperatures, adapters) under the
+backbone's ``prompt_method.`` prefix. :class:`PromptedViT` calls
 
 - :meth:`PromptMethod.first_prompts` for ``X_P^0`` (``None``: no prompts),
 - :meth:`PromptMethod.temperature` for block ``l``'s attention temperature,
+- :meth:`PromptMethod.mlp_adapter` for a module applied to block ``l``'s MLP
+  branch (``None``: the upstream block),
 - :meth:`PromptMethod.next_prompts` after blocks ``0 .. L-2`` (0-based) to get
   the prompts of the next block from this block's input prompts ``X_P^{l-1}``,
-  output prompts ``X̂_P^l`` and output patch tokens ``X^l``.
+  output prompts ``X̂_P^l`` and output patch tokens ``X^l``,
+- :meth:`PromptMethod.trains_backbone_param` once at construction: which
+  pretrained ViT parameters train although the backbone is frozen.
 
 Symbols follow ``shared/docs/method.md`` (1-based blocks in the docs, 0-based
 indices in code: the block run last has index ``l``; its learnable prompt set
@@ -18,16 +28,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-PROMPT_METHODS = {}
-
-
-def register_prompt_method(name):
-    def wrap(cls):
-        PROMPT_METHODS[name] = cls
-        cls.method_name = name
-        return cls
-    return wrap
+from mmpretrain.registry import MODELS
 
 
 def vpt_uniform_bound(patch_size, embed_dims):
@@ -35,22 +36,38 @@ def vpt_uniform_bound(patch_size, embed_dims):
     return math.sqrt(6. / float(3 * patch_size * patch_size + embed_dims))
 
 
-@register_prompt_method('none')
 class PromptMethod(nn.Module):
-    """No prompts: linear probe (frozen) or full fine-tuning (not frozen).
+    """Base of every tuning method; by itself: no prompts, nothing of the
+    ViT trains (linear probe, or full fine-tuning with
+    ``freeze_backbone=False``).
+
+    Subclass it (and register the subclass in a ``MODELS`` registry) to add
+    a method; :class:`PromptedViT` passes the backbone's sizes.
 
     Args:
-        num_prompts (int): ``N_p``, prompt tokens per block.
+        num_prompts (int): ``N_p``, prompt tokens per block (ignored by
+            methods without prompts).
         embed_dims (int): ``D``.
         num_layers (int): ``L``.
         patch_size (int): ``p``, for VPT's init bound.
         prompt_dropout (float): dropout on inserted prompt tokens.
     """
-    num_prompt_sets = 0  # how many learnable sets P^l; overridden below
+    # how many learnable sets P^l: 0, an int, or 'per_block' (L sets)
+    num_prompt_sets = 0
+    # the name it was built under (table name or registry key); set by
+    # lspt_mm.models.methods.build_method and recorded in checkpoints
+    method_name = None
 
     def __init__(self, num_prompts, embed_dims, num_layers, patch_size,
                  prompt_dropout=0.1):
         super().__init__()
+        if self.num_prompt_sets and (isinstance(num_prompts, bool) or
+                                     not isinstance(num_prompts, int)
+                                     or num_prompts < 1):
+            raise ValueError(
+                f'num_prompts must be an int >= 1 for {type(self).__name__} '
+                f'(prompt_method / prompt=dict(type=...)), got '
+                f'{num_prompts!r}')
         self.num_prompts = num_prompts if self.num_prompt_sets else 0
         self.embed_dims = embed_dims
         self.num_layers = num_layers
@@ -64,6 +81,39 @@ class PromptMethod(nn.Module):
                     -bound, bound))
             self.prompt_dropout = nn.Dropout(prompt_dropout)
 
+    # ------------------------------------------------------------ structure
+    @property
+    def prompt_set_blocks(self):
+        """Block (0-based) whose input each learnable set ``P^i`` serves:
+        ``self.prompts[i]`` enters (or, for LSPT, feeds the LSTM that makes
+        the prompts of) block ``prompt_set_blocks[i]``. Empty without
+        prompts. A prompt initialiser fills ``prompts[i]`` from the tokens
+        entering that block, for every method alike."""
+        if not self.num_prompt_sets:
+            return ()
+        return tuple(range(self.prompts.shape[0]))
+
+    def trains_backbone_param(self, name):
+        """Whether the pretrained ViT parameter ``name`` (PromptedViT's
+        name, e.g. ``'layers.11.ffn.layers.1.bias'``) trains when the
+        backbone is frozen. Called once at construction."""
+        return False
+
+    @classmethod
+    def cost_terms(cls, shape, **options):
+        """Terms of the analytic FLOP model for a batch
+        (:func:`lspt_mm.analysis.flops.analytic_flops`; ``shape``: a
+        :class:`~lspt_mm.analysis.flops.ViTShape`, ``options``: the
+        component's options), with a frozen backbone: ``method_fwd`` /
+        ``method_bwd``, FLOPs of the method's own matrix products forward /
+        backward; ``blocks_bwd``, backward FLOPs of the ViT blocks. Default:
+        with prompts every block passes activation gradients (prompts enter
+        block 1), without them nothing does."""
+        blocks = shape.batch * shape.L * shape.frozen_block_bwd \
+            if cls.num_prompt_sets else 0
+        return dict(method_fwd=0, method_bwd=0, blocks_bwd=blocks)
+
+    # ------------------------------------------------------------ forward
     def first_prompts(self, batch_size):
         if not self.num_prompts:
             return None
@@ -73,19 +123,30 @@ class PromptMethod(nn.Module):
     def temperature(self, layer_index):
         return None
 
+    def mlp_adapter(self, layer_index):
+        """Module applied to block ``l``'s MLP branch before its residual
+        add, or ``None``."""
+        return None
+
     def next_prompts(self, layer_index, in_prompts, out_prompts, patches,
                      state):
         """Returns ``(X_P^{l}, state)`` for the next block."""
         return out_prompts, state
 
 
-@register_prompt_method('vpt_shallow')
+@MODELS.register_module()
+class NoPrompt(PromptMethod):
+    """No prompts: the linear probe (frozen ViT) or full fine-tuning
+    (``freeze_backbone=False``); LoRA wraps this one."""
+
+
+@MODELS.register_module()
 class VPTShallow(PromptMethod):
     """VPT-shallow: ``P^0`` inserted once, carried through all blocks."""
     num_prompt_sets = 1
 
 
-@register_prompt_method('vpt_deep')
+@MODELS.register_module()
 class VPTDeep(PromptMethod):
     """VPT-deep: before block l >= 2 the prompt slice is *replaced* by
     ``P^{l-1}``; the previous block's output prompts are discarded."""
@@ -98,7 +159,7 @@ class VPTDeep(PromptMethod):
             self.prompts[layer_index + 1].expand(batch, -1, -1)), state
 
 
-@register_prompt_method('gapt')
+@MODELS.register_module()
 class GaPT(PromptMethod):
     """GaPT: prompts inserted once; after block l < L the next prompts are
     ``g_l·X̂_P^l + (1 - g_l)·X_P^{l-1}``, ``g_l = sigmoid(γ_l)``, plus one
@@ -159,7 +220,7 @@ class GaPT(PromptMethod):
         return gate * out_prompts + (1. - gate) * in_prompts, state
 
 
-@register_prompt_method('lspt_gspc_only')
+@MODELS.register_module()
 class LSPTGSPCOnly(PromptMethod):
     """LSPT ablation, GSPC only: ``X_P^l = X̂_P^l + mean_i X^l_i`` (no LSTM,
     no per-block prompts)."""
@@ -170,7 +231,7 @@ class LSPTGSPCOnly(PromptMethod):
         return out_prompts + patches.mean(dim=1, keepdim=True), state
 
 
-@register_prompt_method('lspt')
+@MODELS.register_module()
 class LSPT(PromptMethod):
     """LSPT: GSPC then LPC after blocks 1..L-1.
 
@@ -190,6 +251,19 @@ class LSPT(PromptMethod):
         super().__init__(*args, **kwargs)
         self.lstm = nn.LSTMCell(self.embed_dims, self.embed_dims)
         self._input_terms_cache = None  # (key, tensor), inference only
+
+    @classmethod
+    def cost_terms(cls, shape, **options):
+        """The LSTM cell, once per block ``l < L`` (``L-1`` steps): hidden
+        term ``W_hh·X̂_SP^l`` per image, ``2·N_p·D·4D``; input term
+        ``W_ih·P^l`` once per batch (it does not depend on the image);
+        backward 2x (the cell trains)."""
+        terms = super().cost_terms(shape)
+        D = shape.D
+        step = 2 * shape.num_prompts * D * 4 * D
+        terms['method_fwd'] = (shape.L - 1) * step * (shape.batch + 1)
+        terms['method_bwd'] = 2 * terms['method_fwd']
+        return terms
 
     def input_terms(self):
         """``W_ih·P^l + b_ih`` for l = 1..L-1: (L-1, N_p, 4D).
@@ -232,14 +306,7 @@ class LSPT(PromptMethod):
         return new_hidden, (input_terms, new_cell)
 
 
-@register_prompt_method('lspt_lpc_only')
+@MODELS.register_module()
 class LSPTLPCOnly(LSPT):
     """LSPT ablation, LPC only: the LSTM's hidden state is ``X̂_P^l``."""
     use_spatial_mean = False
-
-
-def build_prompt_method(name, **kwargs):
-    if name not in PROMPT_METHODS:
-        raise ValueError(f'prompt_method={name!r} is unknown; choose one of '
-                         f'{sorted(PROMPT_METHODS)}')
-    return PROMPT_METHODS[name](**kwargs)

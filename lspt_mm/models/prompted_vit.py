@@ -1,7 +1,9 @@
 """PromptedViT: mmpretrain's VisionTransformer with a prompt method.
 
-One backbone expresses LSPT, its ablations and every baseline (linear probe,
-full fine-tune, VPT-shallow, VPT-deep, GaPT); the method is chosen by name.
+One backbone expresses LSPT, its ablations and every baseline of the method
+table (:mod:`lspt_mm.models.methods`: linear probe, full fine-tune,
+partial-k, bias, adapter, LoRA, VPT-shallow, VPT-deep, GaPT); the method is
+a registered component chosen by name or built from config.
 Parameter names are mmpretrain's, so mmpretrain / converted MAE and MoCo v3
 weights load unchanged; method state lives under ``prompt_method.``.
 """
@@ -14,8 +16,7 @@ from mmpretrain.models.backbones.vision_transformer import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed, to_2tuple
 from mmpretrain.registry import MODELS
 
-from . import checkpoint_policy
-from .prompt_methods import PROMPT_METHODS, build_prompt_method
+from . import checkpoint_policy, methods
 
 BACKBONE_MODULES = ('patch_embed', 'drop_after_pos', 'pre_norm', 'layers',
                     'ln1', 'ln2')
@@ -39,21 +40,30 @@ def attention_weights(layer, x, temperature=None):
     return logits.softmax(dim=-1)
 
 
-def block_forward(layer, x, temperature=None):
+def block_forward(layer, x, temperature=None, mlp_adapter=None):
     """mmpretrain ``TransformerEncoderLayer`` forward, with attention logits
-    divided by ``temperature`` (GaPT's ``τ_l``) when given."""
-    if temperature is None:
+    divided by ``temperature`` (GaPT's ``τ_l``) when given, and
+    ``mlp_adapter`` applied to the MLP branch ``γ2·MLP(LN2 x)`` before its
+    drop-path and residual add when given."""
+    if temperature is None and mlp_adapter is None:
         return layer(x)
-    attn = layer.attn
-    B, N, _ = x.shape
-    q, k, v = _qkv(layer, x)
-    # dividing q by τ divides the logits by τ and keeps the fused kernel
-    out = F.scaled_dot_product_attention(
-        q / temperature, k, v,
-        dropout_p=attn.attn_drop if attn.training else 0.)
-    out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
-    x = x + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
-    return layer.ffn(layer.ln2(x), identity=x)
+    if temperature is None:
+        x = x + layer.attn(layer.ln1(x))
+    else:
+        attn = layer.attn
+        B, N, _ = x.shape
+        q, k, v = _qkv(layer, x)
+        # dividing q by τ divides the logits by τ and keeps the fused kernel
+        out = F.scaled_dot_product_attention(
+            q / temperature, k, v,
+            dropout_p=attn.attn_drop if attn.training else 0.)
+        out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
+        x = x + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
+    if mlp_adapter is None:
+        return layer.ffn(layer.ln2(x), identity=x)
+    ffn = layer.ffn
+    branch = mlp_adapter(ffn.gamma2(ffn.layers(layer.ln2(x))))
+    return x + ffn.dropout_layer(branch)
 
 
 @MODELS.register_module()
@@ -74,19 +84,32 @@ class PromptedViT(VisionTransformer):
         arch (str | dict): an mmpretrain arch (``'base'``, ``'large'``, ...)
             or ``'dinov2-small' | 'dinov2-base' | 'dinov2-large'``, which
             default to patch 14 and LayerScale (init 1e-5).
-        prompt_method (str): one of ``none`` (linear probe; full fine-tune
-            with ``freeze_backbone=False``), ``vpt_shallow``, ``vpt_deep``,
-            ``gapt``, ``lspt``, ``lspt_lpc_only``, ``lspt_gspc_only``.
+        prompt_method (str): a name of the method table
+            (:data:`lspt_mm.models.methods.METHODS`: ``linear``, ``full``,
+            ``partial``, ``bias``, ``adapter``, ``vpt_shallow``,
+            ``vpt_deep``, ``gapt``, ``lspt``, ``lspt_lpc_only``,
+            ``lspt_gspc_only``; ``lora`` wraps this backbone instead), a
+            registered component type, or ``none`` (no prompts: linear
+            probe, or full fine-tune with ``freeze_backbone=False``).
+            Defaults to ``lspt`` unless ``prompt`` is given.
         num_prompts (int): ``N_p`` prompt tokens per block (>= 1 for every
-            method but ``none``). Defaults to 10.
+            method with prompts). Defaults to 10.
         prompt_dropout (float): dropout on inserted prompts. Defaults to 0.1.
         prompt_cfg (dict, optional): extra method options, e.g.
-            ``dict(gate_init=10., temperature_range=(0.01, 10.))`` for GaPT.
+            ``dict(gate_init=10., temperature_range=(0.01, 10.))`` for GaPT,
+            ``dict(k=2)`` for partial, ``dict(reduction=16)`` for adapter.
+        prompt (dict, optional): the method as a component config instead
+            of ``prompt_method``, e.g. ``dict(type='LSPT', num_prompts=100)``
+            or a user's own registered subclass of ``PromptMethod``; its
+            ``num_prompts`` / ``prompt_dropout`` override the arguments.
         num_register_tokens (int): DINOv2 register tokens inserted after CLS
             *after* the position embedding is added (4 in the ``_reg4``
             files). Defaults to 0.
-        freeze_backbone (bool): freeze every ViT part (and keep it in eval
-            mode). Defaults to True; False trains everything.
+        freeze_backbone (bool, optional): freeze the ViT but what the
+            method trains (its own tensors and, e.g. for bias tuning, some
+            ViT ones); frozen modules stay in eval mode. False trains
+            everything. Defaults to the method table's (False only for
+            ``full``; True with ``prompt=``).
         out_type (str): ``avg_token`` (MAE protocol: mean of prompt and patch
             tokens of the last block, then the final norm), ``cls_token``
             (final-norm CLS, MoCo v3 / DINOv2 protocol), ``featmap`` (patch
@@ -139,17 +162,18 @@ class PromptedViT(VisionTransformer):
                  arch='base',
                  img_size=224,
                  patch_size=None,
-                 prompt_method='lspt',
+                 prompt_method=None,
                  num_prompts=10,
                  prompt_dropout=0.1,
                  prompt_cfg=None,
                  num_register_tokens=0,
-                 freeze_backbone=True,
+                 freeze_backbone=None,
                  out_type='avg_token',
                  pretrained=None,
                  save_trainable_only=False,
                  layer_scale_init_value=None,
                  init_cfg=None,
+                 prompt=None,
                  **kwargs):
         if isinstance(arch, str) and arch.lower() == 'dinov2-giant':
             raise ValueError("arch='dinov2-giant' (SwiGLU FFN) is not "
@@ -161,14 +185,8 @@ class PromptedViT(VisionTransformer):
             patch_size = defaults['patch_size']
         if layer_scale_init_value is None:
             layer_scale_init_value = defaults['layer_scale_init_value']
-        if prompt_method not in PROMPT_METHODS:
-            raise ValueError(f'prompt_method={prompt_method!r} is unknown; '
-                             f'choose one of {sorted(PROMPT_METHODS)}')
-        if prompt_method != 'none' and (not isinstance(num_prompts, int)
-                                        or num_prompts < 1):
-            raise ValueError(f'num_prompts must be an int >= 1 for '
-                             f'prompt_method={prompt_method!r}, got '
-                             f'{num_prompts!r}')
+        method_name, method_cfg, freeze_backbone = methods.resolve(
+            prompt, prompt_method, prompt_cfg, freeze_backbone)
         if not isinstance(num_register_tokens, int) or num_register_tokens < 0:
             raise ValueError('num_register_tokens must be an int >= 0, got '
                              f'{num_register_tokens!r}')
@@ -196,23 +214,23 @@ class PromptedViT(VisionTransformer):
             self.register_tokens = None
         # CLS (if any) and registers: the tokens before the prompts
         self.num_prefix_tokens = self.num_extra_tokens + num_register_tokens
-        self.prompt_method = build_prompt_method(
-            prompt_method,
+        self.prompt_method = methods.build_method(
+            method_cfg, method_name,
             num_prompts=num_prompts,
             embed_dims=self.embed_dims,
             num_layers=self.num_layers,
             patch_size=patch_size,
-            prompt_dropout=prompt_dropout,
-            **(prompt_cfg or {}))
+            prompt_dropout=prompt_dropout)
         self.freeze_backbone = freeze_backbone
         self.save_trainable_only = save_trainable_only
         self.pretrained = pretrained
         self._backbone_loaded = False
         self._attention_record = None
-        if freeze_backbone:  # everything but the prompt method
+        if freeze_backbone:  # the method's tensors and what it trains
             for name, param in self.named_parameters():
                 if not name.startswith('prompt_method.'):
-                    param.requires_grad = False
+                    param.requires_grad = \
+                        self.prompt_method.trains_backbone_param(name)
         self._register_load_state_dict_pre_hook(self._fill_frozen_weights)
         self._register_state_dict_hook(PromptedViT._drop_frozen_weights)
         if pretrained is not None:
@@ -228,16 +246,48 @@ class PromptedViT(VisionTransformer):
         """The pretrained ViT's modules (frozen unless full fine-tuning)."""
         return [getattr(self, n) for n in BACKBONE_MODULES if hasattr(self, n)]
 
+    @property
+    def method_name(self):
+        """The method's name (table name or registry type)."""
+        return self.prompt_method.method_name
+
     def _is_backbone_key(self, key):
+        """Whether state-dict ``key`` belongs to the pretrained ViT."""
         return key.split('.')[0] in BACKBONE_MODULES or key in (
             'cls_token', 'pos_embed', 'register_tokens')
 
+    def is_frozen_key(self, key):
+        """Whether state-dict ``key`` is a frozen pretrained ViT tensor:
+        left out of trainable-only checkpoints and taken from
+        ``pretrained`` when a checkpoint lacks it. Decided by
+        ``requires_grad``, so ViT tensors a method trains (biases, the last
+        blocks, LoRA's ``lora_`` layers inserted by a wrapper) are not."""
+        if not self.freeze_backbone or not self._is_backbone_key(key):
+            return False
+        try:
+            return not self.get_parameter(key).requires_grad
+        except AttributeError:  # a buffer
+            return True
+
     def train(self, mode=True):
+        """Frozen ViT modules stay in eval mode (no dropout, no drop-path);
+        with a frozen backbone, a module holding trained tensors (e.g. the
+        last blocks of partial-k, LoRA layers) and its parameter-free
+        children (dropout, drop-path) follow ``mode``."""
         super().train(mode)
-        if self.freeze_backbone:  # frozen ViT: no dropout, no drop-path
+        if self.freeze_backbone:
             for module in self.backbone_modules():
-                module.eval()
+                self._set_frozen_mode(module, mode)
         return self
+
+    @staticmethod
+    def _set_frozen_mode(module, mode, parent_trains=False):
+        trains = any(p.requires_grad for p in module.parameters())
+        has_params = next(module.parameters(), None) is not None
+        module.training = mode and (trains or
+                                    (parent_trains and not has_params))
+        for child in module.children():
+            PromptedViT._set_frozen_mode(child, mode, module.training)
 
     # ------------------------------------------------------------ weights
     def load_pretrained(self, path):
@@ -278,11 +328,19 @@ class PromptedViT(VisionTransformer):
             self._attention_record = None
 
     # ------------------------------------------------------------ tokens
-    def split_tokens(self, x):
+    def split_tokens(self, x, dim=1):
         """``[prefix; prompts; patches]`` -> the three parts (one split, so
-        its backward is one cat, not three zero-filled slice gradients)."""
+        its backward is one cat, not three zero-filled slice gradients).
+        ``dim``: the token axis (e.g. -1 for the key axis of attention
+        maps)."""
         n_pre, n_p = self.num_prefix_tokens, self.num_prompts
-        return x.split((n_pre, n_p, x.shape[1] - n_pre - n_p), dim=1)
+        return x.split((n_pre, n_p, x.shape[dim] - n_pre - n_p), dim=dim)
+
+    def num_tokens(self, patch_resolution):
+        """``T`` inside the blocks: prefix + ``N_p`` prompts + ``h·w``
+        patches."""
+        h, w = patch_resolution
+        return self.num_prefix_tokens + self.num_prompts + h * w
 
     @staticmethod
     def join_tokens(prefix, prompts, patches):
@@ -326,7 +384,7 @@ class PromptedViT(VisionTransformer):
             if self._attention_record is not None:
                 self._attention_record.append(
                     attention_weights(layer, x, temperature).detach())
-            x = block_forward(layer, x, temperature)
+            x = block_forward(layer, x, temperature, method.mlp_adapter(i))
             if i == last and self.final_norm and self.out_type != 'avg_token':
                 x = self.ln1(x)
             if i in self.out_indices:

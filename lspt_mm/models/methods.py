@@ -1,0 +1,269 @@
+"""The one table of tuning methods (:data:`METHODS`) and how a
+:class:`~lspt_mm.models.PromptedViT` resolves and builds its method.
+
+Every tool reads this table: the config generator (which settings a config
+gets), the FLOP model (:mod:`lspt_mm.analysis.flops`), the cost benchmark,
+the methods table of the tuning protocol (row titles) and the tests. A
+method is
+
+- a component class registered in mmpretrain's ``MODELS`` (a child of
+  mmengine's ``MODELS``), subclassing
+  :class:`~lspt_mm.models.prompt_methods.PromptMethod`: it holds the
+  method's own tensors (``prompt_method.*`` in state dicts) and says which
+  pretrained ViT tensors train; and
+- one :class:`MethodSpec` line below: short name, display title, what
+  trains, the component and its default options, the backbone setting, and
+  (LoRA) the wrapper around the backbone.
+
+A component needs no table line to be used: ``PromptedViT(prompt=dict(
+type='MyMethod', ...))`` builds any registered subclass, looked up in the
+registry of the current default scope (mmpretrain, mmseg or a user's
+package, each searching mmengine's root too) and then in mmpretrain's. The
+recipe for adding one: ``docs/DEVELOPING.md``.
+"""
+import copy
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+from mmpretrain.registry import MODELS
+
+from . import baselines, lora, prompt_methods  # noqa: F401 (registers)
+from .prompt_methods import PromptMethod
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One row of the method table.
+
+    Attributes:
+        name (str): short name: ``prompt_method=`` value, result tables,
+            config file names (written with ``-`` there).
+        title (str): display title in reports and tables.
+        trains (str): what trains besides the task head (method.md
+            symbols).
+        component (str): registry type of the method component.
+        options (dict): the component's default options (``prompt_cfg`` /
+            ``prompt=dict(...)`` keys override them).
+        freeze_backbone (bool): False: every ViT parameter trains.
+        uses_prompts (bool): whether ``num_prompts`` applies (read from the
+            component class).
+        wrapper (dict, optional): a module config wrapping the backbone
+            (``type``, options); the backbone becomes its ``module``.
+        cost (callable, optional): FLOP-model terms when the component's
+            ``cost_terms`` does not describe the method (wrappers).
+        source (str): the paper / code the method follows.
+    """
+    name: str
+    title: str
+    trains: str
+    component: str
+    options: Mapping = field(default_factory=dict)
+    freeze_backbone: bool = True
+    wrapper: Optional[Mapping] = None
+    cost: Optional[Callable] = None
+    source: str = ''
+
+    @property
+    def component_class(self):
+        return method_class(self.component)
+
+    @property
+    def uses_prompts(self):
+        return bool(self.component_class.num_prompt_sets)
+
+    def backbone_options(self, num_prompts=None):
+        """PromptedViT arguments selecting this method (for the module
+        inside the wrapper, if any)."""
+        opts = dict(prompt_method='linear' if self.wrapper else self.name,
+                    freeze_backbone=self.freeze_backbone)
+        if self.uses_prompts and num_prompts is not None:
+            opts['num_prompts'] = num_prompts
+        return opts
+
+    def apply(self, backbone, num_prompts=None, scope='mmpretrain'):
+        """The backbone config of this method built on ``backbone`` (a
+        PromptedViT config dict): its method settings replaced, and wrapped
+        (LoRA: ``LoRAModel`` with ``module=backbone``). ``scope``:
+        ``'mmseg'`` prefixes the wrapper type with ``mmpretrain.``."""
+        cfg = copy.deepcopy(dict(backbone))
+        cfg.pop('prompt', None)
+        cfg.pop('prompt_cfg', None)
+        cfg.update(self.backbone_options(num_prompts))
+        if not self.uses_prompts:
+            cfg.pop('num_prompts', None)
+            cfg.pop('prompt_dropout', None)
+        if not self.wrapper:
+            return cfg
+        # the wrapper saves only its own tensors: say so in the metadata
+        cfg['save_trainable_only'] = True
+        wrapper = copy.deepcopy(dict(self.wrapper))
+        if scope != 'mmpretrain' and '.' not in wrapper['type']:
+            wrapper['type'] = 'mmpretrain.' + wrapper['type']
+        return dict(wrapper, module=cfg)
+
+    def cost_terms(self, shape, **overrides):
+        """FLOP-model terms (``PromptMethod.cost_terms``) for
+        :class:`lspt_mm.analysis.flops.ViTShape` ``shape``."""
+        options = {**self.options, **(self.wrapper or {}), **overrides}
+        options.pop('type', None)
+        if self.cost is not None:
+            return self.cost(shape, **options)
+        return self.component_class.cost_terms(shape, **options)
+
+
+_VPT = 'VPT (Jia et al. 2022), github.com/KMnP/vpt'
+_LORA = {k: v for k, v in lora.DEFAULT_LORA.items()}
+
+# the order of the paper's tables: baselines, prompt methods, LSPT and its
+# ablations last
+METHODS = {spec.name: spec for spec in (
+    MethodSpec('linear', 'Linear probe', 'nothing of the ViT', 'NoPrompt',
+               source=_VPT),
+    MethodSpec('full', 'Full fine-tuning', 'every ViT parameter',
+               'NoPrompt', freeze_backbone=False, source=_VPT),
+    MethodSpec('partial', 'Partial-1', 'the last k blocks (k=1) and the '
+               'final norm', 'PartialTuning', options=dict(k=1),
+               source=_VPT + ': partial-k'),
+    MethodSpec('bias', 'Bias', 'every bias of the ViT', 'BiasTuning',
+               source=_VPT + ': tinytl-bias (BitFit)'),
+    MethodSpec('adapter', 'Adapter', 'a bottleneck MLP D -> D/8 -> D after '
+               "every block's MLP", 'MLPAdapter', options=dict(reduction=8),
+               source=_VPT + ': Pfeiffer adapter, reduction 8'),
+    MethodSpec('lora', 'LoRA', 'rank-16 updates A, B of every qkv '
+               'projection', 'NoPrompt', wrapper=_LORA, cost=lora.cost_terms,
+               source="mmpretrain's LoRAModel (Hu et al. 2022), its ViT "
+               'recipe: alpha 16, rank 16, dropout 0.1, qkv'),
+    MethodSpec('vpt_shallow', 'VPT-shallow', 'prompts P^0', 'VPTShallow',
+               source=_VPT),
+    MethodSpec('vpt_deep', 'VPT-deep', 'prompts P^0..P^{L-1}', 'VPTDeep',
+               source=_VPT),
+    MethodSpec('gapt', 'GaPT', 'prompts P^0, gates g_l, temperatures tau_l',
+               'GaPT', source='GaPT (Yoo et al. 2023)'),
+    MethodSpec('lspt', 'LSPT', 'prompts P^0..P^{L-1}, the shared LSTM cell',
+               'LSPT', source='LSPT (method.md)'),
+    MethodSpec('lspt_lpc_only', 'LSPT, LPC only', 'as LSPT (no GSPC)',
+               'LSPTLPCOnly', source='LSPT ablation'),
+    MethodSpec('lspt_gspc_only', 'LSPT, GSPC only', 'prompts P^0 (no LSTM)',
+               'LSPTGSPCOnly', source='LSPT ablation'),
+)}
+
+# the spelling configs used before the table: no prompts, frozen or not
+_LEGACY_NONE = 'none'
+
+
+def get_method(name):
+    """The :class:`MethodSpec` of ``name`` (``-`` or ``_`` spelling)."""
+    key = str(name).replace('-', '_')
+    if key not in METHODS:
+        raise KeyError(f'unknown method {name!r}; the method table '
+                       f'(lspt_mm/models/methods.py) has {list(METHODS)}')
+    return METHODS[key]
+
+
+def method_class(type_name):
+    """The component class registered as ``type_name``: looked up in the
+    registry of the current default scope (and its parents, mmengine's root
+    included), then in mmpretrain's ``MODELS``. Scoped names
+    (``'my_pkg.MyMethod'``) work as in any mmengine config."""
+    if isinstance(type_name, type):
+        cls = type_name
+    else:
+        with MODELS.switch_scope_and_registry(None) as registry:
+            cls = registry.get(type_name)
+        if cls is None:
+            cls = MODELS.get(type_name)
+        if cls is None:
+            raise KeyError(
+                f'prompt type {type_name!r} is not registered in the '
+                "default scope's MODELS nor in mmpretrain's; register the "
+                'class (@MODELS.register_module()) and import its module '
+                '(custom_imports), or pick a method of the table: '
+                f'{list(METHODS)}')
+    if not (isinstance(cls, type) and issubclass(cls, PromptMethod)):
+        raise TypeError(f'prompt type {type_name!r} is {cls!r}, not a '
+                        'subclass of lspt_mm.models.prompt_methods.'
+                        'PromptMethod')
+    return cls
+
+
+def resolve(prompt=None, prompt_method=None, prompt_cfg=None,
+            freeze_backbone=None):
+    """What a PromptedViT's method arguments select.
+
+    Either ``prompt`` (a component config, ``dict(type=..., **options)``)
+    or ``prompt_method`` (a table name, a registered type, or the old
+    ``'none'``: no prompts, frozen unless ``freeze_backbone=False``) with
+    ``prompt_cfg`` options; ``freeze_backbone=None`` takes the table's.
+
+    Returns:
+        tuple: ``(name, component config, freeze_backbone)``.
+    """
+    if prompt is not None:
+        if prompt_method is not None or prompt_cfg:
+            raise ValueError('PromptedViT: give the method either as prompt='
+                             'dict(type=...) or as prompt_method= / '
+                             'prompt_cfg=, not both')
+        if not isinstance(prompt, Mapping) or 'type' not in prompt:
+            raise ValueError(f'PromptedViT: prompt must be a dict with a '
+                             f"'type' key, got {prompt!r}")
+        cfg = dict(prompt)
+        frozen = True if freeze_backbone is None else bool(freeze_backbone)
+        name = cfg['type'] if isinstance(cfg['type'], str) else \
+            cfg['type'].__name__
+        # the table's name when the component is one of its rows
+        rows = [s for s in METHODS.values()
+                if s.component == name and not s.wrapper]
+        rows.sort(key=lambda s: s.freeze_backbone != frozen)
+        return (rows[0].name if rows else name), cfg, frozen
+    name = 'lspt' if prompt_method is None else prompt_method
+    extra = dict(prompt_cfg or {})
+    if name == _LEGACY_NONE:
+        frozen = True if freeze_backbone is None else freeze_backbone
+        return ('linear' if frozen else 'full'), dict(type='NoPrompt',
+                                                       **extra), frozen
+    key = str(name).replace('-', '_')
+    if key in METHODS:
+        spec = METHODS[key]
+        if spec.wrapper:
+            raise ValueError(
+                f"prompt_method={name!r} wraps the backbone in "
+                f"{spec.wrapper['type']}: set the config's backbone to "
+                f"lspt_mm.models.methods.METHODS[{key!r}].apply(<backbone>) "
+                "(see configs/segmentation/lora-*.py), whose module has "
+                "prompt_method='linear'")
+        if freeze_backbone is not None and \
+                bool(freeze_backbone) != spec.freeze_backbone:
+            raise ValueError(
+                f'prompt_method={name!r} means freeze_backbone='
+                f'{spec.freeze_backbone}, the config says freeze_backbone='
+                f'{freeze_backbone}; drop freeze_backbone or set it to '
+                f'{spec.freeze_backbone} (prompts on a trained ViT: '
+                "prompt=dict(type=...) with freeze_backbone=False)")
+        return key, dict(type=spec.component, **{**spec.options, **extra}), \
+            spec.freeze_backbone
+    try:
+        method_class(name)
+    except KeyError:
+        raise ValueError(
+            f'prompt_method={name!r} is unknown; choose one of '
+            f'{list(METHODS)} (lspt_mm/models/methods.py) or a registered '
+            'prompt type') from None
+    return name, dict(type=name, **extra), \
+        True if freeze_backbone is None else freeze_backbone
+
+
+def build_method(cfg, name, **backbone_args):
+    """Build the component of ``cfg`` (``type`` + options) with the
+    backbone's ``num_prompts``, ``prompt_dropout``, ``embed_dims``,
+    ``num_layers`` and ``patch_size`` (``cfg`` overrides the first two);
+    its ``method_name`` becomes ``name``."""
+    cfg = dict(cfg)
+    cls = method_class(cfg.pop('type'))
+    kwargs = {**backbone_args, **cfg}
+    try:
+        method = cls(**kwargs)
+    except TypeError as err:
+        raise TypeError(f'{cls.__name__} options {sorted(cfg)}: {err}') \
+            from err
+    method.method_name = name
+    return method
