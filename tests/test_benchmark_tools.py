@@ -1,5 +1,7 @@
-"""benchmark_methods.py on tiny archs: its JSON records, FLOP accounting,
-frozen-weight checks."""
+"""The cost tool (tools/analysis_tools/benchmark_methods.py over
+lspt_mm.analysis.cost / cost_report) on tiny archs built from the real
+configs: its JSON records, FLOP accounting, memory terms, frozen-weight
+checks, re-rendered reports."""
 import json
 import os.path as osp
 import subprocess
@@ -9,6 +11,7 @@ import pytest
 import torch
 
 import lspt_mm  # noqa: F401
+from lspt_mm.analysis import cost, cost_report
 from lspt_mm.analysis.flops import analytic_flops
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -18,23 +21,34 @@ sys.path.insert(0, osp.dirname(TOOL))
 import benchmark_methods as bm  # noqa: E402
 
 FIELDS = ('method', 'img_size', 'batch', 'num_prompts', 'trainable_params',
-          'total_params', 'gflops', 'train_step_ms', 'infer_ms',
-          'peak_mem_mb')
-D = bm.TINY_ARCH['embed_dims']
+          'total_params', 'gflops', 'train_gflops', 'train_step_ms',
+          'infer_ms', 'peak_mem_mb', 'config', 'optimizer')
+D = cost.TINY_ARCH['embed_dims']
+L = cost.TINY_ARCH['num_layers']
 LSTM_PARAMS = 2 * 4 * D * D + 2 * 4 * D  # W_ih, W_hh, b_ih, b_hh
+CLS_CONFIG = osp.join(ROOT, bm.CLS_CONFIG)
+SEG_CONFIG = osp.join(ROOT, bm.SEG_CONFIG)
+FINETUNE = osp.join(ROOT, 'configs', 'segmentation',
+                    'finetune-mae-base_upernet_8xb2-160k_ade20k-512x512.py')
+TINY_CLS = ['--arch', 'tiny', '--patch-size', '8', '--threads', '1',
+            '--repeats', '1', '--warmup', '1',
+            '--cls-cfg-options', 'model.head.num_classes=7']
+TINY_SEG = ['--arch', 'tiny', '--patch-size', '8', '--threads', '1',
+            '--repeats', '1', '--warmup', '1', '--seg-cfg-options',
+            'model.decode_head.channels=32', 'model.auxiliary_head.channels=16']
+PROMPT_METHODS = [m for m in cost.method_names()
+                  if cost.method_backbone(m)['prompt_method'] != 'none']
 
 
 @pytest.fixture(scope='module')
 def cls_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('bench') / 'cls.json'
     md = out.with_suffix('.md')
-    bm.main(['--in-process', '--tasks', 'cls', '--arch', 'tiny',
-             '--cls-size', '32', '--patch-size', '8', '--batch', '2',
-             '--num-prompts', '2', '6', '--sweep-prompts', '2', '6', '12',
-             '--sweep-sizes', '32', '48', '--repeats', '1', '--warmup', '1',
-             '--threads', '1', '--num-classes', '7', '--out', str(out),
-             '--markdown', str(md)])
-    return json.load(open(out)), md.read_text()
+    bm.main(['--in-process', '--tasks', 'cls', '--cls-size', '32',
+             '--batch', '2', '--num-prompts', '2', '6', '--sweep-prompts',
+             '2', '6', '12', '--sweep-sizes', '32', '48', '--out', str(out),
+             '--markdown', str(md)] + TINY_CLS)
+    return json.load(open(out)), md.read_text(), out
 
 
 def find(records, method, n_p=None, size=32):
@@ -45,9 +59,10 @@ def find(records, method, n_p=None, size=32):
 
 
 def test_records_fields_and_values(cls_run):
-    records, _ = cls_run
-    # 2 prompt-free + 4 methods x 2 prompt counts + sweep (12@32, 3@48)
-    assert len(records) == 2 + 8 + 1 + 3
+    records, _, _ = cls_run
+    n_prompt = len(PROMPT_METHODS)
+    # 2 prompt-free + prompt methods x 2 prompt counts + sweep (12@32, 3@48)
+    assert len(records) == 2 + 2 * n_prompt + 1 + 3
     for r in records:
         for k in FIELDS:
             assert k in r, k
@@ -56,23 +71,27 @@ def test_records_fields_and_values(cls_run):
                   'analytic_gflops', 'param_mb'):
             assert r[k] > 0, (r['method'], k)
         assert r['batch'] == 2 and r['task'] == 'cls'
-        assert r['frozen_with_grad'] == 0 and r['frozen_in_optimizer'] == 0
+        assert r['frozen_with_grad'] == 0 and r['frozen_with_state'] == 0
         assert r['trainable_without_grad'] == 0
         assert r['peak_mem_mb'] >= 0
-    for method in ('linear', 'vpt_shallow', 'vpt_deep', 'gapt', 'lspt'):
+        # built from the real config, with its optimiser
+        assert r['config'] == bm.CLS_CONFIG
+        assert r['optimizer'] == 'SGD'
+        assert r['arch'] == cost.TINY_ARCH and r['patch_size'] == 8
+    for method in ('linear', *PROMPT_METHODS):
         for r in records:
             if r['method'] == method:
                 assert r['trainable_params'] < r['total_params']
                 assert r['frozen_params'] > 0
     full = find(records, 'full')
     assert full['trainable_params'] == full['total_params']
-    assert full['frozen_params'] == 0
+    assert full['frozen_params'] == 0 == full['frozen_in_param_groups']
     assert full['num_prompts'] == 0 and find(records, 'linear')[
         'num_prompts'] == 0
 
 
 def test_parameter_counts(cls_run):
-    records, _ = cls_run
+    records, _, _ = cls_run
     for n_p in (2, 6):
         lspt, vpt = find(records, 'lspt', n_p), find(records, 'vpt_deep',
                                                      n_p)
@@ -83,20 +102,25 @@ def test_parameter_counts(cls_run):
         assert shallow['trainable_params'] - linear['trainable_params'] == \
             n_p * D
         assert vpt['trainable_params'] - linear['trainable_params'] == \
-            4 * n_p * D
+            L * n_p * D
         # GaPT: one prompt set + L-1 gates + L temperatures
         assert find(records, 'gapt', n_p)['trainable_params'] - \
-            shallow['trainable_params'] == 3 + 4
-    # optimiser state: SGD momentum, one buffer per trainable parameter
+            shallow['trainable_params'] == (L - 1) + L
+        assert lspt['prompt_method_params'] == \
+            lspt['backbone_trainable_params']
+    # the config's SGD momentum: one buffer per trainable parameter; every
+    # trainable parameter had a gradient at the optimiser step
     for r in records:
         assert r['optim_state_mb'] == pytest.approx(
             r['trainable_params'] * 4 / 2**20, rel=1e-6)
         assert r['grad_mb'] == pytest.approx(
             r['trainable_params'] * 4 / 2**20, rel=1e-6)
+        assert r['param_mb'] == pytest.approx(
+            r['total_params'] * 4 / 2**20, rel=1e-6)
 
 
 def test_flops(cls_run):
-    records, _ = cls_run
+    records, _, _ = cls_run
     for r in records:
         # counted forward FLOPs equal the analytic ones
         assert r['gflops'] == pytest.approx(r['analytic_gflops'], rel=1e-9)
@@ -121,7 +145,7 @@ def test_flops(cls_run):
 
 
 def test_ratios_and_report(cls_run):
-    records, md = cls_run
+    records, md, _ = cls_run
     vpt = find(records, 'vpt_deep', 6)
     lspt = find(records, 'lspt', 6)
     assert vpt['ratio_to_vpt_deep']['train_step_ms'] == 1
@@ -134,8 +158,40 @@ def test_ratios_and_report(cls_run):
     assert by_np['12'] is None and by_np['6']['train_step_ms'] > 0
     assert '| cls | 32 | 2 | 6 | lspt |' in md
     assert '### lspt: prompt count and image size' in md
-    assert 'PASS** frozen weights' in md
-    assert md.count('train time / VPT-deep') == 2 * 5  # 5 methods, 2 N_p
+    assert 'PASS** frozen weights: no gradient buffer' in md
+    # every method but VPT-deep, at the two prompt counts VPT-deep has
+    others = len(cost.method_names()) - 1
+    assert md.count('train time / VPT-deep') == 2 * others
+    # the main table lists the methods in the method table's order
+    main = md.split('### Memory breakdown')[0]
+    rows = [line.split('|')[5].strip() for line in main.splitlines()
+            if line.startswith('| cls | 32 | 2 | 6 |')]
+    assert rows == [m for m in cost.method_names()
+                    if m in ('linear', 'full') or m in PROMPT_METHODS]
+
+
+def test_report_rerenders_saved_records(cls_run, capsys, tmp_path):
+    """--report prints what the run printed, from the JSON alone; records
+    of the older layout (frozen_in_optimizer) render too."""
+    records, md, out = cls_run
+    capsys.readouterr()
+    bm.main(['--report', str(out)])
+    assert capsys.readouterr().out == md
+    old = []
+    for r in json.load(open(out)):
+        r['frozen_in_optimizer'] = 3 if r['method'] == 'gapt' else 0
+        for k in ('frozen_with_state', 'frozen_in_param_groups', 'config',
+                  'optimizer'):
+            r.pop(k)
+        old.append(r)
+    path = tmp_path / 'old.json'
+    path.write_text(json.dumps(old))
+    bm.main(['--report', str(path), '--sweep-method', 'none'])
+    text = capsys.readouterr().out
+    assert '### lspt: prompt count' not in text
+    assert 'FAIL** frozen weights: no gradient buffer, no optimiser state' \
+        f' ({len(old)} runs): violations: ' + ', '.join(
+            ['gapt'] * 2) in text
 
 
 def test_analytic_vit_base():
@@ -154,22 +210,36 @@ def test_analytic_vit_base():
 
 
 def test_seg_in_subprocesses(tmp_path):
-    """The default driver: one process per method, seg model (UPerNet)."""
+    """The default driver: one process per method plus the interleaved
+    pass; each method from its own segmentation config (finetune config
+    for full, with its layer-decay constructor), the ablation from the
+    LSPT config."""
     out = tmp_path / 'seg.json'
     proc = subprocess.run(
-        [sys.executable, TOOL, '--tasks', 'seg', '--arch', 'tiny',
-         '--seg-size', '32', '--patch-size', '8', '--seg-batch', '2',
-         '--seg-num-prompts', '3', '--methods', 'full', 'lspt',
-         '--seg-channels', '32', '--repeats', '1', '--warmup', '1',
-         '--threads', '1', '--out', str(out)],
-        capture_output=True, text=True, timeout=300)
+        [sys.executable, TOOL, '--tasks', 'seg', '--seg-size', '32',
+         '--seg-batch', '2', '--seg-num-prompts', '3', '--methods', 'full',
+         'lspt', 'lspt_gspc_only', '--out', str(out)] + TINY_SEG,
+        capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = json.load(open(out))
-    assert [r['method'] for r in records] == ['full', 'lspt']
+    assert [r['method'] for r in records] == ['full', 'lspt',
+                                              'lspt_gspc_only']
+    full, lspt, gspc = records
+    assert full['config'] == osp.relpath(FINETUNE, ROOT)
+    assert full['optim_constructor'] == 'SegLayerDecayOptimWrapperConstructor'
+    assert lspt['config'] == gspc['config'] == bm.SEG_CONFIG
+    assert lspt['optim_constructor'] == 'PromptTuningOptimWrapperConstructor'
     for r in records:
-        assert r['task'] == 'seg' and r['seg_norm'] == 'BN'
+        assert r['task'] == 'seg' and r['seg_norm'] == 'BN'  # SyncBN, 1 dev
+        assert r['timing'] == 'interleaved'
+        assert len(r['train_step_ms_all']) == 1
+        assert r['train_step_ms_per_process'] > 0
         assert 0 < r['head_share_of_step'] and r['head_train_step_ms'] > 0
         assert 0 < r['head_share_of_train_flops'] < 1
+        # counted = analytic, forward (no auxiliary head) and train step
+        assert r['gflops'] == pytest.approx(r['analytic_gflops'], rel=1e-9)
+        assert r['train_gflops'] == pytest.approx(
+            r['analytic_train_gflops'], rel=1e-9)
         # AdamW: two state tensors per trainable parameter (+ step counts)
         assert r['optim_state_mb'] == pytest.approx(
             2 * r['trainable_params'] * 4 / 2**20, rel=0.01)
@@ -179,21 +249,110 @@ def test_seg_in_subprocesses(tmp_path):
         split = r['alloc_peak_split_mb']
         assert split['parameter'] >= 0.95 * r['param_mb']  # + buffers
         assert sum(split.values()) == pytest.approx(r['alloc_peak_mb'])
-    full, lspt = records
+        assert r['frozen_in_param_groups'] == 0
     assert full['frozen_params'] == 0 < lspt['frozen_params']
     assert lspt['backbone_trainable_params'] == \
         lspt['prompt_method_params']
-    assert 'Targets' in proc.stdout
+    # layer decay: one parameter group per (depth, decay) pair, many
+    assert full['param_groups'] > 2 * L
+    assert 'Targets' in proc.stdout and '**PASS**' in proc.stdout
 
 
-def test_frozen_weight_in_optimizer_is_caught(monkeypatch):
-    def everything(model, task):
-        return torch.optim.SGD(model.parameters(), lr=0.1)
+def test_seg_batch_one_uses_group_norm():
+    """Batch 1: GroupNorm in the neck and heads (BN cannot train the 1x1
+    pyramid pooling on one image), with a group count dividing every width
+    (16 for heads 32 / 16 wide)."""
+    settings = cost.CostSettings(
+        configs=dict(seg=SEG_CONFIG), arch='tiny', patch_size=8,
+        cfg_options=dict(seg={'model.decode_head.channels': 32,
+                              'model.auxiliary_head.channels': 16}),
+        repeats=1, warmup=1, alloc_peak=False, threads=1)
+    job = dict(method='vpt_shallow', task='seg', img_size=32,
+               num_prompts=2, batch=1)
+    rec = cost.run_job(job, settings)
+    assert rec['seg_norm'] == 'GN'
+    groups = {m.num_groups for m in cost.CostCase(job, settings).model
+              .modules() if isinstance(m, torch.nn.GroupNorm)}
+    assert groups == {16}
+    assert rec['trainable_without_grad'] == 0
 
-    monkeypatch.setattr(bm, 'build_optimizer', everything)
-    args = bm.parse_args(['--arch', 'tiny', '--patch-size', '8',
-                          '--repeats', '1', '--warmup', '1'])
-    job = dict(method='vpt_deep', task='cls', img_size=16, num_prompts=2,
-               batch=2)
-    with pytest.raises(AssertionError, match='optimised'):
-        bm.run_job(job, args)
+
+def _cls_settings(**options):
+    return cost.CostSettings(
+        configs=dict(cls=CLS_CONFIG), arch='tiny', patch_size=8,
+        cfg_options=dict(cls={'model.head.num_classes': 5, **options}),
+        repeats=1, warmup=1, alloc_peak=False, threads=1)
+
+
+JOB = dict(method='vpt_deep', task='cls', img_size=16, num_prompts=2,
+           batch=2)
+
+
+def test_frozen_weight_with_optimiser_state_is_caught():
+    """Adagrad keeps state for every parameter of its groups, gradient or
+    not: with the config's default constructor (all parameters in one
+    group) the frozen ViT gets state, and the measurement stops."""
+    settings = _cls_settings(**{
+        'optim_wrapper.optimizer._delete_': True,
+        'optim_wrapper.optimizer.type': 'Adagrad',
+        'optim_wrapper.optimizer.lr': 0.01})
+    with pytest.raises(AssertionError, match='frozen weights have '
+                       'optimiser state'):
+        cost.run_job(JOB, settings)
+
+
+def test_what_the_config_trains_is_measured():
+    """The optimiser, its constructor and its parameter groups come from the
+    config: AdamW keeps two buffers per trainable parameter where SGD
+    momentum keeps one; frozen tensors sit in the default constructor's one
+    group and are left out by PromptTuningOptimWrapperConstructor."""
+    case = cost.CostCase(JOB, _cls_settings())
+    n_frozen = sum(not p.requires_grad for p in case.model.parameters())
+    assert n_frozen > 0
+    sgd = cost.run_job(JOB, _cls_settings())
+    assert sgd['frozen_in_param_groups'] == n_frozen
+    assert sgd['param_groups'] == 1
+    adamw = cost.run_job(JOB, _cls_settings(**{
+        'optim_wrapper.optimizer._delete_': True,
+        'optim_wrapper.optimizer.type': 'AdamW',
+        'optim_wrapper.optimizer.lr': 1e-3,
+        'optim_wrapper.optimizer.weight_decay': 0.01,
+        'optim_wrapper.constructor': 'PromptTuningOptimWrapperConstructor',
+        'optim_wrapper.paramwise_cfg.bias_decay_mult': 0.}))
+    assert adamw['optimizer'] == 'AdamW'
+    assert adamw['optim_constructor'] == 'PromptTuningOptimWrapperConstructor'
+    assert adamw['frozen_in_param_groups'] == 0
+    assert adamw['trainable_params'] == sgd['trainable_params']
+    assert adamw['optim_state_mb'] == pytest.approx(
+        2 * sgd['optim_state_mb'], rel=0.01)
+    text = cost_report.report(cost_report.add_ratios([sgd]), None)
+    assert "FAIL** frozen weights: left out of the optimiser's parameter " \
+        'groups (1 runs): in the groups (no gradient, so never stepped): ' \
+        'cls vpt_deep' in text
+
+
+def test_method_configs_are_read_from_their_backbones(tmp_path):
+    found = cost.method_configs([FINETUNE, SEG_CONFIG])
+    assert found == {'full': FINETUNE, 'lspt': SEG_CONFIG}
+    mocov3 = SEG_CONFIG.replace('lspt-mae', 'lspt-mocov3')
+    with pytest.raises(cost.CostError, match='two configs train .lspt.'):
+        cost.method_configs([SEG_CONFIG, mocov3])
+    odd = tmp_path / 'odd.py'
+    odd.write_text(f"_base_ = [{FINETUNE!r}]\n"
+                   "model = dict(backbone=dict(prompt_method='lspt'))\n")
+    with pytest.raises(cost.CostError, match='odd.py: its backbone'):
+        cost.method_configs([str(odd)])
+    with pytest.raises(cost.CostError, match='unknown method'):
+        cost.method_backbone('vpt-deep')
+
+
+def test_settings_survive_the_process_boundary():
+    s = cost.CostSettings(
+        configs=dict(seg=SEG_CONFIG), arch=dict(cost.TINY_ARCH),
+        cfg_options=dict(seg={'model.data_preprocessor.size': (32, 32),
+                              'model.neck.rescales': [4, 2, 1, 0.5]}),
+        method_configs=dict(seg={'full': FINETUNE}), amp=True, threads=1)
+    back = cost.CostSettings.from_json(s.to_json())
+    assert back == s
+    assert isinstance(back.cfg_options['seg']['model.data_preprocessor.size'],
+                      tuple)

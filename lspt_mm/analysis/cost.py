@@ -1,0 +1,758 @@
+"""What one training / inference step of a method costs, measured on the
+model and optimiser its config builds.
+
+A *job* is one ``(method, task, img_size, num_prompts, batch)``; its model
+comes from a real config (``configs/segmentation/*.py``, the classification
+configs) with the method's backbone settings, and its optimiser from
+mmengine's ``build_optim_wrapper`` on the config's ``optim_wrapper`` (the
+constructor, ``paramwise_cfg`` and optimiser users train with). One train
+step is ``model.train_step(data, optim_wrapper)``, as mmengine's train loop
+runs it; inference is the forward without the post-processing
+(``mode='tensor'`` for classifiers, ``encode_decode`` for segmentors).
+
+:func:`run_job` measures, per job:
+
+- trainable / total parameters;
+- FLOPs of inference and of a train step, counted
+  (:func:`lspt_mm.analysis.flops.count_flops`) and analytic
+  (:func:`lspt_mm.analysis.flops.analytic_flops`);
+- train-step and inference times (median of ``repeats`` after ``warmup``);
+- peak training memory (CUDA ``max_memory_allocated``; CPU peak RSS above
+  the process before the model was built, and the profiler's peak of live
+  tensors) and its terms: parameter, gradient and optimiser-state bytes,
+  and the bytes autograd saves for backward (:class:`SavedActivations`);
+- frozen checks: no frozen parameter has a gradient or optimiser state
+  (asserted), and how many sit in the optimiser's parameter groups;
+- segmentation: the neck + heads' share of step time and FLOPs.
+
+:func:`run_interleaved` times several jobs round-robin in one process, so a
+changing machine load hits all of them alike. :func:`run_in_subprocess`
+runs either in a fresh process (``python -m lspt_mm.analysis.cost``), so
+that peak memory is per job. Tables and targets:
+:mod:`lspt_mm.analysis.cost_report`.
+"""
+import argparse
+import copy
+import dataclasses
+import json
+import logging
+import math
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+
+from .flops import METHOD_SPECS, analytic_flops, arch_settings, count_flops
+
+# The method table: name -> (prompt_method, freeze_backbone). The one line
+# to change when lspt_mm.models.methods.METHODS lands.
+METHOD_TABLE = METHOD_SPECS
+
+TASKS = ('cls', 'seg')
+TINY_ARCH = dict(embed_dims=64, num_layers=4, num_heads=2,
+                 feedforward_channels=128)
+RESULT_TAG = 'COST_RESULT '
+
+
+class CostError(ValueError):
+    """A job or setting the cost tool cannot measure (names what to fix)."""
+
+
+# ================================================================= methods
+def method_names():
+    """Every method of the method table, in its order."""
+    return list(METHOD_TABLE)
+
+
+def method_backbone(method):
+    """The backbone settings that make a config train ``method``."""
+    if method not in METHOD_TABLE:
+        raise CostError(f'unknown method {method!r}; known: '
+                        f'{method_names()}')
+    prompt_method, frozen = METHOD_TABLE[method]
+    return dict(prompt_method=prompt_method, freeze_backbone=frozen)
+
+
+def method_of_backbone(backbone):
+    """The method a backbone config dict trains (``None`` if none does)."""
+    key = (backbone.get('prompt_method', 'lspt'),
+           backbone.get('freeze_backbone', True))
+    for name, spec in METHOD_TABLE.items():
+        if tuple(spec) == key:
+            return name
+    return None
+
+
+def method_configs(paths):
+    """``{method: config path}`` for configs used as they are, each
+    config's method read from its ``model.backbone``."""
+    from mmengine.config import Config
+    found = {}
+    for path in paths:
+        backbone = Config.fromfile(path).model.get('backbone', {})
+        method = method_of_backbone(backbone)
+        if method is None:
+            raise CostError(
+                f'{path}: its backbone (prompt_method='
+                f"{backbone.get('prompt_method')!r}, freeze_backbone="
+                f"{backbone.get('freeze_backbone', True)!r}) is none of the "
+                f'methods {method_names()}; leave it out')
+        if method in found:
+            raise CostError(f'two configs train {method!r}: {found[method]} '
+                            f'and {path}; pass one of them')
+        found[method] = path
+    return found
+
+
+# ================================================================ settings
+@dataclasses.dataclass
+class CostSettings:
+    """How every job of a run is built and measured.
+
+    Args:
+        configs (dict): task -> config every method of the task is built
+            from (with the method's backbone settings).
+        method_configs (dict): task -> {method: config} used as they are
+            (see :func:`method_configs`).
+        cfg_options (dict): task -> ``--cfg-options`` applied last.
+        arch (str | dict, optional): backbone arch (mmpretrain name,
+            ``'tiny'`` or an arch dict); neck / head widths and the
+            segmentation ``out_indices`` follow it. None: the config's.
+        patch_size (int, optional): None: the config's.
+        seg_norm (str): ``auto`` (the config's norm; SyncBN becomes BN on one
+            device as mmengine's ``Runner`` does; GN when the batch is 1),
+            ``config``, ``BN`` or ``GN``.
+    """
+    configs: dict = dataclasses.field(default_factory=dict)
+    method_configs: dict = dataclasses.field(default_factory=dict)
+    cfg_options: dict = dataclasses.field(default_factory=dict)
+    arch: object = None
+    patch_size: int = None
+    seg_norm: str = 'auto'
+    device: str = None
+    amp: bool = False
+    threads: int = None
+    repeats: int = 5
+    warmup: int = 2
+    alloc_peak: bool = True
+
+    def to_json(self):
+        return json.dumps(_tag_tuples(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_json(cls, text):
+        return cls(**_untag_tuples(json.loads(text)))
+
+    def config_path(self, job):
+        task = job['task']
+        path = (self.method_configs.get(task, {}).get(job['method'])
+                or self.configs.get(task))
+        if not path:
+            raise CostError(f"no config for task {task!r}: pass "
+                            f"--{task}-config")
+        return path
+
+
+def _tag_tuples(obj):  # JSON keeps lists; configs may need tuples
+    if isinstance(obj, tuple):
+        return {'__tuple__': [_tag_tuples(v) for v in obj]}
+    if isinstance(obj, list):
+        return [_tag_tuples(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _tag_tuples(v) for k, v in obj.items()}
+    return obj
+
+
+def _untag_tuples(obj):
+    if isinstance(obj, dict):
+        if set(obj) == {'__tuple__'}:
+            return tuple(_untag_tuples(v) for v in obj['__tuple__'])
+        return {k: _untag_tuples(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_untag_tuples(v) for v in obj]
+    return obj
+
+
+def resolve_arch(arch):
+    """``'tiny'``, an mmpretrain arch name, a JSON dict string or a dict."""
+    if isinstance(arch, str) and arch == 'tiny':
+        return dict(TINY_ARCH)
+    if isinstance(arch, str) and arch.strip().startswith('{'):
+        return json.loads(arch)
+    return arch
+
+
+def seg_out_indices(num_layers):
+    """[3, 5, 7, 11] for 12 blocks (the configs'), spread alike for other
+    depths."""
+    if num_layers < 4:
+        raise CostError(f'segmentation needs >= 4 blocks, got {num_layers}')
+    idx = [num_layers * f // 12 - 1 for f in (4, 6, 8, 12)]
+    if len(set(idx)) < 4 or min(idx) < 0:
+        idx = list(range(num_layers - 4, num_layers))
+    return idx
+
+
+def _norm_layers_cfg(model):
+    return [m for m in (model.get('neck'), model.get('decode_head'),
+                        model.get('auxiliary_head')) if m]
+
+
+def job_config(job, settings):
+    """The config of ``job``: its config file, the method's backbone
+    settings, the size of the job (``img_size``, ``num_prompts``, arch),
+    random weights (``pretrained=None``: cost does not depend on them), the
+    task's ``cfg_options``, then ``seg_norm``."""
+    from mmengine.config import Config
+    path = settings.config_path(job)
+    if not osp.isfile(path):
+        raise CostError(f'config {path} (task {job["task"]}) does not exist')
+    cfg = Config.fromfile(path)
+    model = cfg.model
+    backbone = model.backbone
+    backbone.update(method_backbone(job['method']))
+    if job['num_prompts']:
+        backbone.num_prompts = job['num_prompts']
+    backbone.img_size = job['img_size']
+    backbone.pretrained = None
+    if backbone.get('init_cfg'):
+        backbone.init_cfg = None
+    if settings.patch_size:
+        backbone.patch_size = settings.patch_size
+    if settings.arch is not None:
+        arch = resolve_arch(settings.arch)
+        backbone.arch = arch
+        D, L, _, _ = arch_settings(arch)
+        if job['task'] == 'cls':
+            model.head.in_channels = D
+        else:
+            backbone.out_indices = seg_out_indices(L)
+            if model.get('neck') and 'embed_dim' in model.neck:
+                model.neck.embed_dim = D
+            n_in = len(model.decode_head.in_channels)
+            model.decode_head.in_channels = [D] * n_in
+            if model.get('auxiliary_head'):
+                model.auxiliary_head.in_channels = D
+    if job['task'] == 'seg':
+        size = (job['img_size'], job['img_size'])
+        if model.get('data_preprocessor'):
+            model.data_preprocessor.size = size
+        elif cfg.get('data_preprocessor'):
+            cfg.data_preprocessor.size = size
+    if settings.cfg_options.get(job['task']):
+        cfg.merge_from_dict(settings.cfg_options[job['task']])
+    if job['task'] == 'seg':  # on the final widths
+        _set_seg_norm(cfg, job, settings)
+    return cfg
+
+
+def _set_seg_norm(cfg, job, settings):
+    name = settings.seg_norm
+    if name == 'auto':
+        name = 'GN' if job['batch'] == 1 else 'config'
+    if name == 'config':
+        return
+    if name not in ('BN', 'GN', 'SyncBN'):
+        raise CostError(f'seg_norm={name!r}: choose auto, config, BN, GN or '
+                        'SyncBN')
+    parts = _norm_layers_cfg(cfg.model)
+    norm = dict(type=name, requires_grad=True)
+    if name == 'GN':  # 32 groups, fewer when a layer is narrower
+        widths = [cfg.model.decode_head.channels]
+        widths += [p['channels'] for p in parts if 'channels' in p]
+        widths += [p['embed_dim'] for p in parts if 'embed_dim' in p]
+        norm['num_groups'] = math.gcd(32, *widths)
+    for part in parts:
+        part.norm_cfg = dict(norm)
+
+
+# ==================================================================== case
+def rss_mb():
+    """Resident set size of this process (MiB)."""
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def maxrss_mb():
+    """Peak resident set size of this process so far (MiB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.
+
+
+def tensor_mb(tensors):
+    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
+class SavedActivations:
+    """Bytes of the tensors autograd saves for backward (parameters
+    excluded, each storage counted once), collected with
+    ``torch.autograd.graph.saved_tensors_hooks``."""
+
+    def __init__(self, model):
+        self.param_ptrs = {p.untyped_storage().data_ptr()
+                           for p in model.parameters()}
+        self.storages = {}
+
+    def pack(self, t):
+        try:
+            s = t.untyped_storage()
+        except Exception:  # noqa: BLE001 - e.g. tensor subclasses
+            return t
+        ptr = s.data_ptr()
+        if ptr and ptr not in self.param_ptrs:
+            self.storages[ptr] = max(self.storages.get(ptr, 0), s.nbytes())
+        return t
+
+    def context(self):
+        import torch
+        return torch.autograd.graph.saved_tensors_hooks(self.pack,
+                                                        lambda t: t)
+
+    @property
+    def mb(self):
+        return sum(self.storages.values()) / 2**20
+
+
+def synthetic_data(task, batch, size, num_classes, seed=0):
+    """One batch as a dataloader gives it to ``model.train_step``: uint8
+    images and data samples with labels (``cls``) or label maps (``seg``)."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    inputs = [torch.randint(0, 256, (3, size, size), generator=g,
+                            dtype=torch.uint8) for _ in range(batch)]
+    if task == 'cls':
+        from mmpretrain.structures import DataSample
+        samples = [DataSample().set_gt_label(i % num_classes)
+                   for i in range(batch)]
+    else:
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        samples = []
+        for _ in range(batch):
+            s = SegDataSample(metainfo=dict(img_shape=(size, size),
+                                            ori_shape=(size, size)))
+            s.gt_sem_seg = PixelData(data=torch.randint(
+                0, num_classes, (1, size, size), generator=g))
+            samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+class CostCase:
+    """One job built from its config: ``model`` (on ``device``),
+    ``optim_wrapper`` (mmengine's ``build_optim_wrapper`` on the config's
+    ``optim_wrapper``), a synthetic batch; ``train_step()`` and
+    ``infer()`` run what a user's training and inference run."""
+
+    def __init__(self, job, settings):
+        import torch
+        from mmengine.logging import MMLogger
+        from mmengine.model import revert_sync_batchnorm
+        from mmengine.optim import build_optim_wrapper
+        from mmengine.registry import MODELS, init_default_scope
+
+        import lspt_mm  # noqa: F401  (compat fixes, registers modules)
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        self.job, self.settings = job, settings
+        self.device = torch.device(settings.device or (
+            'cuda' if torch.cuda.is_available() else 'cpu'))
+        self.cuda = self.device.type == 'cuda'
+        self.cfg = cfg = job_config(job, settings)
+        init_default_scope(cfg.get('default_scope', 'mmengine'))
+        model_cfg = copy.deepcopy(cfg.model)
+        if cfg.get('data_preprocessor'):  # as mmengine's Runner
+            model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+        torch.manual_seed(0)
+        model = MODELS.build(model_cfg)
+        model.init_weights()
+        # one device, not distributed: as mmengine's Runner.wrap_model
+        self.model = model = revert_sync_batchnorm(model).to(self.device)
+        optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+        if settings.amp and self.cuda:  # as tools/train.py --amp
+            if optim_cfg.get('type', 'OptimWrapper') == 'OptimWrapper':
+                optim_cfg.type = 'AmpOptimWrapper'
+                optim_cfg.setdefault('loss_scale', 'dynamic')
+        # mmengine's per-parameter INFO lines are not what is measured
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(max(level, logging.WARNING))
+        try:
+            self.optim_wrapper = build_optim_wrapper(model, optim_cfg)
+        finally:
+            logger.setLevel(level)
+        head = model.head if job['task'] == 'cls' else model.decode_head
+        self.data = synthetic_data(job['task'], job['batch'],
+                                   job['img_size'], head.num_classes)
+        self.prepared = model.data_preprocessor(self.data, True)
+        self.grads = None  # gradients seen by the last optimiser step
+        self.optim_wrapper.optimizer.register_step_pre_hook(self._see_grads)
+
+    # ------------------------------------------------------------ steps
+    def _see_grads(self, optimizer, args, kwargs):
+        if self.grads is None:
+            self.grads = {id(p): p.grad for p in self.model.parameters()}
+
+    def autocast(self):
+        """bf16 autocast for ``amp`` on CPU (CUDA: AmpOptimWrapper's)."""
+        import torch
+        return torch.autocast('cpu', dtype=torch.bfloat16,
+                              enabled=self.settings.amp and not self.cuda)
+
+    def infer_autocast(self):
+        import torch
+        dtype = torch.float16 if self.cuda else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype,
+                              enabled=self.settings.amp)
+
+    def train_step(self):
+        """One step of mmengine's train loop: ``model.train_step``."""
+        self.model.train()
+        with self.autocast():
+            return self.model.train_step(self.data, self.optim_wrapper)
+
+    def _forward(self):
+        inputs = self.prepared['inputs']
+        if self.job['task'] == 'cls':
+            return self.model(inputs, mode='tensor')
+        metas = [s.metainfo for s in self.prepared['data_samples']]
+        return self.model.encode_decode(inputs, metas)
+
+    def infer(self, grad=False):
+        """The forward of inference (eval mode, ``no_grad`` unless
+        ``grad``: the FLOP count runs it with autograd on, same ops)."""
+        import torch
+        self.model.eval()
+        with torch.set_grad_enabled(grad), self.infer_autocast():
+            return self._forward()
+
+    def sync(self):
+        if self.cuda:
+            import torch
+            torch.cuda.synchronize()
+
+    def timed(self, fn, n):
+        """Wall times (ms) of ``n`` calls of ``fn``."""
+        times = []
+        for _ in range(n):
+            self.sync()
+            t = time.perf_counter()
+            fn()
+            self.sync()
+            times.append((time.perf_counter() - t) * 1e3)
+        return times
+
+    # ------------------------------------------------------- inspection
+    def frozen_report(self):
+        """Counts over frozen (``requires_grad=False``) parameters: with a
+        gradient at the last optimiser step, with optimiser state, in the
+        optimiser's parameter groups; and trainable ones without gradient."""
+        import torch
+        opt = self.optim_wrapper.optimizer
+        params = list(self.model.parameters())
+        frozen = [p for p in params if not p.requires_grad]
+        trainable = [p for p in params if p.requires_grad]
+        grads = self.grads or {}
+        in_groups = {id(p) for g in opt.param_groups for p in g['params']}
+
+        def has_state(p):
+            return any(torch.is_tensor(v) for v in opt.state.get(p, {})
+                       .values())
+
+        return dict(
+            frozen_params=sum(p.numel() for p in frozen),
+            frozen_with_grad=sum(grads.get(id(p)) is not None or
+                                 p.grad is not None for p in frozen),
+            frozen_with_state=sum(has_state(p) for p in frozen),
+            frozen_in_param_groups=sum(id(p) in in_groups for p in frozen),
+            trainable_without_grad=sum(grads.get(id(p)) is None
+                                       for p in trainable))
+
+    def memory_terms(self):
+        """Parameter, gradient (at the last optimiser step) and
+        optimiser-state MiB."""
+        import torch
+        opt = self.optim_wrapper.optimizer
+        state = [t for s in opt.state.values() for t in s.values()
+                 if torch.is_tensor(t)]
+        grads = [g for g in (self.grads or {}).values() if g is not None]
+        return dict(param_mb=tensor_mb(list(self.model.parameters())),
+                    grad_mb=tensor_mb(grads), optim_state_mb=tensor_mb(state))
+
+    def head_step_fns(self):
+        """Segmentation: a train step and a forward of the neck and heads
+        alone, on the backbone's features of the batch."""
+        import torch
+        model = self.model
+        with torch.no_grad(), self.infer_autocast():
+            model.train()
+            feats = [f.float() for f in model.backbone(
+                self.prepared['inputs'])]
+        needs_grad = any(p.requires_grad for p in model.backbone.parameters())
+        feats = [f.detach().requires_grad_(needs_grad) for f in feats]
+        samples = self.prepared['data_samples']
+
+        def head_step():
+            model.train()
+            with self.autocast(), self.optim_wrapper.optim_context(model):
+                x = model.neck(feats) if model.with_neck else feats
+                losses = model._decode_head_forward_train(x, samples)
+                if model.with_auxiliary_head:
+                    losses.update(
+                        model._auxiliary_head_forward_train(x, samples))
+            loss, _ = model.parse_losses(losses)
+            self.optim_wrapper.update_params(loss)
+
+        def head_forward(auxiliary=True):
+            model.eval()
+            with torch.no_grad(), self.infer_autocast():
+                x = model.neck(feats) if model.with_neck else feats
+                model.decode_head(x)
+                if auxiliary and model.with_auxiliary_head:
+                    model.auxiliary_head(x)
+
+        return head_step, head_forward
+
+
+def norm_name(model):
+    """The norm layer type of a segmentor's decode head (BN / GN / SyncBN)."""
+    import torch
+    for m in model.decode_head.modules():
+        if isinstance(m, torch.nn.SyncBatchNorm):
+            return 'SyncBN'
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            return 'BN'
+        if isinstance(m, torch.nn.GroupNorm):
+            return 'GN'
+    return 'none'
+
+
+def allocation_peak(step):
+    """Peak of live tensor memory during ``step()`` on CPU (what
+    ``torch.cuda.max_memory_allocated`` is on CUDA), from the profiler's
+    memory timeline, with the split by category at that moment.
+    Returns ``(peak_mb, {category: mb})`` or ``(None, None)``."""
+    try:
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+        from torch.profiler._memory_profiler import (_CATEGORY_TO_INDEX,
+                                                     MemoryProfileTimeline)
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
+                     record_shapes=True, with_stack=True) as prof:
+            step()
+        timeline = MemoryProfileTimeline(prof._memory_profile())
+        _, sizes = timeline._coalesce_timeline(torch.device('cpu'))
+        totals = [sum(row) for row in sizes]
+        at = max(range(len(totals)), key=totals.__getitem__)
+        split = {('other' if c is None else c.name.lower()):
+                 sizes[at][i + 1] / 2**20
+                 for c, i in _CATEGORY_TO_INDEX.items()}
+        return totals[at] / 2**20, split
+    except Exception as e:  # noqa: BLE001 - private API: report, go on
+        print(f'allocation peak not measured: {e!r}', file=sys.stderr)
+        return None, None
+
+
+def _shown(path):
+    """``path`` relative to the repository when inside it."""
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    rel = osp.relpath(osp.abspath(path), root)
+    return path if rel.startswith('..') else rel
+
+
+def job_key(job):
+    return '{method}|{task}|{img_size}|{num_prompts}|{batch}'.format(**job)
+
+
+# ================================================================ measure
+def run_job(job, settings):
+    """Measure one job; returns its record (a JSON-able dict). Raises
+    ``AssertionError`` when a frozen weight got a gradient or optimiser
+    state."""
+    import torch
+
+    from lspt_mm import count_parameters
+    rss0 = rss_mb()
+    case = CostCase(job, settings)
+    model, cuda = case.model, case.cuda
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        mem0 = torch.cuda.memory_allocated()
+    backbone = model.backbone
+    trainable_params, total_params = count_parameters(model)
+    opt = case.optim_wrapper.optimizer
+    rec = dict(job)
+    rec.update(
+        config=_shown(settings.config_path(job)),
+        optimizer=type(opt).__name__,
+        optim_constructor=case.cfg.optim_wrapper.get(
+            'constructor', 'DefaultOptimWrapperConstructor'),
+        param_groups=len(opt.param_groups),
+        device=str(case.device), amp=bool(settings.amp),
+        arch=backbone.arch_settings, patch_size=backbone.patch_size,
+        load_avg_1min=os.getloadavg()[0],
+        threads=torch.get_num_threads(), torch=torch.__version__,
+        trainable_params=trainable_params, total_params=total_params,
+        backbone_trainable_params=count_parameters(backbone)[0],
+        prompt_method_params=sum(
+            p.numel() for p in backbone.prompt_method.parameters()))
+    if job['task'] == 'seg':
+        rec['seg_norm'] = norm_name(model)
+
+    # ---------------------------------------------------------- training
+    saved = SavedActivations(model)
+
+    def counted_step():
+        with saved.context():
+            return case.train_step()
+
+    _, train_flops = count_flops(counted_step)
+    frozen = case.frozen_report()
+    rec.update(frozen)
+    rec.update(case.memory_terms())
+    rec['activation_mb'] = saved.mb
+    if frozen['frozen_with_grad']:
+        raise AssertionError(f"{job_key(job)}: {frozen['frozen_with_grad']} "
+                             'frozen weights got a gradient')
+    if frozen['frozen_with_state']:
+        raise AssertionError(
+            f"{job_key(job)}: {frozen['frozen_with_state']} frozen weights "
+            'have optimiser state (a frozen weight is optimised)')
+    case.timed(case.train_step, max(settings.warmup - 1, 0))
+    train_times = case.timed(case.train_step, settings.repeats)
+    case.sync()
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        rec['peak_mem_above_model_mb'] = peak - mem0 / 2**20
+        rec['alloc_peak_mb'] = peak
+    else:
+        peak = max(maxrss_mb() - rss0, 0.)  # 0 if an earlier peak hides it
+        if settings.alloc_peak:  # one more (steady-state) step, profiled
+            rec['alloc_peak_mb'], rec['alloc_peak_split_mb'] = \
+                allocation_peak(case.train_step)
+
+    # ------------------------------------------------ head alone (seg)
+    if job['task'] == 'seg':
+        head_step, head_forward = case.head_step_fns()
+        _, head_flops = count_flops(head_step)
+        case.timed(head_step, max(settings.warmup - 1, 0))
+        rec['head_train_step_ms'] = statistics.median(
+            case.timed(head_step, settings.repeats))
+        rec['head_train_gflops'] = head_flops / 1e9 / job['batch']
+        # training runs the auxiliary head, inference does not
+        _, head_fwd_flops = count_flops(head_forward)
+        _, head_infer_flops = count_flops(lambda: head_forward(False))
+    else:
+        fc = model.head.fc
+        head_fwd_flops = head_infer_flops = \
+            2 * fc.in_features * fc.out_features * job['batch']
+
+    # ---------------------------------------------------------- inference
+    _, fwd_flops = count_flops(lambda: case.infer(grad=True))
+    case.timed(case.infer, max(settings.warmup - 1, 0))
+    infer_times = case.timed(case.infer, settings.repeats)
+
+    def analytic(head_flops):
+        return analytic_flops(job['method'], backbone.arch_settings,
+                              job['img_size'], backbone.patch_size,
+                              job['num_prompts'], job['batch'],
+                              head_fwd_flops=head_flops)
+
+    ana = analytic(head_fwd_flops)
+    B = job['batch']
+    rec.update(
+        tokens=ana['tokens'],
+        gflops=fwd_flops / 1e9 / B,
+        train_gflops=train_flops / 1e9 / B,
+        analytic_gflops=analytic(head_infer_flops)['fwd'] / 1e9 / B,
+        analytic_train_gflops=ana['total'] / 1e9 / B,
+        analytic_lstm_gflops=ana['lstm_fwd'] / 1e9 / B,
+        head_gflops=head_fwd_flops / 1e9 / B,
+        train_step_ms=statistics.median(train_times),
+        train_step_ms_all=train_times,
+        train_step_ms_min=min(train_times),
+        infer_ms=statistics.median(infer_times),
+        infer_ms_all=infer_times,
+        infer_ms_min=min(infer_times),
+        peak_mem_mb=peak)
+    if job['task'] == 'seg':
+        rec['head_share_of_step'] = rec['head_train_step_ms'] / \
+            rec['train_step_ms']
+        rec['head_share_of_train_flops'] = rec['head_train_gflops'] / \
+            rec['train_gflops']
+    return rec
+
+
+def run_interleaved(jobs, settings):
+    """Time several jobs in one process, round-robin; returns
+    ``{job_key: dict(train=[ms, ...], infer=[ms, ...])}``."""
+    cases = [CostCase(job, settings) for job in jobs]
+    for c in cases:  # warm-up
+        for _ in range(max(settings.warmup, 1)):
+            c.train_step()
+            c.infer()
+    times = {job_key(c.job): dict(train=[], infer=[]) for c in cases}
+    for _ in range(settings.repeats):
+        for c in cases:
+            times[job_key(c.job)]['train'] += c.timed(c.train_step, 1)
+    for _ in range(settings.repeats):
+        for c in cases:
+            times[job_key(c.job)]['infer'] += c.timed(c.infer, 1)
+    return times
+
+
+def merge_interleaved(records, times):
+    """Make the interleaved medians the headline ``train_step_ms`` /
+    ``infer_ms``; the per-process ones stay as ``*_per_process``."""
+    for r in records:
+        tt = times[job_key(r)]
+        for name, key in (('train', 'train_step_ms'), ('infer', 'infer_ms')):
+            r[f'{key}_per_process'] = r[key]
+            r[f'{key}_per_process_all'] = r[f'{key}_all']
+            r[f'{key}_all'] = tt[name]
+            r[key] = statistics.median(tt[name])
+            r[f'{key}_min'] = min(tt[name])
+        r['timing'] = 'interleaved'
+        if 'head_train_step_ms' in r:
+            r['head_share_of_step'] = r['head_train_step_ms'] / \
+                r['train_step_ms']
+    return records
+
+
+# ============================================================ processes
+def run_in_subprocess(kind, payload, settings, timeout=3600):
+    """Run :func:`run_job` (``kind='job'``, payload a job) or
+    :func:`run_interleaved` (``kind='interleaved'``, payload a list of
+    jobs) in a fresh Python process; returns its result."""
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    env = dict(os.environ)
+    env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
+    cmd = [sys.executable, '-m', 'lspt_mm.analysis.cost', kind,
+           json.dumps(payload), settings.to_json()]
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    raise RuntimeError(
+        f'cost measurement of {payload} failed (exit {proc.returncode}):\n'
+        f'{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}')
+
+
+def _worker(argv=None):
+    p = argparse.ArgumentParser(
+        description='one cost measurement (run by run_in_subprocess)')
+    p.add_argument('kind', choices=['job', 'interleaved'])
+    p.add_argument('payload')
+    p.add_argument('settings')
+    args = p.parse_args(argv)
+    settings = CostSettings.from_json(args.settings)
+    payload = json.loads(args.payload)
+    run = run_job if args.kind == 'job' else run_interleaved
+    print(RESULT_TAG + json.dumps(run(payload, settings)), flush=True)
+
+
+if __name__ == '__main__':
+    _worker()
