@@ -167,7 +167,7 @@ def build(args):
                                  t, work_dir, recipes),
             tasks=args.tasks, data_root=args.data_root, grids=args.grid,
             explicit=explicit,
-            prompt_free=gen.METHODS[args.method]['prompt_method'] == 'none',
+            prompt_free=not gen.SPECS[args.method].uses_prompts,
             recipes=recipes)
         title = (f'{gen.METHOD_TITLES[args.method]}, '
                  f'{gen.BACKBONES[args.backbone]} ViT-B/16, '

@@ -54,8 +54,13 @@ def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
 
 
 def find_backbone(model):
+    """The PromptedViT of ``model`` (its ``backbone``, or the ``module`` a
+    wrapper such as mmpretrain's ``LoRAModel`` holds)."""
     from lspt_mm.models import PromptedViT
     backbone = getattr(model, 'backbone', model)
+    while not isinstance(backbone, PromptedViT) and isinstance(
+            getattr(backbone, 'module', None), torch.nn.Module):
+        backbone = backbone.module
     if not isinstance(backbone, PromptedViT):
         raise TypeError(f'model.backbone is a {type(backbone).__name__}, '
                         'not a PromptedViT')
@@ -131,27 +136,35 @@ def attention_summary(backbone, x):
     ``cls_to_patch`` (L, h, w): CLS row, head mean, over patches;
     ``prompt_to_patch`` (L, h, w): mean over prompts and heads (NaN without
     prompts); ``cls_mass`` / ``prompt_mass`` (L, 3): attention mass on
-    [CLS, prompts, patches] (rows sum to 1).
+    [prefix (CLS and any register tokens), prompts, patches] (rows sum to
+    1). Token groups come from the backbone's layout
+    (``PromptedViT.split_tokens``).
     """
     n_p = backbone.num_prompts
+    if backbone.cls_token is None:
+        raise ValueError('attention_summary reads the CLS row; this '
+                         'backbone has no CLS token (with_cls_token=False)')
     with backbone.record_attention() as maps:
         backbone(x[:1])
-    h, w = (x.shape[-2] // backbone.patch_size,
-            x.shape[-1] // backbone.patch_size)
+    h, w = (-(-x.shape[-2] // backbone.patch_size),
+            -(-x.shape[-1] // backbone.patch_size))
     cls_maps, prompt_maps, cls_mass, prompt_mass = [], [], [], []
 
-    def mass(rows):  # rows: (R, T) -> [cls, prompts, patches]
-        return torch.stack([rows[:, 0].mean(), rows[:, 1:1 + n_p].sum(
-            -1).mean(), rows[:, 1 + n_p:].sum(-1).mean()])
+    def mass(rows):  # rows: (R, T) -> [prefix, prompts, patches]
+        return torch.stack([part.sum(-1).mean() for part in
+                            backbone.split_tokens(rows, dim=-1)])
 
     for a in maps:
         a = a[0].float().mean(0)  # head mean (T, T)
-        cls_maps.append(a[0, 1 + n_p:].reshape(h, w))
-        cls_mass.append(mass(a[:1]))
+        prefix_rows, prompt_rows, _ = backbone.split_tokens(a, dim=0)
+        cls_row = prefix_rows[:1]  # CLS comes first in the prefix
+        cls_maps.append(backbone.split_tokens(cls_row, dim=-1)[2].reshape(
+            h, w))
+        cls_mass.append(mass(cls_row))
         if n_p:
-            rows = a[1:1 + n_p]
-            prompt_maps.append(rows[:, 1 + n_p:].mean(0).reshape(h, w))
-            prompt_mass.append(mass(rows))
+            to_patches = backbone.split_tokens(prompt_rows, dim=-1)[2]
+            prompt_maps.append(to_patches.mean(0).reshape(h, w))
+            prompt_mass.append(mass(prompt_rows))
         else:
             prompt_maps.append(torch.full((h, w), float('nan')))
             prompt_mass.append(torch.full((3, ), float('nan')))
@@ -168,13 +181,13 @@ def prompt_patch_cosine(backbone, x):
     n_p = backbone.num_prompts
     if not n_p:
         raise ValueError('this backbone has no prompt tokens '
-                         f'(prompt_method={backbone.prompt_method.method_name})')
+                         f'(prompt_method={backbone.method_name})')
     with record_block_outputs(backbone) as outs:
         backbone(x)
     sims = []
     for tokens in outs:
-        tokens = tokens.float()
-        prompts = F.normalize(tokens[:, 1:1 + n_p], dim=-1)
-        patches = F.normalize(tokens[:, 1 + n_p:], dim=-1)
+        _, prompts, patches = backbone.split_tokens(tokens.float())
+        prompts = F.normalize(prompts, dim=-1)
+        patches = F.normalize(patches, dim=-1)
         sims.append((prompts @ patches.transpose(1, 2)).mean((1, 2)))
     return torch.stack(sims, dim=1).numpy()

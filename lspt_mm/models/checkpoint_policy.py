@@ -78,7 +78,7 @@ def frozen_backbone_tensors(vit):
     if not vit.freeze_backbone:
         return OrderedDict()
     return OrderedDict((k, v) for k, v in model_tensors(vit).items()
-                       if vit._is_backbone_key(k))
+                       if vit.is_frozen_key(k))
 
 
 # --------------------------------------------------------------- setups
@@ -152,7 +152,7 @@ def on_state_dict(vit, state_dict, prefix, local_metadata):
     local_metadata[SETUP_KEY] = backbone_setup(vit)
     if vit.save_trainable_only and vit.freeze_backbone:
         for key in list(state_dict):
-            if key.startswith(prefix) and vit._is_backbone_key(
+            if key.startswith(prefix) and vit.is_frozen_key(
                     key[len(prefix):]):
                 del state_dict[key]
     return state_dict
@@ -169,7 +169,7 @@ def backbone_source(vit, state_dict, prefix):
     if not own:
         return None
     if not vit.freeze_backbone or any(
-            vit._is_backbone_key(k[len(prefix):]) for k in own):
+            vit.is_frozen_key(k[len(prefix):]) for k in own):
         return 'checkpoint'
     if vit._backbone_loaded:
         return 'pretrained'
@@ -320,6 +320,11 @@ def checkpoint_holds_backbone(filename):
     checkpoint = safe_load(filename, map_location='cpu',
                            mmap=_file_kind(filename) == 'zip')
     keys = state_dict_of(checkpoint)
+    setup = recorded_setup(keys, 'backbone.')
+    if setup is not None and 'trainable_only' in setup:
+        # methods that train some ViT tensors (bias, partial-k) save those
+        # in trainable-only checkpoints too
+        return not setup['trainable_only']
     return any(k.startswith('backbone.layers.') for k in keys)
 
 

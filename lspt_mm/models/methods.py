@@ -73,9 +73,11 @@ class MethodSpec:
 
     def backbone_options(self, num_prompts=None):
         """PromptedViT arguments selecting this method (for the module
-        inside the wrapper, if any)."""
-        opts = dict(prompt_method='linear' if self.wrapper else self.name,
-                    freeze_backbone=self.freeze_backbone)
+        inside the wrapper, if any); ``freeze_backbone`` only when False
+        (an explicit True contradicting ``full`` is an error)."""
+        opts = dict(prompt_method='linear' if self.wrapper else self.name)
+        if not self.freeze_backbone:  # (True is the default)
+            opts['freeze_backbone'] = False
         if self.uses_prompts and num_prompts is not None:
             opts['num_prompts'] = num_prompts
         return opts
@@ -86,8 +88,8 @@ class MethodSpec:
         (LoRA: ``LoRAModel`` with ``module=backbone``). ``scope``:
         ``'mmseg'`` prefixes the wrapper type with ``mmpretrain.``."""
         cfg = copy.deepcopy(dict(backbone))
-        cfg.pop('prompt', None)
-        cfg.pop('prompt_cfg', None)
+        for key in ('prompt', 'prompt_cfg', 'freeze_backbone'):
+            cfg.pop(key, None)
         cfg.update(self.backbone_options(num_prompts))
         if not self.uses_prompts:
             cfg.pop('num_prompts', None)

@@ -8,20 +8,19 @@ prompt count, weights) become ``cfg_options`` common to all runs, so the
 table is the protocol's ordinary summary (choice on val, mean ± std of test
 over seeds).
 """
+from lspt_mm.models.methods import METHODS
+
 from .benchmark import splits_from
 from .protocol import ProtocolError, Task
 
-# prompt_method -> row title; the linear probe first, LSPT and its
-# ablations last (the order of the paper's tables)
-METHOD_TITLES = {
-    'none': 'Linear probe',
-    'vpt_shallow': 'VPT-shallow',
-    'vpt_deep': 'VPT-deep',
-    'gapt': 'GaPT',
-    'lspt': 'LSPT',
-    'lspt_lpc_only': 'LSPT, LPC only',
-    'lspt_gspc_only': 'LSPT, GSPC only',
-}
+# prompt_method -> row title, in the order of the method table
+# (lspt_mm/models/methods.py): the methods that the one option
+# `model.backbone.prompt_method` selects on a frozen-backbone config (full
+# fine-tuning and LoRA change more than that); 'none' is the linear probe's
+# older name
+METHOD_TITLES = {name: spec.title for name, spec in METHODS.items()
+                 if spec.freeze_backbone and not spec.wrapper}
+METHOD_TITLES['none'] = METHODS['linear'].title
 
 
 def size_options(img_size=None, epochs=None, per_class=None, weights=None,

@@ -30,24 +30,14 @@ sys.path.insert(0, REPO)
 from lspt_mm.datasets.benchmarks import (BENCHMARKS, FGVC_DATASETS,  # noqa
                                          hparams_of, num_classes_of,
                                          read_recipe_table)
+from lspt_mm.models.methods import METHODS as METHOD_TABLE  # noqa
 
-# method name in file names -> backbone settings
-METHODS = {
-    'linear': dict(prompt_method='none'),
-    'full': dict(prompt_method='none', freeze_backbone=False),
-    'vpt-shallow': dict(prompt_method='vpt_shallow'),
-    'vpt-deep': dict(prompt_method='vpt_deep'),
-    'gapt': dict(prompt_method='gapt'),
-    'lspt': dict(prompt_method='lspt'),
-    'lspt-lpc-only': dict(prompt_method='lspt_lpc_only'),
-    'lspt-gspc-only': dict(prompt_method='lspt_gspc_only'),
-}
-METHOD_TITLES = {
-    'linear': 'linear probe', 'full': 'full fine-tuning',
-    'vpt-shallow': 'VPT-shallow', 'vpt-deep': 'VPT-deep', 'gapt': 'GaPT',
-    'lspt': 'LSPT', 'lspt-lpc-only': 'LSPT (LPC only)',
-    'lspt-gspc-only': 'LSPT (GSPC only)',
-}
+# method name in file names ('-' spelling) -> its row of the method table
+SPECS = {name.replace('_', '-'): spec for name, spec in METHOD_TABLE.items()}
+# -> the backbone settings its configs get (a wrapper's own, e.g. LoRA's)
+METHODS = {name: dict(spec.wrapper) if spec.wrapper else
+           spec.backbone_options() for name, spec in SPECS.items()}
+METHOD_TITLES = {name: spec.title for name, spec in SPECS.items()}
 BACKBONES = {'mae': 'MAE', 'mocov3': 'MoCo v3'}
 # the batch size of configs/_base_/datasets/<benchmark>.py; a recipe with
 # another batch size sets it (and auto_scale_lr's base) in the config
@@ -87,15 +77,31 @@ def config_text(method, backbone, benchmark, task, base_rel='../../_base_',
                        f'{list(BENCHMARKS)}')
     num_classes = num_classes_of(benchmark, task)
     hp = hparams_of(backbone, benchmark, task, method, recipes)
+    spec = SPECS[method]
     settings = dict(METHODS[method])
-    if settings['prompt_method'] != 'none':
+    if spec.uses_prompts:
         settings['num_prompts'] = hp['num_prompts']
-    if settings['prompt_method'] == 'gapt':
+    if spec.name == 'gapt':
         settings['prompt_cfg'] = dict(gate_init=hp['gate_init'])
-    def fmt(v):
+    if spec.wrapper:  # the whole backbone becomes the wrapper's module
+        from mmengine.config import Config
+        base = Config.fromfile(osp.join(
+            REPO, 'configs', '_base_', 'models',
+            f'prompted_vit_cls_{backbone}.py')).model.backbone.to_dict()
+        settings = dict(_delete_=True, **spec.apply(base))
+
+    def fmt(v, indent=8):
         if isinstance(v, dict):
-            return 'dict(' + ', '.join(f'{k}={fmt(x)}' for k, x in
-                                       v.items()) + ')'
+            one = 'dict(' + ', '.join(f'{k}={fmt(x)}' for k, x in
+                                      v.items()) + ')'
+            if len(one) + indent < 79:
+                return one
+            pad = ' ' * (indent + 4)
+            return 'dict(\n' + ',\n'.join(
+                f'{pad}{k}={fmt(x, indent + 4)}' for k, x in v.items()) + ')'
+        if isinstance(v, (list, tuple)) and any(isinstance(x, dict)
+                                                for x in v):
+            return '[' + ', '.join(fmt(x, indent) for x in v) + ']'
         return repr(v)
 
     backbone_args = ', '.join(f'{k}={fmt(v)}' for k, v in settings.items())
