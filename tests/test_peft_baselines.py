@@ -428,3 +428,52 @@ def test_generated_classification_config_builds_the_method(method,
     assert vit.method_name == ('linear' if method == 'lora' else method)
     assert vit.freeze_backbone == METHODS[method].freeze_backbone
     assert f'# {METHODS[method].title}, MAE' in open(path).read()
+
+
+# --------------------------------------------------------------- one list
+NAME_SPELLINGS = {'none', 'finetune'} | set(METHODS) | {
+    n.replace('_', '-') for n in METHODS}
+
+
+def method_name_lists(root=ROOT):
+    """Places in ``lspt_mm/`` and ``tools/`` where method names are written
+    out as a list: literal dicts (keys) / lists / tuples / sets with >= 3
+    method names, and files registering methods by name string.
+    ``python -c "import sys; sys.path[:0] = ['tests']; from
+    test_peft_baselines import method_name_lists as m; print(m('TREE'))"``
+    measures any checkout (docs/DEVELOPING.md)."""
+    import ast
+    import os
+    places = []
+    for top in ('lspt_mm', 'tools'):
+        for folder, _, files in os.walk(osp.join(root, top)):
+            for name in sorted(f for f in files if f.endswith('.py')):
+                path = osp.join(folder, name)
+                rel = osp.relpath(path, root)
+                registered = False
+                for node in ast.walk(ast.parse(open(path).read())):
+                    if isinstance(node, ast.Dict):
+                        elts = node.keys
+                    elif isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+                        elts = node.elts
+                    else:
+                        registered |= isinstance(node, ast.Call) and \
+                            getattr(node.func, 'id', '') == \
+                            'register_prompt_method'
+                        continue
+                    found = {e.value for e in elts
+                             if isinstance(e, ast.Constant)
+                             and e.value in NAME_SPELLINGS}
+                    if len(found) >= 3:
+                        places.append(f'{rel}:{node.lineno}')
+                if registered:
+                    places.append(f'{rel} (registrations by name)')
+    return places
+
+
+def test_method_names_are_listed_only_in_the_table():
+    places = method_name_lists()
+    # the table itself is MethodSpec(...) calls, not a literal list;
+    # tools/analysis_tools/methods_table.py's --methods default predates it
+    assert [p for p in places if not p.startswith(
+        'tools/analysis_tools/methods_table.py:')] == []
