@@ -10,8 +10,9 @@
                   targets=[dict(type='qkv')])
 
 (:meth:`lspt_mm.models.methods.MethodSpec.apply` writes it). Each targeted
-linear layer computes ``W_0·x + (α / r)·B·A·Dropout(x)`` with ``A`` (``r × in``,
-Kaiming-uniform) and ``B`` (``out × r``, zero) the only trained tensors.
+linear layer computes ``W_0·x + (α / r)·B·A·Dropout(x)`` with ``A``
+(``r × in``, Kaiming-uniform) and ``B`` (``out × r``, zero) the only trained
+tensors.
 
 What makes it work with this backbone (the glue lives in PromptedViT and
 the checkpoint policy, not in a copy of ``LoRAModel``):
