@@ -250,8 +250,9 @@ def resolve(prompt=None, prompt_method=None, prompt_cfg=None,
             f'prompt_method={name!r} is unknown; choose one of '
             f'{list(METHODS)} (lspt_mm/models/methods.py) or a registered '
             'prompt type') from None
-    return name, dict(type=name, **extra), \
-        True if freeze_backbone is None else freeze_backbone
+    # a registry type: as prompt=dict(type=name, **prompt_cfg)
+    return resolve(prompt=dict(type=name, **extra),
+                   freeze_backbone=freeze_backbone)
 
 
 def build_method(cfg, name, **backbone_args):
