@@ -35,9 +35,10 @@ TINY_CLS = ['--arch', 'tiny', '--patch-size', '8', '--threads', '1',
             '--cls-cfg-options', 'model.head.num_classes=7']
 TINY_SEG = ['--arch', 'tiny', '--patch-size', '8', '--threads', '1',
             '--repeats', '1', '--warmup', '1', '--seg-cfg-options',
-            'model.decode_head.channels=32', 'model.auxiliary_head.channels=16']
-PROMPT_METHODS = [m for m in cost.method_names()
-                  if cost.method_backbone(m)['prompt_method'] != 'none']
+            'model.decode_head.channels=32',
+            'model.auxiliary_head.channels=16']
+PROMPT_METHODS = [m for m in cost.method_names() if cost.uses_prompts(m)]
+NO_PROMPTS = [m for m in cost.method_names() if not cost.uses_prompts(m)]
 
 
 @pytest.fixture(scope='module')
@@ -61,8 +62,8 @@ def find(records, method, n_p=None, size=32):
 def test_records_fields_and_values(cls_run):
     records, _, _ = cls_run
     n_prompt = len(PROMPT_METHODS)
-    # 2 prompt-free + prompt methods x 2 prompt counts + sweep (12@32, 3@48)
-    assert len(records) == 2 + 2 * n_prompt + 1 + 3
+    # prompt-free + prompt methods x 2 prompt counts + sweep (12@32, 3@48)
+    assert len(records) == len(NO_PROMPTS) + 2 * n_prompt + 1 + 3
     for r in records:
         for k in FIELDS:
             assert k in r, k
@@ -78,7 +79,7 @@ def test_records_fields_and_values(cls_run):
         assert r['config'] == bm.CLS_CONFIG
         assert r['optimizer'] == 'SGD'
         assert r['arch'] == cost.TINY_ARCH and r['patch_size'] == 8
-    for method in ('linear', *PROMPT_METHODS):
+    for method in [m for m in cost.method_names() if m != 'full']:
         for r in records:
             if r['method'] == method:
                 assert r['trainable_params'] < r['total_params']
@@ -86,8 +87,8 @@ def test_records_fields_and_values(cls_run):
     full = find(records, 'full')
     assert full['trainable_params'] == full['total_params']
     assert full['frozen_params'] == 0 == full['frozen_in_param_groups']
-    assert full['num_prompts'] == 0 and find(records, 'linear')[
-        'num_prompts'] == 0
+    for method in NO_PROMPTS:
+        assert find(records, method)['num_prompts'] == 0
 
 
 def test_parameter_counts(cls_run):
@@ -166,8 +167,7 @@ def test_ratios_and_report(cls_run):
     main = md.split('### Memory breakdown')[0]
     rows = [line.split('|')[5].strip() for line in main.splitlines()
             if line.startswith('| cls | 32 | 2 | 6 |')]
-    assert rows == [m for m in cost.method_names()
-                    if m in ('linear', 'full') or m in PROMPT_METHODS]
+    assert rows == cost.method_names()
 
 
 def test_report_rerenders_saved_records(cls_run, capsys, tmp_path):
@@ -343,7 +343,7 @@ def test_method_configs_are_read_from_their_backbones(tmp_path):
     with pytest.raises(cost.CostError, match='odd.py: its backbone'):
         cost.method_configs([str(odd)])
     with pytest.raises(cost.CostError, match='unknown method'):
-        cost.method_backbone('vpt-deep')
+        cost.method_spec('vpt-deeep')
 
 
 def test_settings_survive_the_process_boundary():

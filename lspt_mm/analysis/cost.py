@@ -35,7 +35,6 @@ import argparse
 import copy
 import dataclasses
 import json
-import logging
 import math
 import os
 import os.path as osp
@@ -44,11 +43,7 @@ import subprocess
 import sys
 import time
 
-from .flops import METHOD_SPECS, analytic_flops, arch_settings, count_flops
-
-# The method table: name -> (prompt_method, freeze_backbone). The one line
-# to change when lspt_mm.models.methods.METHODS lands.
-METHOD_TABLE = METHOD_SPECS
+from .flops import arch_settings, count_flops, model_flops
 
 TASKS = ('cls', 'seg')
 TINY_ARCH = dict(embed_dims=64, num_layers=4, num_heads=2,
@@ -62,27 +57,50 @@ class CostError(ValueError):
 
 # ================================================================= methods
 def method_names():
-    """Every method of the method table, in its order."""
-    return list(METHOD_TABLE)
+    """Every method of the method table
+    (:data:`lspt_mm.models.methods.METHODS`), in its order."""
+    from lspt_mm.models.methods import METHODS
+    return list(METHODS)
 
 
-def method_backbone(method):
-    """The backbone settings that make a config train ``method``."""
-    if method not in METHOD_TABLE:
-        raise CostError(f'unknown method {method!r}; known: '
-                        f'{method_names()}')
-    prompt_method, frozen = METHOD_TABLE[method]
-    return dict(prompt_method=prompt_method, freeze_backbone=frozen)
+def method_spec(method):
+    """The method table's :class:`~lspt_mm.models.methods.MethodSpec`."""
+    from lspt_mm.models.methods import get_method
+    try:
+        return get_method(method)
+    except KeyError as err:
+        raise CostError(err.args[0]) from None
+
+
+def uses_prompts(method):
+    return method_spec(method).uses_prompts
+
+
+def inner_vit(backbone):
+    """The PromptedViT config inside ``backbone`` (a wrapper's
+    ``module``, e.g. LoRA's) or ``backbone`` itself."""
+    return backbone['module'] if 'module' in backbone else backbone
 
 
 def method_of_backbone(backbone):
-    """The method a backbone config dict trains (``None`` if none does)."""
-    key = (backbone.get('prompt_method', 'lspt'),
-           backbone.get('freeze_backbone', True))
-    for name, spec in METHOD_TABLE.items():
-        if tuple(spec) == key:
-            return name
-    return None
+    """The method of the table a backbone config trains; raises
+    :class:`CostError` when it is none of them."""
+    from lspt_mm.models.methods import METHODS, resolve
+    kind = str(backbone.get('type', '')).split('.')[-1]
+    for spec in METHODS.values():
+        if spec.wrapper and kind == spec.wrapper['type'].split('.')[-1]:
+            return spec.name
+    try:
+        name, _, _ = resolve(
+            prompt=backbone.get('prompt'),
+            prompt_method=backbone.get('prompt_method'),
+            prompt_cfg=backbone.get('prompt_cfg'),
+            freeze_backbone=backbone.get('freeze_backbone'))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CostError(str(err)) from None
+    if name not in METHODS:
+        raise CostError(f'{name!r} is not in the method table')
+    return name
 
 
 def method_configs(paths):
@@ -92,13 +110,12 @@ def method_configs(paths):
     found = {}
     for path in paths:
         backbone = Config.fromfile(path).model.get('backbone', {})
-        method = method_of_backbone(backbone)
-        if method is None:
-            raise CostError(
-                f'{path}: its backbone (prompt_method='
-                f"{backbone.get('prompt_method')!r}, freeze_backbone="
-                f"{backbone.get('freeze_backbone', True)!r}) is none of the "
-                f'methods {method_names()}; leave it out')
+        try:
+            method = method_of_backbone(backbone)
+        except CostError as err:
+            raise CostError(f'{path}: its backbone is none of the methods '
+                            f'{method_names()} ({err}); leave it out') \
+                from None
         if method in found:
             raise CostError(f'two configs train {method!r}: {found[method]} '
                             f'and {path}; pass one of them')
@@ -201,34 +218,39 @@ def _norm_layers_cfg(model):
 
 
 def job_config(job, settings):
-    """The config of ``job``: its config file, the method's backbone
-    settings, the size of the job (``img_size``, ``num_prompts``, arch),
-    random weights (``pretrained=None``: cost does not depend on them), the
-    task's ``cfg_options``, then ``seg_norm``."""
-    from mmengine.config import Config
+    """The config of ``job``: the method's own config, or the task's config
+    with the method applied (:meth:`MethodSpec.apply`); the size of the job
+    (``img_size``, ``num_prompts``, arch); random weights
+    (``pretrained=None``: cost does not depend on them); the task's
+    ``cfg_options``; then ``seg_norm``."""
+    from mmengine.config import Config, ConfigDict
     path = settings.config_path(job)
     if not osp.isfile(path):
         raise CostError(f'config {path} (task {job["task"]}) does not exist')
     cfg = Config.fromfile(path)
     model = cfg.model
-    backbone = model.backbone
-    backbone.update(method_backbone(job['method']))
-    if job['num_prompts']:
-        backbone.num_prompts = job['num_prompts']
-    backbone.img_size = job['img_size']
-    backbone.pretrained = None
-    if backbone.get('init_cfg'):
-        backbone.init_cfg = None
+    spec = method_spec(job['method'])
+    own = settings.method_configs.get(job['task'], {}).get(job['method'])
+    if not own:
+        model.backbone = ConfigDict(spec.apply(
+            inner_vit(model.backbone), scope=cfg.get('default_scope')))
+    vit = inner_vit(model.backbone)
+    if spec.uses_prompts and job['num_prompts']:
+        vit.num_prompts = job['num_prompts']
+    vit.img_size = job['img_size']
+    vit.pretrained = None
+    if vit.get('init_cfg'):
+        vit.init_cfg = None
     if settings.patch_size:
-        backbone.patch_size = settings.patch_size
+        vit.patch_size = settings.patch_size
     if settings.arch is not None:
         arch = resolve_arch(settings.arch)
-        backbone.arch = arch
+        vit.arch = arch
         D, L, _, _ = arch_settings(arch)
         if job['task'] == 'cls':
             model.head.in_channels = D
         else:
-            backbone.out_indices = seg_out_indices(L)
+            vit.out_indices = seg_out_indices(L)
             if model.get('neck') and 'embed_dim' in model.neck:
                 model.neck.embed_dim = D
             n_in = len(model.decode_head.in_channels)
@@ -353,6 +375,7 @@ class CostCase:
         from mmengine.registry import MODELS, init_default_scope
 
         import lspt_mm  # noqa: F401  (compat fixes, registers modules)
+        from lspt_mm.engine.console import file_only
         if settings.threads:
             torch.set_num_threads(settings.threads)
         self.job, self.settings = job, settings
@@ -364,24 +387,23 @@ class CostCase:
         model_cfg = copy.deepcopy(cfg.model)
         if cfg.get('data_preprocessor'):  # as mmengine's Runner
             model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-        torch.manual_seed(0)
-        model = MODELS.build(model_cfg)
-        model.init_weights()
-        # one device, not distributed: as mmengine's Runner.wrap_model
-        self.model = model = revert_sync_batchnorm(model).to(self.device)
         optim_cfg = copy.deepcopy(cfg.optim_wrapper)
         if settings.amp and self.cuda:  # as tools/train.py --amp
             if optim_cfg.get('type', 'OptimWrapper') == 'OptimWrapper':
                 optim_cfg.type = 'AmpOptimWrapper'
                 optim_cfg.setdefault('loss_scale', 'dynamic')
-        # mmengine's per-parameter INFO lines are not what is measured
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(max(level, logging.WARNING))
-        try:
+        torch.manual_seed(0)
+        # mmengine's INFO reports (weight init, per-parameter optimiser
+        # settings) are not what is measured: warnings only
+        with file_only(MMLogger.get_current_instance()):
+            model = MODELS.build(model_cfg)
+            model.init_weights()
+            # one device, not distributed: as mmengine's Runner.wrap_model
+            model = revert_sync_batchnorm(model).to(self.device)
             self.optim_wrapper = build_optim_wrapper(model, optim_cfg)
-        finally:
-            logger.setLevel(level)
+        self.model = model
+        # the PromptedViT (inside a wrapper such as LoRAModel, if any)
+        self.vit = getattr(model.backbone, 'module', model.backbone)
         head = model.head if job['task'] == 'cls' else model.decode_head
         self.data = synthetic_data(job['task'], job['batch'],
                                    job['img_size'], head.num_classes)
@@ -580,7 +602,7 @@ def run_job(job, settings):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         mem0 = torch.cuda.memory_allocated()
-    backbone = model.backbone
+    vit = case.vit
     trainable_params, total_params = count_parameters(model)
     opt = case.optim_wrapper.optimizer
     rec = dict(job)
@@ -591,13 +613,13 @@ def run_job(job, settings):
             'constructor', 'DefaultOptimWrapperConstructor'),
         param_groups=len(opt.param_groups),
         device=str(case.device), amp=bool(settings.amp),
-        arch=backbone.arch_settings, patch_size=backbone.patch_size,
+        arch=vit.arch_settings, patch_size=vit.patch_size,
         load_avg_1min=os.getloadavg()[0],
         threads=torch.get_num_threads(), torch=torch.__version__,
         trainable_params=trainable_params, total_params=total_params,
-        backbone_trainable_params=count_parameters(backbone)[0],
+        backbone_trainable_params=count_parameters(model.backbone)[0],
         prompt_method_params=sum(
-            p.numel() for p in backbone.prompt_method.parameters()))
+            p.numel() for p in vit.prompt_method.parameters()))
     if job['task'] == 'seg':
         rec['seg_norm'] = norm_name(model)
 
@@ -655,10 +677,8 @@ def run_job(job, settings):
     infer_times = case.timed(case.infer, settings.repeats)
 
     def analytic(head_flops):
-        return analytic_flops(job['method'], backbone.arch_settings,
-                              job['img_size'], backbone.patch_size,
-                              job['num_prompts'], job['batch'],
-                              head_fwd_flops=head_flops)
+        return model_flops(vit, job['batch'], job['img_size'], job['method'],
+                           head_fwd_flops=head_flops)
 
     ana = analytic(head_fwd_flops)
     B = job['batch']
@@ -668,7 +688,8 @@ def run_job(job, settings):
         train_gflops=train_flops / 1e9 / B,
         analytic_gflops=analytic(head_infer_flops)['fwd'] / 1e9 / B,
         analytic_train_gflops=ana['total'] / 1e9 / B,
-        analytic_lstm_gflops=ana['lstm_fwd'] / 1e9 / B,
+        analytic_method_gflops=ana['method_fwd'] / 1e9 / B,
+        analytic_lstm_gflops=ana['method_fwd'] / 1e9 / B,  # older name
         head_gflops=head_fwd_flops / 1e9 / B,
         train_step_ms=statistics.median(train_times),
         train_step_ms_all=train_times,

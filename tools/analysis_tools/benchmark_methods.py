@@ -40,7 +40,8 @@ SEG_CONFIG = osp.join(
     'configs', 'segmentation',
     'lspt-mae-base_upernet_8xb2-160k_ade20k-512x512.py')
 SEG_METHOD_CONFIGS = osp.join(
-    'configs', 'segmentation', '*-mae-base_upernet_8xb2-160k_ade20k-512x512.py')
+    'configs', 'segmentation',
+    '*-mae-base_upernet_8xb2-160k_ade20k-512x512.py')
 
 
 def parse_args(argv=None):
@@ -157,7 +158,7 @@ def make_jobs(args):
     jobs, seen = [], set()
 
     def add(method, task, size, n_p, batch):
-        if cost.method_backbone(method)['prompt_method'] == 'none':
+        if not cost.uses_prompts(method):
             n_p = 0
         key = (method, task, size, n_p, batch)
         if key not in seen:
