@@ -20,10 +20,30 @@ broken, logs once what it did, and never edits site-packages:
 4. Distributed training without CUDA (``torchrun`` on CPU, gloo): mmengine calls
    ``torch.cuda.set_device`` and passes ``device_ids`` to DDP; both are skipped
    when CUDA is unavailable.
+
+Two fixes act only when the code that needs them runs (and log once then):
+
+5. :func:`save_checkpoint_with_step`: mmengine 0.10's
+   ``CheckpointHook._save_checkpoint_with_step`` writes the ``last_checkpoint``
+   pointer with a plain ``open(..., 'w')`` (a kill mid-write leaves it empty);
+   ``AtomicCheckpointHook`` runs a copy of that method whose pointer write is
+   atomic. (The checkpoint files themselves go through mmengine's file-backend
+   registry: ``AtomicLocalBackend``, no patch.)
+6. :func:`frozen_param_warnings_dropped`: mmengine 0.10's
+   ``DefaultOptimWrapperConstructor.add_params`` logs one warning per frozen
+   tensor (about 150 for a frozen ViT-B);
+   ``PromptTuningOptimWrapperConstructor`` drops them and logs one summary
+   line.
+
+Each is guarded by the upstream version it was written against
+(:data:`UPSTREAM_CHECKED`); on another version the upstream behaviour is kept
+and a note says so.
 """
+import contextlib
 import importlib
 import importlib.machinery
 import logging
+import os.path as osp
 import sys
 import types
 
@@ -33,10 +53,12 @@ logger = logging.getLogger('lspt_mm.compat')
 APPLIED = []  # names of the fixes that activated in this process
 
 
-def _note(name, message):
+def _note(name, message, log=None, level=logging.WARNING):
+    """Log ``message`` once per process (to ``log``, default this module's
+    logger) and record ``name`` in :data:`APPLIED`."""
     if name not in APPLIED:
         APPLIED.append(name)
-        logger.warning('lspt_mm.compat: %s', message)
+        (log or logger).log(level, 'lspt_mm.compat: %s', message)
 
 
 def _module(name, **attrs):
@@ -247,6 +269,129 @@ def ensure_safe_checkpoint_loading():
               'are read with weights_only=True and an allow-list of the '
               'objects mmengine writes; LSPT_MM_TRUST_CHECKPOINTS=1 allows a '
               'full unpickle of other files')
+
+
+# --------------------------------------------- CheckpointHook pointer write
+# mmengine minor versions whose CheckpointHook._save_checkpoint_with_step
+# save_checkpoint_with_step copies, and whose
+# DefaultOptimWrapperConstructor.add_params logs FROZEN_PARAM_WARNING
+UPSTREAM_CHECKED = dict(checkpoint_hook=((0, 10), ),  # copied from 0.10.7
+                        frozen_param_warning=((0, 10), ))
+
+
+def _mmengine_version():
+    import mmengine
+    return mmengine.__version__
+
+
+def save_checkpoint_with_step(hook, runner, step, meta, write_pointer):
+    """``CheckpointHook._save_checkpoint_with_step`` (mmengine 0.10.7) with
+    two changes: ``hook.last_ckpt`` is set once the file is complete, and
+    the ``<work_dir>/last_checkpoint`` pointer is written by
+    ``write_pointer(path, text)`` (an atomic write) instead of
+    ``open(path, 'w')``. On another mmengine version: that version's own
+    method, then the pointer written again by ``write_pointer``."""
+    from mmengine.dist import is_main_process
+    from mmengine.hooks import CheckpointHook
+    version = _mmengine_version()
+    if _version_tuple(version) not in UPSTREAM_CHECKED['checkpoint_hook']:
+        _note('checkpoint_pointer_skipped', f'mmengine {version}: '
+              'AtomicCheckpointHook uses mmengine\'s own '
+              'CheckpointHook._save_checkpoint_with_step (its copy targets '
+              '0.10) and rewrites last_checkpoint atomically after it',
+              log=runner.logger)
+        CheckpointHook._save_checkpoint_with_step(hook, runner, step, meta)
+        if is_main_process():
+            write_pointer(osp.join(runner.work_dir, 'last_checkpoint'),
+                          hook.last_ckpt)
+        return
+    _note('checkpoint_pointer', f'mmengine {version}: AtomicCheckpointHook '
+          'writes last_checkpoint atomically (its copy of '
+          'CheckpointHook._save_checkpoint_with_step)', log=runner.logger,
+          level=logging.INFO)
+    if hook.max_keep_ckpts > 0:
+        if len(hook.keep_ckpt_ids) > 0 and hook.keep_ckpt_ids[-1] == step:
+            pass
+        else:
+            if len(hook.keep_ckpt_ids) == hook.max_keep_ckpts:
+                _step = hook.keep_ckpt_ids.popleft()
+                if is_main_process():
+                    ckpt_path = hook.file_backend.join_path(
+                        hook.out_dir, hook.filename_tmpl.format(_step))
+                    if hook.file_backend.isfile(ckpt_path):
+                        hook.file_backend.remove(ckpt_path)
+                    elif hook.file_backend.isdir(ckpt_path):
+                        hook.file_backend.rmtree(ckpt_path)
+            hook.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids',
+                                           list(hook.keep_ckpt_ids))
+
+    ckpt_filename = hook.filename_tmpl.format(step)
+    last_ckpt = hook.file_backend.join_path(hook.out_dir, ckpt_filename)
+    runner.message_hub.update_info('last_ckpt', last_ckpt)
+    runner.save_checkpoint(
+        hook.out_dir,
+        ckpt_filename,
+        hook.file_client_args,
+        save_optimizer=hook.save_optimizer,
+        save_param_scheduler=hook.save_param_scheduler,
+        meta=meta,
+        by_epoch=hook.by_epoch,
+        backend_args=hook.backend_args,
+        **hook.args)
+    # only now is the new file complete under its final name
+    hook.last_ckpt = last_ckpt
+    if not is_main_process():
+        return
+    write_pointer(osp.join(runner.work_dir, 'last_checkpoint'),
+                  hook.last_ckpt)
+
+
+# ------------------------------------------ optimiser constructor warnings
+FROZEN_PARAM_WARNING = 'is skipped since its requires_grad=False'
+
+
+class _DropFrozenParamWarnings(logging.Filter):
+    """Drops (and counts) mmengine 0.10's per-tensor record
+    ``<name> is skipped since its requires_grad=False``."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record):
+        if record.levelno == logging.WARNING and \
+                FROZEN_PARAM_WARNING in record.getMessage():
+            self.count += 1
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def frozen_param_warnings_dropped(log):
+    """Within the block, ``log`` (an ``MMLogger``) drops the one warning per
+    frozen tensor that mmengine 0.10's
+    ``DefaultOptimWrapperConstructor.add_params`` writes; yields the filter
+    (``.count``: how many were dropped). On another mmengine version nothing
+    is dropped (its records may read differently)."""
+    version = _mmengine_version()
+    drop = _DropFrozenParamWarnings()
+    if _version_tuple(version) not in UPSTREAM_CHECKED[
+            'frozen_param_warning']:
+        _note('frozen_param_warning_skipped', f'mmengine {version}: its '
+              'optimiser constructor\'s per-tensor "requires_grad=False" '
+              'warnings are shown as they are (lspt_mm collapses them on '
+              '0.10 only)', log=log)
+        yield drop
+        return
+    _note('frozen_param_warning', f'mmengine {version}: per-tensor '
+          '"requires_grad=False" warnings of the optimiser constructor are '
+          'collapsed into one line', log=log, level=logging.INFO)
+    log.addFilter(drop)
+    try:
+        yield drop
+    finally:
+        log.removeFilter(drop)
 
 
 # --------------------------------------------------------------- DDP on CPU

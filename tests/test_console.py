@@ -157,7 +157,8 @@ class _Runner:
     def save_checkpoint(self, out_dir, filename, *args, meta=None, **kw):
         from mmengine.runner.checkpoint import save_checkpoint
         save_checkpoint({'meta': meta, 'state_dict': {'w': torch.ones(3)}},
-                        osp.join(out_dir, filename))
+                        osp.join(out_dir, filename),  # as mmengine's Runner
+                        backend_args=kw.get('backend_args'))
 
 
 @pytest.mark.parametrize('umask', [0o022, 0o027])

@@ -390,10 +390,10 @@ class _FakeRunner:
 
     def save_checkpoint(self, out_dir, filename, *args, meta=None, **kw):
         from mmengine.runner.checkpoint import save_checkpoint
-        save_checkpoint(
+        save_checkpoint(  # backend_args passed on, as mmengine's Runner does
             {'meta': meta, 'state_dict': {
                 'w': torch.full((50000,), float(meta['iter']))}},
-            osp.join(out_dir, filename))
+            osp.join(out_dir, filename), backend_args=kw.get('backend_args'))
 
 
 def test_interrupted_save_leaves_last_checkpoint_complete(tmp_path,

@@ -98,14 +98,16 @@ def merge_args(cfg, args):
                              'dict(base_batch_size=...)` in the config')
         cfg.auto_scale_lr.enable = True
 
-    # Saving checkpoints atomically (temp file + rename) is a drop-in
-    # replacement for mmengine's CheckpointHook: use it whenever the config
-    # asks for the plain hook, so an interrupted save never leaves a half
-    # file behind as the latest checkpoint.
+    # The config names its checkpoint hook (this project's runtimes:
+    # AtomicCheckpointHook); a plain one is used as it is, and said so.
     ckpt_hook = cfg.get('default_hooks', {}).get('checkpoint', None)
     if ckpt_hook is not None and ckpt_hook.get('type') in (
             'CheckpointHook', 'mmengine.CheckpointHook'):
-        ckpt_hook.type = 'AtomicCheckpointHook'
+        print_log("default_hooks.checkpoint is mmengine's CheckpointHook: a "
+                  'save interrupted by a kill can leave a partial checkpoint '
+                  "or an empty last_checkpoint; type='AtomicCheckpointHook' "
+                  '(same arguments) writes them atomically.',
+                  logger='current', level=logging.WARNING)
     return cfg
 
 

@@ -8,24 +8,38 @@ either write leaves a truncated checkpoint under its final name, or an empty
 ``AtomicCheckpointHook`` (same arguments) writes every file to a temporary
 name in the same directory, flushes it to disk and ``os.replace``-s it onto
 the final name, so the final names only ever refer to complete files and
-``last_checkpoint`` always names a complete checkpoint. ``tools/train.py``
-uses it in place of the plain ``CheckpointHook``. Files get the mode a plain
-``open`` would give (``0o666`` less the umask: group-readable with the usual
-umask 022), not ``mkstemp``'s private 0600. A process killed between
-creating and renaming a temporary file leaves it behind; the hook removes
-such stale ``.<name>.XXXXXXXX.tmp`` files from the work dir and the
-checkpoint dir when training starts.
+``last_checkpoint`` always names a complete checkpoint. The project's
+runtime configs name it (``default_hooks.checkpoint.type``); a config that
+names the plain ``CheckpointHook`` keeps it (``tools/train.py`` warns).
+Files get the mode a plain ``open`` would give (``0o666`` less the umask:
+group-readable with the usual umask 022), not ``mkstemp``'s private 0600.
+A process killed between creating and renaming a temporary file leaves it
+behind; the hook removes such stale ``.<name>.XXXXXXXX.tmp`` files from the
+work dir and the checkpoint dir when training starts.
+
+How, without patching mmengine: checkpoint files are written through
+mmengine's file-backend registry: :class:`AtomicLocalBackend` (registered as
+``backend='atomic_local'``) is the hook's default ``backend_args``, which
+mmengine passes on to ``Runner.save_checkpoint``. The ``last_checkpoint``
+pointer is written by mmengine with a plain ``open``, inside a private
+method; its atomic replacement is a version-guarded copy in
+:func:`lspt_mm.compat.save_checkpoint_with_step`.
 """
 import contextlib
+import logging
 import os
 import os.path as osp
 import re
 import tempfile
 
 from mmengine.dist import is_main_process
+from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
 from mmengine.registry import HOOKS
+
+from lspt_mm import compat
 
 
 def atomic_write_bytes(path, data):
@@ -91,26 +105,42 @@ def atomic_write_text(path, text, encoding='utf-8'):
     atomic_write_bytes(path, text.encode(encoding))
 
 
-@contextlib.contextmanager
-def _atomic_local_puts():
-    """Within the block, ``LocalBackend.put`` (what mmengine's
-    ``save_checkpoint`` writes through) replaces files atomically."""
-    original = LocalBackend.put
+@register_backend('atomic_local')
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's ``LocalBackend`` whose ``put`` replaces the file
+    atomically (:func:`atomic_write_bytes`); ``backend_args=dict(
+    backend='atomic_local')`` selects it."""
 
     def put(self, obj, filepath):
         atomic_write_bytes(str(filepath), obj)
 
-    LocalBackend.put = put
-    try:
-        yield
-    finally:
-        LocalBackend.put = original
+
+ATOMIC_BACKEND_ARGS = dict(backend='atomic_local')
 
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """``CheckpointHook`` whose checkpoint files and ``last_checkpoint``
-    pointer are written atomically (temporary file + ``os.replace``)."""
+    pointer are written atomically (temporary file + ``os.replace``).
+
+    Same arguments as ``CheckpointHook``; ``backend_args`` defaults to
+    ``dict(backend='atomic_local')`` (:class:`AtomicLocalBackend`). With
+    other ``backend_args`` or ``file_client_args`` the files are written by
+    that backend (atomic only if it is); the pointer stays atomic.
+    """
+
+    def __init__(self, *args, file_client_args=None, backend_args=None,
+                 **kwargs):
+        if file_client_args is None and backend_args is None:
+            backend_args = dict(ATOMIC_BACKEND_ARGS)
+        elif (backend_args or {}).get('backend') != 'atomic_local':
+            print_log('AtomicCheckpointHook: checkpoint files are written '
+                      'by the given file_client_args / backend_args, not '
+                      "atomically (leave both out, or backend='atomic_local',"
+                      ' for atomic files)', logger='current',
+                      level=logging.WARNING)
+        super().__init__(*args, file_client_args=file_client_args,
+                         backend_args=backend_args, **kwargs)
 
     def before_train(self, runner):
         super().before_train(runner)
@@ -122,45 +152,5 @@ class AtomicCheckpointHook(CheckpointHook):
                                    'was interrupted')
 
     def _save_checkpoint_with_step(self, runner, step, meta):
-        # Same as mmengine 0.10.7's, with atomic writes.
-        if self.max_keep_ckpts > 0:
-            if len(self.keep_ckpt_ids) > 0 and self.keep_ckpt_ids[-1] == step:
-                pass
-            else:
-                if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                    _step = self.keep_ckpt_ids.popleft()
-                    if is_main_process():
-                        ckpt_path = self.file_backend.join_path(
-                            self.out_dir, self.filename_tmpl.format(_step))
-                        if self.file_backend.isfile(ckpt_path):
-                            self.file_backend.remove(ckpt_path)
-                        elif self.file_backend.isdir(ckpt_path):
-                            self.file_backend.rmtree(ckpt_path)
-                self.keep_ckpt_ids.append(step)
-                runner.message_hub.update_info('keep_ckpt_ids',
-                                               list(self.keep_ckpt_ids))
-
-        ckpt_filename = self.filename_tmpl.format(step)
-        last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
-        runner.message_hub.update_info('last_ckpt', last_ckpt)
-        with _atomic_local_puts():
-            runner.save_checkpoint(
-                self.out_dir,
-                ckpt_filename,
-                self.file_client_args,
-                save_optimizer=self.save_optimizer,
-                save_param_scheduler=self.save_param_scheduler,
-                meta=meta,
-                by_epoch=self.by_epoch,
-                backend_args=self.backend_args,
-                **self.args)
-        # only now is the new file complete under its final name
-        self.last_ckpt = last_ckpt
-        if not is_main_process():
-            return
-        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'),
-                          self.last_ckpt)
-
-    def _save_best_checkpoint(self, runner, metrics):
-        with _atomic_local_puts():
-            super()._save_best_checkpoint(runner, metrics)
+        compat.save_checkpoint_with_step(self, runner, step, meta,
+                                         write_pointer=atomic_write_text)

@@ -9,7 +9,6 @@ takes the depth from ``model.backbone.get_layer_depth(name, 'backbone.')``
 at depth 0, block i at i + 1, all other parameters (prompt method, neck,
 heads) at the top depth with the full lr. Frozen parameters are left out.
 """
-import logging
 from functools import partial
 
 from mmengine.logging import MMLogger, print_log
@@ -17,6 +16,8 @@ from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from mmpretrain.engine.optimizers import \
     LearningRateDecayOptimWrapperConstructor
+
+from lspt_mm import compat
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -41,37 +42,23 @@ class SegLayerDecayOptimWrapperConstructor(
                            get_layer_depth=get_layer_depth, **kwargs)
 
 
-class _DropFrozenWarnings(logging.Filter):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def filter(self, record):
-        if 'is skipped since its requires_grad=False' in record.getMessage():
-            self.count += 1
-            return False
-        return True
-
-
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class PromptTuningOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """mmengine's default constructor (``paramwise_cfg`` as usual), with one
     summary line about the frozen parameters instead of one warning per
-    frozen tensor (about 150 for a frozen ViT-B). Frozen parameters get no
+    frozen tensor (about 150 for a frozen ViT-B; the version-guarded filter
+    is :func:`lspt_mm.compat.frozen_param_warnings_dropped`). With a
+    ``paramwise_cfg`` frozen parameters are left out of the optimiser;
+    without one mmengine passes every parameter, and the frozen ones get no
     gradient, so the optimiser never updates them and keeps no state."""
 
     def add_params(self, params, module, prefix='', **kwargs):
         if prefix:
             return super().add_params(params, module, prefix, **kwargs)
-        logger = MMLogger.get_current_instance()
-        drop = _DropFrozenWarnings()
-        logger.addFilter(drop)
-        try:
+        with compat.frozen_param_warnings_dropped(
+                MMLogger.get_current_instance()):
             super().add_params(params, module, prefix, **kwargs)
-        finally:
-            logger.removeFilter(drop)
-        frozen = sum(p.numel() for p in module.parameters()
-                     if not p.requires_grad)
-        print_log(f'optimizer: {drop.count} frozen tensors ({frozen:,} '
-                  'parameters, requires_grad=False) are not trained',
-                  logger='current')
+        frozen = [p for p in module.parameters() if not p.requires_grad]
+        print_log(f'optimizer: {len(frozen)} frozen tensors '
+                  f'({sum(p.numel() for p in frozen):,} parameters, '
+                  'requires_grad=False) are not trained', logger='current')
