@@ -150,6 +150,8 @@ def test_wrong_magic_and_truncation_are_errors(fmnist):
 
 
 def test_pipeline_gives_three_channel_112px(fmnist):
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpretrain')  # transforms from mmpretrain's registry
     root, _ = fmnist
     ds = DATASETS.build(dict(
         type='FashionMNISTSubset', data_root=root, split='val',
