@@ -21,6 +21,9 @@ from .protocol import ProtocolError, Task
 METHOD_TITLES = {name: spec.title for name, spec in METHODS.items()
                  if spec.freeze_backbone and not spec.wrapper}
 METHOD_TITLES['none'] = METHODS['linear'].title
+# the real-weights table's rows: the linear probe and every prompt method
+PROMPT_TABLE_METHODS = [name for name, spec in METHODS.items()
+                        if name == 'linear' or spec.uses_prompts]
 
 
 def size_options(img_size=None, epochs=None, per_class=None, weights=None,
@@ -75,7 +78,7 @@ def size_options(img_size=None, epochs=None, per_class=None, weights=None,
 def method_tasks(config, methods, grid, splits=('train', 'val', 'trainval',
                                                 'test'), group='all'):
     """One task per method (named by its ``prompt_method``) on ``config``;
-    the linear probe and full fine-tuning get no prompt axis."""
+    methods without prompts get no prompt axis."""
     unknown = [m for m in methods if m not in METHOD_TITLES]
     if unknown:
         raise ProtocolError(f'unknown methods {unknown}; known: '
@@ -83,7 +86,8 @@ def method_tasks(config, methods, grid, splits=('train', 'val', 'trainval',
     tasks = []
     for method in methods:
         task_grid = dict(grid)
-        if method == 'none':
+        if not METHODS[method if method != 'none' else 'linear'
+                       ].uses_prompts:
             task_grid.pop('num_prompts', None)
         tasks.append(Task(
             name=method, config=config, splits=splits_from(list(splits)),

@@ -34,9 +34,8 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', default=CONFIG, help='classification config '
                    '(default: the Fashion-MNIST DINOv2-S/14 one)')
-    p.add_argument('--methods', nargs='+',
-                   default=['none', 'vpt_shallow', 'vpt_deep', 'gapt',
-                            'lspt', 'lspt_lpc_only', 'lspt_gspc_only'])
+    p.add_argument('--methods', nargs='+', help='names of the method table '
+                   '(default: the linear probe and every prompt method)')
     p.add_argument('--lr', nargs='+', type=float,
                    default=[0.003, 0.01, 0.03], help='lr grid (on val)')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
@@ -70,11 +69,13 @@ def main(argv=None):
     import lspt_mm  # noqa: F401  (compat fixes before any mm import)
     from lspt_mm.tuning import (Protocol, ProtocolError, parse_shard,
                                 write_summary)
-    from lspt_mm.tuning.methods_table import method_tasks, size_options
+    from lspt_mm.tuning.methods_table import (PROMPT_TABLE_METHODS,
+                                              method_tasks, size_options)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        tasks = method_tasks(args.config, args.methods, dict(lr=args.lr))
+        methods = args.methods or PROMPT_TABLE_METHODS
+        tasks = method_tasks(args.config, methods, dict(lr=args.lr))
         for task in tasks:
             task.data_root = args.data_root
         options = size_options(
