@@ -280,7 +280,8 @@ def test_seg_batch_one_uses_group_norm():
 def _cls_settings(**options):
     return cost.CostSettings(
         configs=dict(cls=CLS_CONFIG), arch='tiny', patch_size=8,
-        cfg_options=dict(cls={'model.head.num_classes': 5, **options}),
+        cfg_options=dict(cls={'task': 'cub', 'model.head.num_classes': 5,
+                              **options}),
         repeats=1, warmup=1, alloc_peak=False, threads=1)
 
 

@@ -5,7 +5,6 @@ import json
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -20,10 +19,9 @@ from lspt_mm.datasets.benchmarks import (FGVC_DATASETS, VTAB_GROUPS,
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tests'))
 sys.path.insert(0, osp.join(REPO, 'tools'))
-sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
 sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
-import generate_cls_configs as gen  # noqa: E402
 import prepare_fgvc_splits as prep  # noqa: E402
+import run_benchmark as rb  # noqa: E402
 from lspt_mm.datasets.synthetic import (FGVC_MAKERS, PALETTE,  # noqa: E402
                                         make_cars, make_vtab, write_json)
 
@@ -306,21 +304,24 @@ def test_fgvc_out_of_range_labels_named_or_skipped(fgvc_roots, tmp_path):
 
 
 # ------------------------------------------------------------ configs
-def test_committed_configs_are_generated():
-    out = subprocess.run(
-        [sys.executable, 'tools/misc/generate_cls_configs.py', '--check'],
-        cwd=REPO, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert '48 configs up to date' in out.stdout
+def resolved_config(backbone, benchmark, task, **options):
+    """The benchmark config with ``task`` (and options) as --cfg-options
+    would set them, resolved from the recipe table."""
+    from mmengine.config import Config
+
+    from lspt_mm.datasets.benchmarks import apply_task
+    cfg = Config.fromfile(rb.benchmark_config(backbone, benchmark))
+    cfg.merge_from_dict(dict(task=task, **options))
+    apply_task(cfg, log=False)
+    return cfg
 
 
 @pytest.mark.parametrize('backbone,benchmark,task', [
     ('mae', 'fgvc', 'cub'), ('mocov3', 'fgvc', 'nabirds'),
-    ('mae', 'vtab1k', 'sun397'), ('mocov3', 'vtab1k', 'kitti')])
+    ('mae', 'vtab1k', 'sun397'), ('mocov3', 'vtab1k', 'kitti'),
+    ('dinov2', 'fgvc', 'stanford_dogs'), ('dinov2', 'vtab1k', 'dtd')])
 def test_config_content(backbone, benchmark, task):
-    from mmengine.config import Config
-    cfg = Config.fromfile(gen.config_path('lspt', backbone, benchmark,
-                                          task))
+    cfg = resolved_config(backbone, benchmark, task)
     n = (VTAB_NUM_CLASSES[task] if benchmark == 'vtab1k' else
          FGVC_DATASETS[task]['num_classes'])
     assert cfg.model.head.num_classes == n
@@ -331,9 +332,10 @@ def test_config_content(backbone, benchmark, task):
     assert bb.prompt_dropout == 0.1
     assert bb.num_prompts == hparams_of(backbone, benchmark,
                                         task)['num_prompts']
-    assert bb.out_type == {'mae': 'avg_token', 'mocov3': 'cls_token'}[
-        backbone]
+    assert bb.out_type == {'mae': 'avg_token', 'mocov3': 'cls_token',
+                           'dinov2': 'cls_token'}[backbone]
     assert bb.pretrained.startswith('checkpoints/')
+    assert bb.get('save_trainable_only') is None  # PromptedViT's default
     assert cfg.data_preprocessor.mean == [123.675, 116.28, 103.53]
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.momentum, opt.weight_decay) == ('SGD', 0.9, 0.)
@@ -364,18 +366,26 @@ def test_config_content(backbone, benchmark, task):
                       'PackInputs']
 
 
-@pytest.mark.parametrize('method', list(gen.METHODS))
-def test_generated_methods(method, tmp_path):
-    from mmengine.config import Config
-    path = gen.write_config(method, 'mae', 'vtab1k', 'dtd',
-                            out_dir=str(tmp_path))
-    bb = Config.fromfile(path).model.backbone
-    expected = gen.METHODS[method]
+def _methods():
+    from lspt_mm.models.methods import METHODS
+    return list(METHODS)
+
+
+@pytest.mark.parametrize('method', _methods())
+def test_method_setting_gives_the_method_tables_backbone(method):
+    """``method=<name>`` on a benchmark config: the backbone settings of
+    the method table (the wrapper's own for LoRA), and GaPT's gate init of
+    the task (GaPT Table 5: DTD, MAE: gate init 1)."""
+    from lspt_mm.models.methods import METHODS
+    spec = METHODS[method]
+    bb = resolved_config('mae', 'vtab1k', 'dtd', method=method).model.backbone
+    expected = dict(spec.wrapper) if spec.wrapper else \
+        spec.backbone_options()
     for key, value in expected.items():
-        assert bb[key] == value
+        assert bb[key] == value, key
     if method == 'full':
         assert bb.freeze_backbone is False
-    if method == 'gapt':  # GaPT Table 5: DTD, MAE: gate init 1
+    if method == 'gapt':
         assert bb.prompt_cfg == dict(gate_init=1.)
 
 

@@ -16,8 +16,8 @@ from PIL import Image
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'classification',
                 'lspt-vit-tiny_1xb16-10e_synthetic-cub-32x32_demo.py')
-CUB = osp.join(ROOT, 'configs', 'classification', 'fgvc',
-               'lspt_vit-b16-mae_1xb64-100e_fgvc-cub.py')
+CUB = osp.join(ROOT, 'configs', 'classification',
+               'lspt_vit-b16-mae_fgvc.py')  # with task='cub'
 
 
 def _load_tool(path, name):
@@ -83,9 +83,19 @@ def test_converter_writes_the_official_layouts(tmp_path):
 
 
 def test_demo_config_is_the_cub_recipe_shrunk():
-    """Same components as the committed LSPT + MAE CUB config; only the
-    documented sizes differ."""
+    """Same components as the LSPT + MAE FGVC config with task='cub', and
+    its CUB recipe (lr, weight decay); only the documented sizes differ."""
+    from lspt_mm.datasets.benchmarks import apply_task
     demo, real = Config.fromfile(DEMO), Config.fromfile(CUB)
+    real.task = 'cub'
+    for cfg in (demo, real):
+        apply_task(cfg, log=False)
+    assert demo.optim_wrapper.optimizer.lr == 0.1  # GaPT Table 5, CUB/MAE
+    assert demo.task_recipe['kept'] == [
+        'num_prompts=4 (recipe: 100)',
+        'model.head.num_classes=6 (recipe: 200)',
+        'data_preprocessor.num_classes=6 (recipe: 200)',
+        'train_dataloader.batch_size=16 (recipe: 64)']
     assert demo.runner_type == real.runner_type == 'ConciseRunner'
     for key in ('type', 'prompt_method', 'out_type', 'freeze_backbone',
                 'prompt_dropout'):

@@ -32,9 +32,7 @@ from lspt_mm.tuning import (RULE, Protocol, ProtocolError, Splits, Task,
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tests'))
 sys.path.insert(0, osp.join(REPO, 'tools'))
-sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
 sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
-import generate_cls_configs as gen  # noqa: E402
 import prepare_fgvc_splits as prep  # noqa: E402
 import run_benchmark as rb  # noqa: E402
 
@@ -77,7 +75,7 @@ def test_choice_rule_and_its_ties():
 
 
 def test_shards_partition_the_units(tmp_path):
-    config = gen.config_path('lspt', 'mae', 'vtab1k', 'kitti')
+    config = rb.benchmark_config('mae', 'vtab1k')
     splits = Splits('a', 'b', 'c', 'd')
     tasks = [Task(name=n, config=config, splits=splits,
                   grid=dict(lr=[0.1, 0.2, 0.3]))
@@ -106,13 +104,15 @@ def test_shards_partition_the_units(tmp_path):
 
 
 def test_unit_config(tmp_path):
-    """Splits, data root, grid point, seed, no validation loop; a run
+    """The benchmark config resolved for the task (GaPT's MoCo v3 CUB
+    row), splits, data root, grid point, seed, no validation loop; a run
     killed mid-training resumes from its checkpoint."""
-    config = gen.config_path('lspt', 'mocov3', 'fgvc', 'cub')
+    config = rb.benchmark_config('mocov3', 'fgvc')
     task = Task(name='cub', config=config,
                 splits=Splits('train', 'val', 'trainval', 'test'),
                 grid=dict(lr=[0.1, 0.2], num_prompts=[3]),
-                data_root='/data/cub')
+                data_root='/data/cub',
+                cfg_options={'task': 'cub', 'method': 'gapt'})
     p = Protocol([task], str(tmp_path),
                  cfg_options={'train_cfg.max_epochs': 3,
                               'optim_wrapper.optimizer.lr': 9.})
@@ -124,6 +124,11 @@ def test_unit_config(tmp_path):
     assert cfg.val_dataloader is None and cfg.val_cfg is None
     assert cfg.optim_wrapper.optimizer.lr == 0.2  # the point wins
     assert cfg.model.backbone.num_prompts == 3
+    # the rest is the task's recipe row: GaPT, MoCo v3, CUB
+    assert cfg.model.backbone.prompt_cfg.gate_init == 5.
+    assert cfg.model.head.num_classes == 200
+    assert cfg.train_dataloader.dataset.name == 'cub'
+    assert cfg.train_dataloader.batch_size == 64
     assert cfg.train_cfg.max_epochs == 3 and cfg.randomness.seed == 7
     assert cfg.work_dir == osp.join(str(tmp_path), 'cub', 'tune',
                                     'lr0.2_np3', 'seed7')
@@ -243,15 +248,21 @@ def test_vtab_protocol_choice_follows_val_and_killed_sweep_resumes(
     tuning = list(csv.DictReader(open(osp.join(work_dir, 'tuning.csv'))))
     assert len(tuning) == 4 and sum(int(r['chosen']) for r in tuning) == 2
 
-    # 5. the chosen points as a recipe table the config generator reads
+    # 5. the chosen points as a recipe table the benchmark config reads
     table = json.load(open(osp.join(work_dir, 'recipes.json')))
     assert table['method'] == 'lspt' and table['run_id'] and table['date']
     assert table['run_id'] in table['rows'][0]['source']
     recipes = read_recipe_table(osp.join(work_dir, 'recipes.json'), 'lspt')
     row = recipes[('mae', 'vtab1k', 'kitti')]
     assert row['lr'] == 0.5 and row['num_prompts'] == 5  # GaPT's, untuned
-    assert 'lr=0.5' in gen.config_text('lspt', 'mae', 'vtab1k', 'kitti',
-                                       recipes=recipes)
+    from mmengine.config import Config
+
+    from lspt_mm.datasets.benchmarks import apply_task
+    cfg = Config.fromfile(rb.benchmark_config('mae', 'vtab1k'))
+    cfg.merge_from_dict({'task': 'kitti', 'benchmark.recipes': osp.join(
+        work_dir, 'recipes.json')})
+    assert apply_task(cfg, log=False)['source'].startswith('tuned')
+    assert cfg.optim_wrapper.optimizer.lr == 0.5
 
     # 6. edit one recorded val score: the choice follows it, and that
     # task's finals are now missing (nothing reruns with --collect)
@@ -312,19 +323,27 @@ def test_fgvc_protocol_sharded_over_two_machines(fgvc_root, tmp_path):
         assert r['test_mean'] > 70.
     text = open(osp.join(a, 'summary.md')).read()
     assert '| **all** | mean of 2/5 tasks |' in text
-    # GaPT's recipe: 100 prompts stays (not on the grid); configs generated
-    cfg = osp.join(a, 'configs', 'fgvc', gen.config_name(
-        'gapt', 'mocov3', 'fgvc', 'cub'))
-    assert osp.isfile(cfg)
+    # GaPT's recipe: 100 prompts and each task's gate init stay (not on the
+    # grid): the runs' dumped configs, one benchmark config for all tasks
+    for task, gate in (('cub', 5.), ('oxford_flowers', 10.)):
+        dumped = glob.glob(osp.join(a, task, 'tune', 'lr0.2', 'seed0',
+                                    'lspt_vit-b16-mocov3_fgvc.py')) + \
+            glob.glob(osp.join(b, task, 'tune', 'lr0.2', 'seed0',
+                               'lspt_vit-b16-mocov3_fgvc.py'))
+        text = open(dumped[0]).read()
+        assert f'gate_init={gate}' in text and 'num_prompts=100' in text
+        assert f"task = '{task}'" in text
 
 
 def test_configs_as_tasks_several_methods_one_dataset(fgvc_root, tmp_path):
     """The generic use: a task file naming one task per method on one
     dataset (a config of its own, or one config with the method as a task
     option), its split names, an lr grid (one task its own) and seeds."""
-    out = tmp_path / 'cfgs'
-    lspt = gen.write_config('lspt', 'mae', 'fgvc', 'cub', str(out))
-    gapt = gen.write_config('gapt', 'mae', 'fgvc', 'cub', str(out))
+    lspt = osp.join(tmp_path, 'cub_lspt.py')  # a config of its own
+    with open(lspt, 'w') as f:
+        f.write(f"_base_ = [r'{rb.benchmark_config('mae', 'fgvc')}']\n"
+                "task = 'cub'\n")
+    bench = rb.benchmark_config('mae', 'fgvc')
     task_file = tmp_path / 'tasks.py'
     root = osp.join(fgvc_root, 'CUB_200_2011')
     task_file.write_text(f"""
@@ -335,8 +354,8 @@ tasks = [
     dict(name='vpt-deep', config=r'{lspt}',
          cfg_options={{'model.backbone.prompt_method': 'vpt_deep'}},
          **common),
-    dict(name='gapt', config=r'{gapt}', grid=dict(lr=[0.0, 0.2]),
-         **common),
+    dict(name='gapt', config=r'{bench}', grid=dict(lr=[0.0, 0.2]),
+         cfg_options={{'task': 'cub', 'method': 'gapt'}}, **common),
 ]
 grid = dict(lr=[0.0, 0.5])
 seeds = [0, 1]
@@ -370,8 +389,9 @@ def test_summary_means_from_result_files(tmp_path):
               'kitti': {0: 50., 1: 60.}, 'clevr_count': {0: 70., 1: 80.}}
     groups = {'cifar': 'Natural', 'eurosat': 'Specialized',
               'kitti': 'Structured', 'clevr_count': 'Structured'}
-    tasks = [Task(n, gen.config_path('lspt', 'mae', 'vtab1k', n),
-                  SPLIT_SCHEMES['vtab1k'], group=groups[n]) for n in scores]
+    tasks = [Task(n, rb.benchmark_config('mae', 'vtab1k'),
+                  SPLIT_SCHEMES['vtab1k'], group=groups[n],
+                  cfg_options={'task': n}) for n in scores]
 
     def fake(cfg):
         task, _, _, seed = cfg.work_dir.split(os.sep)[-4:]

@@ -1,13 +1,16 @@
 """The per-task recipe table against GaPT's published Table 5 (issue 8.4),
-and the configs generated from it.
+and the benchmark configs resolved from it (one config per backbone and
+benchmark; the task is a setting).
 
 ``TABLE5`` below is GaPT's Table 5 as printed in shared/docs/recipes.md
 (rows copied as text, parsed here), an independent copy of what
-``lspt_mm/datasets/benchmarks.py`` encodes as a Python dict.
+``lspt_mm/datasets/benchmarks.py`` encodes as a Python dict; the class
+counts below are the datasets' published ones, written out here too.
 """
 import glob
 import json
 import os.path as osp
+import subprocess
 import sys
 
 import pytest
@@ -15,13 +18,15 @@ from mmengine.config import Config
 
 import lspt_mm  # noqa: F401
 from lspt_mm.datasets.benchmarks import (FGVC_TASKS, METHOD_LR,
-                                         TASK_HPARAMS, VTAB_TASKS,
-                                         hparams_of, published_grid,
-                                         read_recipe_table)
+                                         TASK_HPARAMS, VTAB_TASKS, TaskError,
+                                         apply_task, hparams_of,
+                                         published_grid, read_recipe_table)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
-import generate_cls_configs as gen  # noqa: E402
+CLS = osp.join(REPO, 'configs', 'classification')
+CONFIGS = {(b, bench): osp.join(CLS, f'lspt_vit-b{p}-{b}_{bench}.py')
+           for b, p in (('mae', 16), ('mocov3', 16), ('dinov2', 14))
+           for bench in ('fgvc', 'vtab1k')}
 
 FGVC_TEXT = """
 | CUB-200-2011 | 0.1 / 5 | 1 / 5 |
@@ -77,10 +82,34 @@ def table5():
     return out
 
 
+# published class counts (VTAB-1k: Zhai et al. 2019; FGVC: the datasets)
+NUM_CLASSES = dict(
+    cub=200, nabirds=555, oxford_flowers=102, stanford_dogs=120,
+    stanford_cars=196, caltech101=102, cifar=100, dtd=47,
+    oxford_flowers102=102, oxford_iiit_pet=37, svhn=10, sun397=397,
+    patch_camelyon=2, eurosat=10, resisc45=45, diabetic_retinopathy=5,
+    clevr_count=8, clevr_dist=6, dmlab=6, kitti=4, dsprites_loc=16,
+    dsprites_ori=16, smallnorb_azi=18, smallnorb_ele=9)
+FGVC_FOLDERS = dict(cub='CUB_200_2011', nabirds='nabirds',
+                    oxford_flowers='OxfordFlower',
+                    stanford_dogs='Stanford-dogs',
+                    stanford_cars='Stanford-cars')
+
+
+def resolved(backbone, benchmark, task, **options):
+    """The benchmark config of (backbone, benchmark) with ``task`` set as
+    ``--cfg-options`` would, resolved (apply_task)."""
+    cfg = Config.fromfile(CONFIGS[(backbone, benchmark)])
+    cfg.merge_from_dict(dict(task=task, **options))
+    recipe = apply_task(cfg, log=False)
+    return cfg, recipe
+
+
 def test_table_is_gapt_table5():
     expected = table5()
     assert len(expected) == 2 * (len(FGVC_TASKS) + len(VTAB_TASKS)) == 48
-    assert set(TASK_HPARAMS) == set(expected)
+    gapt = {k: v for k, v in TASK_HPARAMS.items() if k[0] != 'dinov2'}
+    assert set(gapt) == set(expected)
     for key, (n_p, lr, gate, batch) in expected.items():
         row = TASK_HPARAMS[key]
         assert (row['num_prompts'], row['lr'], row['gate_init'],
@@ -89,46 +118,192 @@ def test_table_is_gapt_table5():
         assert row['source'] == 'GaPT Table 5', key
 
 
-@pytest.mark.parametrize('key', sorted(table5()))
-def test_committed_lspt_configs_follow_table5(key):
+def test_dinov2_rows_are_mocov3_rows_marked_as_this_projects_choice():
+    expected = table5()
+    dino = {k[1:]: v for k, v in TASK_HPARAMS.items() if k[0] == 'dinov2'}
+    assert set(dino) == {k[1:] for k in expected if k[0] == 'mocov3'}
+    for (benchmark, task), row in dino.items():
+        n_p, lr, gate, batch = expected[('mocov3', benchmark, task)]
+        assert (row['num_prompts'], row['lr'], row['gate_init'],
+                row['batch_size']) == (n_p, lr, gate, batch)
+        assert row['source'].startswith("this project's choice")
+        assert 'MoCo v3' in row['source'] and 'no DINOv2' in row['source']
+
+
+@pytest.mark.parametrize('key', sorted(table5()) + sorted(
+    ('dinov2', ) + k[1:] for k in table5() if k[0] == 'mocov3'))
+def test_resolved_config_follows_table5(key):
+    """``--cfg-options task=<task>`` on the benchmark config gives the
+    published row, the class count and the data of that task."""
     backbone, benchmark, task = key
-    n_p, lr, _, batch = table5()[key]
-    path = gen.config_path('lspt', backbone, benchmark, task)
-    assert f'_1xb{batch}-100e_' in osp.basename(path)
-    text = open(path).read()
-    assert 'placeholder' not in text
-    assert "GaPT Table 5 (GaPT's selection; used for lspt" in text
-    cfg = Config.fromfile(path)
+    row = key if backbone != 'dinov2' else ('mocov3', ) + key[1:]
+    n_p, lr, _, batch = table5()[row]
+    cfg, recipe = resolved(backbone, benchmark, task)
+    assert cfg.model.backbone.prompt_method == 'lspt'
     assert cfg.model.backbone.num_prompts == n_p
     assert cfg.optim_wrapper.optimizer.lr == lr
     assert cfg.optim_wrapper.optimizer.weight_decay == 0.
     assert cfg.train_dataloader.batch_size == batch
     assert cfg.auto_scale_lr.base_batch_size == batch  # lr is at `batch`
+    n = NUM_CLASSES[task]
+    assert cfg.model.head.num_classes == cfg.data_preprocessor.num_classes \
+        == n
+    loaders = [cfg.train_dataloader, cfg.test_dataloader]
+    if benchmark == 'fgvc':
+        loaders.append(cfg.val_dataloader)
+        for loader in loaders:
+            assert loader.dataset.name == task
+            assert loader.dataset.data_root == 'data/fgvc/' + \
+                FGVC_FOLDERS[task]
+    else:
+        for loader in loaders:
+            assert loader.dataset.task == task
+            assert loader.dataset.data_root == 'data/vtab-1k'
+    assert cfg.task_recipe['task'] == task and cfg.task_recipe['kept'] == []
+    if backbone == 'dinov2':
+        assert recipe['source'].startswith("this project's choice")
+    else:
+        assert recipe['source'] == (
+            "GaPT Table 5 (GaPT's selection; used for lspt as this "
+            "project's starting point, not tuned for it)")
 
 
-def test_no_stale_committed_configs():
-    names = {osp.basename(p) for bench in ('fgvc', 'vtab1k')
-             for p in glob.glob(osp.join(REPO, 'configs', 'classification',
-                                         bench, '*.py'))}
-    assert names == {gen.config_name('lspt', *k) for k in table5()}
-    assert gen.main(['--check']) == 0
+def test_benchmark_configs_are_the_only_ones():
+    """One config per (backbone, benchmark), each naming its own, plus the
+    demo and the real-weights configs; the DINOv2 ones read the CLS token
+    of a patch-14 ViT-B at 224 px with the official file."""
+    names = sorted(osp.basename(p) for p in glob.glob(osp.join(CLS,
+                                                               '*.py')))
+    assert names == sorted(
+        [osp.basename(p) for p in CONFIGS.values()] +
+        ['lspt-vit-tiny_1xb16-10e_synthetic-cub-32x32_demo.py'])
+    for (backbone, benchmark), path in CONFIGS.items():
+        cfg = Config.fromfile(path)
+        assert cfg.benchmark == dict(name=benchmark, backbone=backbone,
+                                     recipes=None)
+        assert cfg.task is None and cfg.method is None
+    for benchmark in ('fgvc', 'vtab1k'):
+        b = Config.fromfile(CONFIGS[('dinov2', benchmark)]).model.backbone
+        assert (b.arch, b.patch_size, b.img_size, b.out_type) == (
+            'dinov2-base', 14, 224, 'cls_token')
+        assert b.pretrained == 'checkpoints/dinov2_vitb14_pretrain.pth'
+    text = open(CONFIGS[('dinov2', 'fgvc')]).read() + open(osp.join(
+        REPO, 'configs', '_base_', 'models',
+        'prompted_vit_cls_dinov2.py')).read()
+    assert 'https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/' \
+        'dinov2_vitb14_pretrain.pth' in text
 
 
-def test_gapt_config_and_provenance():
-    text = gen.config_text('gapt', 'mocov3', 'vtab1k', 'resisc45')
-    assert 'hyper-parameters: GaPT Table 5.' in text  # GaPT's own numbers
-    cfg = Config.fromstring(text.replace('../../_base_', osp.join(
-        REPO, 'configs', '_base_')), '.py')
-    assert cfg.model.backbone.prompt_cfg.gate_init == 7.
-    assert cfg.model.backbone.num_prompts == 100
+def test_missing_or_unknown_task_lists_the_tasks():
+    cfg = Config.fromfile(CONFIGS[('mae', 'fgvc')])
+    with pytest.raises(TaskError, match='set it with --cfg-options task='
+                       'NAME.*cub, nabirds, oxford_flowers, stanford_dogs, '
+                       'stanford_cars'):
+        apply_task(cfg)
+    with pytest.raises(TaskError, match="task='cifar' is not a FGVC task; "
+                       'known: cub, nabirds'):
+        resolved('mae', 'fgvc', 'cifar')
+    with pytest.raises(TaskError, match="method='vpt'.*unknown method"):
+        resolved('mae', 'fgvc', 'cub', method='vpt')
+    # configs that are no benchmark config are left alone
+    other = Config(dict(model=dict(backbone=dict(type='PromptedViT'))))
+    assert apply_task(other) is None and 'task_recipe' not in other
+
+
+def test_settings_kept_and_resolving_twice_is_stable():
+    """What the config or --cfg-options set is kept (and said); a resolved
+    copy (the work dir's dumped config) resolves to itself, and refuses
+    another task."""
+    cfg, recipe = resolved('mae', 'vtab1k', 'dtd', **{
+        'optim_wrapper.optimizer.lr': 0.3, 'model.backbone.num_prompts': 7,
+        'data_root': '/data/vtab'})
+    assert cfg.optim_wrapper.optimizer.lr == 0.3 and recipe['lr'] == 0.25
+    assert cfg.model.backbone.num_prompts == 7
+    assert cfg.train_dataloader.dataset.data_root == '/data/vtab'
+    assert cfg.task_recipe['kept'] == ['num_prompts=7 (recipe: 1)',
+                                       'lr=0.3 (recipe: 0.25)']
+    again = Config.fromstring(cfg.pretty_text, '.py')
+    apply_task(again, log=False)
+    assert again.to_dict() == cfg.to_dict()
+    again.task = 'cifar'
+    with pytest.raises(TaskError, match="resolved for task 'dtd'"):
+        apply_task(again, log=False)
+
+
+@pytest.mark.parametrize('method', ['gapt', 'vpt-deep', 'linear', 'full',
+                                    'lora'])
+def test_method_is_a_setting(method):
+    """``method=...`` on the benchmark config: the method table's backbone
+    settings (a wrapper for LoRA), the task's prompts where the method has
+    prompts, GaPT's gate init, and the provenance of the numbers."""
+    from lspt_mm.models.methods import get_method
+    spec = get_method(method)
+    cfg, recipe = resolved('mocov3', 'vtab1k', 'resisc45', method=method)
+    b = cfg.model.backbone
+    vit = b.module if spec.wrapper else b
+    if spec.wrapper:
+        assert b.type == spec.wrapper['type'] and vit.save_trainable_only
+    assert vit.prompt_method == ('linear' if spec.wrapper else spec.name)
+    assert ('num_prompts' in vit) == spec.uses_prompts
+    if spec.uses_prompts:
+        assert vit.num_prompts == 100  # GaPT Table 5, MoCo v3 Resisc45
+    assert vit.get('freeze_backbone', True) == spec.freeze_backbone
     assert cfg.train_dataloader.batch_size == 64
+    if method == 'gapt':
+        assert vit.prompt_cfg == dict(gate_init=7.)
+        assert recipe['source'] == 'GaPT Table 5'  # GaPT's own numbers
+    elif method == 'full':
+        assert cfg.optim_wrapper.optimizer.lr == METHOD_LR['full'][0]
+        assert "lr: this project's choice" in recipe['source']
+    else:
+        assert cfg.optim_wrapper.optimizer.lr == 1.0
+        assert f"used for {spec.name} as this project's starting point" in \
+            recipe['source']
+    assert 'prompt_cfg' not in vit or method == 'gapt'
+
+
+def test_gate_init_option_survives_a_method_switch():
+    cfg, _ = resolved('mae', 'fgvc', 'cub', method='gapt', **{
+        'model.backbone.prompt_cfg.gate_init': 3.})
+    assert cfg.model.backbone.prompt_cfg == dict(gate_init=3.)
+    assert cfg.task_recipe['kept'] == ['gate_init=3.0 (recipe: 5.0)']
+
+
+def test_hparams_provenance():
     hp = hparams_of('mae', 'fgvc', 'cub', 'full')
     assert hp['lr'] == METHOD_LR['full'][0]
     assert "this project's choice" in hp['source']
-    assert "used for vpt-deep as this project's starting point" in \
+    assert "used for vpt_deep as this project's starting point" in \
         hparams_of('mae', 'vtab1k', 'dtd', 'vpt-deep')['source']
-    with pytest.raises(KeyError, match="backbone='dinov2'"):
-        hparams_of('dinov2', 'vtab1k', 'dtd')
+    with pytest.raises(KeyError, match="backbone='dino'"):
+        hparams_of('dino', 'vtab1k', 'dtd')
+
+
+def test_train_tool_names_the_recipe_row_it_used(tmp_path):
+    """``tools/train.py <benchmark config> --cfg-options task=cub`` logs the
+    row and the work dir's config records it (it stops at the missing data,
+    after the runner is built); without a task it stops with the list of
+    tasks."""
+    config = CONFIGS[('mae', 'fgvc')]
+    out = subprocess.run(
+        [sys.executable, 'tools/train.py', config, '--work-dir',
+         str(tmp_path), '--cfg-options', 'task=cub',
+         'model.backbone.pretrained=None', f'data_root={tmp_path}/none'],
+        cwd=REPO, capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    assert "task 'cub' (200 classes), MAE ViT-B/16, LSPT: recipe row " \
+        "('mae', 'fgvc', 'cub') (100 prompts, lr 0.1, weight decay 0.0, " \
+        'batch 64); source: GaPT Table 5' in text, text[-3000:]
+    assert out.returncode != 0 and 'CUB_200_2011' in text
+    dumped = open(osp.join(str(tmp_path), osp.basename(config))).read()
+    assert "task = 'cub'" in dumped and 'task_recipe = dict(' in dumped
+    out = subprocess.run([sys.executable, 'tools/train.py', config],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == (
+        'error: lspt_vit-b16-mae_fgvc.py trains one FGVC task: set it with '
+        '--cfg-options task=NAME (one of cub, nabirds, oxford_flowers, '
+        'stanford_dogs, stanford_cars)')
 
 
 def test_published_grids():
@@ -152,17 +327,18 @@ def test_recipe_table_file_overrides_and_is_method_bound(tmp_path):
     assert (hp['lr'], hp['weight_decay'], hp['num_prompts']) == (0.5, 0.001,
                                                                    10)
     assert hp['source'] == 'tuned: run r1'
-    text = gen.config_text('lspt', 'mae', 'vtab1k', 'dtd', recipes=recipes)
-    assert 'optimizer=dict(lr=0.5, weight_decay=0.001)' in text
-    assert 'num_prompts=10' in text and 'tuned: run r1' in text
+    # the config reads it: benchmark.recipes=<file>
+    cfg, recipe = resolved('mae', 'vtab1k', 'dtd',
+                           **{'benchmark.recipes': str(path)})
+    opt = cfg.optim_wrapper.optimizer
+    assert (opt.lr, opt.weight_decay) == (0.5, 0.001)
+    assert cfg.model.backbone.num_prompts == 10
+    assert recipe['source'] == 'tuned: run r1'
     # other tasks keep GaPT's row
-    assert hparams_of('mae', 'vtab1k', 'cifar', 'lspt', recipes)['lr'] == \
-        0.25
+    assert resolved('mae', 'vtab1k', 'cifar', **{
+        'benchmark.recipes': str(path)})[1]['lr'] == 0.25
     with pytest.raises(ValueError, match="tuned for method 'lspt'"):
         read_recipe_table(str(path), 'gapt')
-    out = tmp_path / 'cfgs'
-    assert gen.main(['--recipes', str(path), '--out-dir', str(out),
-                     '--benchmarks', 'vtab1k', '--backbones', 'mae']) == 0
-    cfg = Config.fromfile(str(out / 'vtab1k' / gen.config_name(
-        'lspt', 'mae', 'vtab1k', 'dtd')))
-    assert cfg.optim_wrapper.optimizer.weight_decay == 0.001
+    with pytest.raises(ValueError, match="tuned for method 'lspt'"):
+        resolved('mae', 'vtab1k', 'dtd', method='gapt',
+                 **{'benchmark.recipes': str(path)})

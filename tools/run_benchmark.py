@@ -14,6 +14,8 @@ chosen points as a recipe table.
     # fixed settings (the recipe table's), no tuning: final runs only
     python tools/run_benchmark.py --benchmark fgvc --method gapt \\
         --backbone mocov3 --seeds 0 1 2 --data-root data/fgvc
+    # DINOv2 ViT-B/14 (rows: GaPT's MoCo v3 ones, this project's choice)
+    python tools/run_benchmark.py --benchmark vtab1k --backbone dinov2 ...
     # any configs (e.g. several methods on one dataset), an lr grid
     python tools/run_benchmark.py --configs a_lspt.py a_gapt.py \\
         --splits train val trainval test --lr 0.1 0.5 1.0 --seeds 0 1 2 \\
@@ -27,6 +29,12 @@ Runs are in-process and one at a time (mmengine ``Runner``; one GPU or the
 CPU). Rerunning the same command resumes: runs with a result are skipped,
 a run killed mid-training continues from its last checkpoint.
 ``--cfg-options`` applies to every run, before the grid point.
+
+``--benchmark`` runs the benchmark config of the backbone
+(``configs/classification/lspt_vit-<b16|b14>-<backbone>_<benchmark>.py``,
+or ``--config``) once per task, with ``task=<name>`` and ``method=...`` as
+options: the task's recipe comes from the table
+(``lspt_mm.datasets.benchmarks.apply_task``).
 """
 import argparse
 import os
@@ -35,27 +43,49 @@ import sys
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
-sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
 
 import lspt_mm  # noqa: E402,F401  (compat fixes before any mm import)
-from lspt_mm.datasets.benchmarks import (BENCHMARKS,  # noqa: E402
-                                         PUBLISHED_GRIDS, read_recipe_table)
+from lspt_mm.datasets.benchmarks import (BACKBONES,  # noqa: E402
+                                         BENCHMARKS, PUBLISHED_GRIDS)
+from lspt_mm.models.methods import METHODS, get_method  # noqa: E402
 from lspt_mm.tuning import (Protocol, ProtocolError,  # noqa: E402
                             benchmark_tasks, config_tasks, load_task_file,
                             parse_shard, write_recipe_table, write_summary)
 from lspt_mm.tuning.benchmark import parse_value  # noqa: E402
-import generate_cls_configs as gen  # noqa: E402
+
+PATCH = {'dinov2': 14}  # ViT-B/<patch> in the config names; others 16
 
 
-def config_for(method, backbone, benchmark, task, work_dir, recipes=None):
-    """The committed config if there is one (and no recipe table is
-    given), else one generated into ``<work_dir>/configs``."""
-    committed = gen.config_path(method, backbone, benchmark, task)
-    if recipes is None and osp.isfile(committed):
-        return committed
-    return gen.write_config(method, backbone, benchmark, task,
-                            out_dir=osp.join(work_dir, 'configs'),
-                            recipes=recipes)
+def benchmark_config(backbone, benchmark):
+    """The benchmark config of ``backbone`` (one per backbone and
+    benchmark; the task is a setting)."""
+    return osp.join(REPO, 'configs', 'classification',
+                    f'lspt_vit-b{PATCH.get(backbone, 16)}-{backbone}_'
+                    f'{benchmark}.py')
+
+
+def check_benchmark_config(path, benchmark, backbone):
+    """``path`` must be a benchmark config of ``benchmark`` and
+    ``backbone`` (its ``benchmark`` setting keys the recipe rows)."""
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise ProtocolError(f'benchmark config {path} does not exist')
+    spec = Config.fromfile(path).get('benchmark', None) or {}
+    have = (spec.get('name'), spec.get('backbone'))
+    if have != (benchmark, backbone):
+        raise ProtocolError(
+            f'{path}: its benchmark setting is (name, backbone) = {have}, '
+            f'not ({benchmark!r}, {backbone!r}); use a benchmark config '
+            '(lspt_mm.datasets.benchmarks.apply_task) of this benchmark and '
+            'backbone, or set --benchmark / --backbone to its values')
+
+
+def method_name(text):
+    """A method-table name (``vpt-deep`` or ``vpt_deep``)."""
+    try:
+        return get_method(text).name
+    except KeyError as err:
+        raise argparse.ArgumentTypeError(err.args[0]) from None
 
 
 def parse_args(argv=None):
@@ -73,11 +103,17 @@ def parse_args(argv=None):
     src.add_argument('--task-file', help='tasks in a file (see '
                      'lspt_mm.tuning.benchmark.load_task_file)')
     b = p.add_argument_group('--benchmark options')
-    b.add_argument('--method', default='lspt', choices=list(gen.METHODS))
-    b.add_argument('--backbone', default='mae', choices=list(gen.BACKBONES))
+    b.add_argument('--method', default='lspt', type=method_name,
+                   metavar='METHOD', help='a method of the method table '
+                   f'(lspt_mm/models/methods.py): {", ".join(METHODS)}')
+    b.add_argument('--backbone', default='mae', choices=list(BACKBONES))
+    b.add_argument('--config', help='the benchmark config (default: '
+                   'configs/classification/lspt_vit-<b16|b14>-<backbone>_'
+                   '<benchmark>.py)')
     b.add_argument('--tasks', nargs='+', help='subset of tasks')
     b.add_argument('--recipes', help='recipe table (JSON) to start from '
-                   'instead of GaPT\'s (configs are generated from it)')
+                   'instead of GaPT\'s (given to the config as '
+                   'benchmark.recipes)')
     c = p.add_argument_group('--configs options')
     c.add_argument('--splits', nargs=4, metavar=('TUNE_TRAIN', 'VAL',
                                                   'FINAL_TRAIN', 'TEST'),
@@ -159,19 +195,18 @@ def build(args):
         work_dir = args.work_dir or osp.join(
             'work_dirs', 'protocol',
             f'{args.method}_{args.backbone}_{args.benchmark}')
-        recipes = (read_recipe_table(args.recipes, args.method)
-                   if args.recipes else None)
+        config = args.config or benchmark_config(args.backbone,
+                                                 args.benchmark)
+        check_benchmark_config(config, args.benchmark, args.backbone)
         tasks = benchmark_tasks(
-            args.benchmark, args.method, args.backbone,
-            lambda t: config_for(args.method, args.backbone, args.benchmark,
-                                 t, work_dir, recipes),
+            args.benchmark, args.method, args.backbone, config,
             tasks=args.tasks, data_root=args.data_root, grids=args.grid,
             explicit=explicit,
-            prompt_free=not gen.SPECS[args.method].uses_prompts,
-            recipes=recipes)
-        title = (f'{gen.METHOD_TITLES[args.method]}, '
-                 f'{gen.BACKBONES[args.backbone]} ViT-B/16, '
-                 f'{args.benchmark}')
+            prompt_free=not METHODS[args.method].uses_prompts,
+            recipes=args.recipes)
+        title = (f'{METHODS[args.method].title}, '
+                 f'{BACKBONES[args.backbone]["title"]}, '
+                 f'{BENCHMARKS[args.benchmark]["title"]}')
     else:
         if args.grid and set(args.grid) != {'recipe'}:
             raise ProtocolError('--grid names need --benchmark (they depend '
@@ -245,8 +280,9 @@ def main(argv=None):
             table = write_recipe_table(protocol, path, method, rows)
             print(f'[run_benchmark] wrote {len(table["rows"])} tuned '
                   f'recipes to {path} (run {table["run_id"]}, '
-                  f'{table["date"]}); configs from it: python '
-                  f'tools/misc/generate_cls_configs.py --recipes {path}')
+                  f'{table["date"]}); train from it: tools/train.py '
+                  'CONFIG --cfg-options task=NAME benchmark.recipes='
+                  f'{path}, or tools/run_benchmark.py --recipes {path}')
         return rows
     except ProtocolError as e:
         sys.exit(f'run_benchmark: {e}')

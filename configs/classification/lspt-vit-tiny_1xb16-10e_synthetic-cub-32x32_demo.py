@@ -12,10 +12,13 @@
 #     prompts, the LSTM prompt coder and the head learn), 4 prompts;
 #   - 6 classes instead of 200 (num_classes overrides CUB's count);
 #   - batch 16, no workers, 10 epochs with 1 warm-up epoch instead of 100/10.
+# The CUB recipe's other values (lr, weight decay, the batch its lr is given
+# at) come from the recipe table, as for the real config (task='cub').
 # Run: python tools/demo_classification.py   (or tools/train.py / test.py)
-_base_ = ['./fgvc/lspt_vit-b16-mae_1xb64-100e_fgvc-cub.py']
+_base_ = ['./lspt_vit-b16-mae_fgvc.py']
 
-data_root = 'data/synthetic_fgvc/CUB_200_2011'
+task = 'cub'
+data_root = 'data/synthetic_fgvc'  # holds CUB_200_2011/
 num_classes = 6
 size = 32
 embed_dims = 64
@@ -55,16 +58,13 @@ test_pipeline = [
 loader = dict(batch_size=16, num_workers=0, persistent_workers=False)
 train_dataloader = dict(
     **loader,
-    dataset=dict(data_root=data_root, num_classes=num_classes,
-                 pipeline=train_pipeline))
+    dataset=dict(num_classes=num_classes, pipeline=train_pipeline))
 val_dataloader = dict(
     **loader,
-    dataset=dict(data_root=data_root, num_classes=num_classes,
-                 pipeline=test_pipeline))
+    dataset=dict(num_classes=num_classes, pipeline=test_pipeline))
 test_dataloader = dict(
     **loader,
-    dataset=dict(data_root=data_root, num_classes=num_classes,
-                 pipeline=test_pipeline))
+    dataset=dict(num_classes=num_classes, pipeline=test_pipeline))
 
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,

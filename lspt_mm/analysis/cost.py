@@ -227,7 +227,11 @@ def job_config(job, settings):
     path = settings.config_path(job)
     if not osp.isfile(path):
         raise CostError(f'config {path} (task {job["task"]}) does not exist')
+    from lspt_mm.datasets.benchmarks import apply_task, is_benchmark_config
     cfg = Config.fromfile(path)
+    if is_benchmark_config(cfg):  # the task's recipe (task=... option)
+        cfg.merge_from_dict(settings.cfg_options.get(job['task']) or {})
+        apply_task(cfg, log=False)
     model = cfg.model
     spec = method_spec(job['method'])
     own = settings.method_configs.get(job['task'], {}).get(job['method'])
@@ -631,6 +635,10 @@ def run_job(job, settings):
             return case.train_step()
 
     _, train_flops = count_flops(counted_step)
+    for _ in range(10):  # AMP: a step skipped for inf gradients sees none
+        if case.grads is not None:
+            break
+        case.train_step()
     frozen = case.frozen_report()
     rec.update(frozen)
     rec.update(case.memory_terms())

@@ -30,9 +30,11 @@ def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
 
     from lspt_mm.models import checkpoint_policy
 
+    from lspt_mm.datasets.benchmarks import apply_task
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    apply_task(cfg)  # a benchmark config: its task's recipe (task=...)
     has_checkpoint = checkpoint and str(checkpoint).lower() != 'none'
     if has_checkpoint:
         checkpoint_policy.skip_pretrained_if_checkpoint_has_backbone(

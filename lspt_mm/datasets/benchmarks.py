@@ -1,10 +1,14 @@
 """The classification benchmarks: tasks, class counts, groups and the
-per-task hyper-parameter table (the one place these numbers live).
+per-task hyper-parameter table (the one place these numbers live), and
+:func:`apply_task`, which fills a benchmark config from it.
 
-Used by the dataset classes (class-count checks), by
-``tools/misc/generate_cls_configs.py`` (configs) and by
-``tools/run_benchmark.py`` (task lists, group means).
+Used by the dataset classes (class-count checks), by the configs
+``configs/classification/lspt_vit-*_{fgvc,vtab1k}.py`` (one per backbone and
+benchmark; the task is a setting: ``--cfg-options task=cub``) through
+:func:`apply_task` (``tools/train.py``, ``tools/test.py``, the tuning
+protocol) and by ``tools/run_benchmark.py`` (task lists, group means).
 """
+import os.path as osp
 
 # --------------------------------------------------------------- VTAB-1k
 # Task folder names and class counts as in the widely shared image-folder
@@ -50,8 +54,15 @@ FGVC_TASKS = tuple(FGVC_DATASETS)
 FGVC_SPLITS = ('train', 'val', 'trainval', 'test')
 
 BENCHMARKS = {
-    'vtab1k': dict(tasks=VTAB_TASKS, groups=VTAB_GROUPS),
-    'fgvc': dict(tasks=FGVC_TASKS, groups={'FGVC': FGVC_TASKS}),
+    'vtab1k': dict(tasks=VTAB_TASKS, groups=VTAB_GROUPS, title='VTAB-1k'),
+    'fgvc': dict(tasks=FGVC_TASKS, groups={'FGVC': FGVC_TASKS},
+                 title='FGVC'),
+}
+# the pretrained backbones the recipe table has rows for
+BACKBONES = {
+    'mae': dict(title='MAE ViT-B/16'),
+    'mocov3': dict(title='MoCo v3 ViT-B/16'),
+    'dinov2': dict(title='DINOv2 ViT-B/14'),
 }
 
 
@@ -83,9 +94,16 @@ def num_classes_of(benchmark, task):
 # GaPT selected these for GaPT. Used for another method (LSPT, VPT, the
 # LSPT ablations, a linear probe) they are this project's choice of a
 # starting point, not a tuned value: ``hparams_of`` says so in ``source``.
-# Tune with the protocol (tools/run_benchmark.py, lspt_mm/tuning)
-# and pass the recipe file it writes to the config generator (``--recipes``).
+# Tune with the protocol (tools/run_benchmark.py, lspt_mm/tuning) and give
+# the recipe file it writes to the configs (``benchmark.recipes=FILE``).
+#
+# DINOv2 ViT-B/14: GaPT published no rows. Its rows are GaPT's MoCo v3 rows
+# (the other backbone read out from its final-norm CLS token, as DINOv2's
+# configs are): this project's choice of a starting point, not tuned values.
 GAPT_TABLE5 = 'GaPT Table 5'
+DINOV2_FROM_MOCOV3 = (
+    "this project's choice: GaPT Table 5's MoCo v3 row (GaPT published no "
+    'DINOv2 rows; MoCo v3 is the other CLS-token backbone), untuned')
 RECIPE_KEYS = ('num_prompts', 'lr', 'gate_init', 'batch_size',
                'weight_decay', 'source')
 
@@ -148,6 +166,9 @@ TASK_HPARAMS = {
     ('mocov3', 'vtab1k', 'sun397'): _gapt(1, 1.0, 4, 128),
     ('mocov3', 'vtab1k', 'svhn'): _gapt(5, 1.0, 10, 128),
 }
+TASK_HPARAMS.update({
+    ('dinov2', ) + key[1:]: dict(row, source=DINOV2_FROM_MOCOV3)
+    for key, row in list(TASK_HPARAMS.items()) if key[0] == 'mocov3'})
 
 # Methods whose learning rate cannot come from GaPT's prompt-tuning table.
 METHOD_LR = {
@@ -200,7 +221,9 @@ def read_recipe_table(path, method=None):
     if not isinstance(table, dict) or 'rows' not in table:
         raise ValueError(f'{path}: not a recipe table (no "rows"); write one '
                          'with tools/run_benchmark.py --write-recipes')
-    if method is not None and table.get('method') not in (None, method):
+    if method is not None and table.get('method') is not None and \
+            str(table['method']).replace('-', '_') != \
+            str(method).replace('-', '_'):
         raise ValueError(f'{path}: recipes tuned for method '
                          f'{table.get("method")!r}, not {method!r}')
     out = {}
@@ -219,11 +242,12 @@ def hparams_of(backbone, benchmark, task, method='lspt', recipes=None):
     """The recipe of one run: ``num_prompts``, ``lr``, ``gate_init``,
     ``batch_size``, ``weight_decay`` and where they come from (``source``).
 
-    ``method`` (config-generator spelling: 'lspt', 'vpt-deep', 'full', ...)
+    ``method`` (a name of the method table, ``lspt_mm/models/methods.py``)
     only changes the provenance note, and the lr of :data:`METHOD_LR`.
     ``recipes``: a table from :func:`read_recipe_table` whose rows replace
     the matching entries (e.g. this project's own tuned values)."""
     num_classes_of(benchmark, task)  # validates the task name
+    method = str(method).replace('-', '_')
     key = (backbone, benchmark, task)
     if key not in TASK_HPARAMS:
         raise KeyError(f'no hyper-parameters for backbone={backbone!r}, '
@@ -237,5 +261,233 @@ def hparams_of(backbone, benchmark, task, method='lspt', recipes=None):
                         "as this project's starting point, not tuned for it)")
     if method in METHOD_LR and not (recipes and key in recipes):
         hp['lr'], lr_source = METHOD_LR[method]
-        hp['source'] = f'lr: {lr_source}; batch size: {GAPT_TABLE5}'
+        hp['source'] = f'lr: {lr_source}; batch size: {hp["source"]}'
     return hp
+
+
+# ----------------------------------------------------- configs from the table
+class TaskError(ValueError):
+    """A benchmark config whose task cannot be resolved."""
+
+
+def is_benchmark_config(cfg):
+    """Whether ``cfg`` is a benchmark config: it names its benchmark and
+    backbone (``benchmark = dict(name='fgvc', backbone='mae', ...)``) and
+    takes the task as the setting ``task``."""
+    spec = cfg.get('benchmark', None)
+    return isinstance(spec, dict) and 'name' in spec and 'backbone' in spec
+
+
+def _leaf_datasets(dataset):
+    if dataset.get('datasets') is not None:
+        for ds in dataset['datasets']:
+            yield from _leaf_datasets(ds)
+    elif isinstance(dataset.get('dataset'), dict):
+        yield from _leaf_datasets(dataset['dataset'])
+    else:
+        yield dataset
+
+
+def _inner_vit(backbone):
+    """The PromptedViT config (a wrapper's ``module``, e.g. LoRA's)."""
+    return backbone['module'] if 'module' in backbone else backbone
+
+
+def backbone_method(backbone):
+    """The method-table name a backbone config trains (its wrapper's, or
+    what its ``prompt`` / ``prompt_method`` resolve to)."""
+    from lspt_mm.models.methods import METHODS, resolve
+    kind = str(backbone.get('type', '')).split('.')[-1]
+    for spec in METHODS.values():
+        if spec.wrapper and kind == spec.wrapper['type'].split('.')[-1]:
+            return spec.name
+    vit = _inner_vit(backbone)
+    name, _, _ = resolve(prompt=vit.get('prompt'),
+                         prompt_method=vit.get('prompt_method'),
+                         prompt_cfg=vit.get('prompt_cfg'),
+                         freeze_backbone=vit.get('freeze_backbone'))
+    return name
+
+
+def _set_method(cfg, method):
+    """Make ``cfg.model.backbone`` train ``method`` (a method-table name;
+    :meth:`MethodSpec.apply`) unless it already does; the config's own
+    ``prompt_cfg`` options are kept. Returns the table name."""
+    from mmengine.config import ConfigDict
+
+    from lspt_mm.models.methods import get_method
+    try:
+        spec = get_method(method)
+    except KeyError as err:
+        raise TaskError(f'method={method!r}: {err.args[0]}') from None
+    backbone = cfg.model.backbone
+    if backbone_method(backbone) == spec.name:
+        return spec.name
+    vit = _inner_vit(backbone)
+    if vit.get('prompt') is not None:
+        raise TaskError(f'method={method!r} and model.backbone.prompt='
+                        f'{vit["prompt"]!r} both choose the method: keep one')
+    options = vit.get('prompt_cfg')
+    new = spec.apply(vit.to_dict() if hasattr(vit, 'to_dict') else vit,
+                     scope=cfg.get('default_scope', 'mmpretrain'))
+    if options:
+        _inner_vit(new)['prompt_cfg'] = dict(options)
+    cfg.model.backbone = ConfigDict(new)
+    return spec.name
+
+
+def task_recipe(cfg):
+    """The recipe a benchmark config's ``task`` resolves to (see
+    :func:`apply_task`), without changing ``cfg``: ``dict(backbone,
+    benchmark, task, method, num_classes, num_prompts, lr, gate_init,
+    batch_size, weight_decay, source)``."""
+    if not is_benchmark_config(cfg):
+        raise TaskError('not a benchmark config (no `benchmark = dict(name='
+                        '..., backbone=...)`)')
+    spec = cfg.benchmark
+    benchmark, backbone = spec['name'], spec['backbone']
+    where = osp.basename(cfg.filename) if cfg.filename else 'the config'
+    if benchmark not in BENCHMARKS:
+        raise TaskError(f'{where}: benchmark.name={benchmark!r} is unknown; '
+                        f'known: {sorted(BENCHMARKS)}')
+    known = BENCHMARKS[benchmark]['tasks']
+    task = cfg.get('task', None)
+    if task is None:
+        raise TaskError(
+            f'{where} trains one {BENCHMARKS[benchmark]["title"]} task: set '
+            f'it with --cfg-options task=NAME (one of {", ".join(known)})')
+    if task not in known:
+        raise TaskError(f'{where}: task={task!r} is not a '
+                        f'{BENCHMARKS[benchmark]["title"]} task; known: '
+                        f'{", ".join(known)}')
+    if (backbone, benchmark, task) not in TASK_HPARAMS:
+        raise TaskError(f'{where}: benchmark.backbone={backbone!r} has no '
+                        'rows in the recipe table; known: '
+                        f'{sorted({k[0] for k in TASK_HPARAMS})}')
+    recorded = cfg.get('task_recipe', None)
+    if recorded and recorded.get('task') != task:
+        raise TaskError(
+            f'{where} was resolved for task {recorded.get("task")!r} (its '
+            f'`task_recipe`), not {task!r}: start from the benchmark config '
+            f'(configs/classification/) instead of a resolved copy')
+    method = cfg.get('method', None)
+    if method is None:
+        method = backbone_method(cfg.model.backbone)
+    method = str(method).replace('-', '_')
+    recipes = None
+    if spec.get('recipes'):
+        recipes = read_recipe_table(spec['recipes'], method)
+    hp = hparams_of(backbone, benchmark, task, method, recipes)
+    return dict(backbone=backbone, benchmark=benchmark, task=task,
+                method=method, num_classes=num_classes_of(benchmark, task),
+                **hp)
+
+
+def apply_task(cfg, log=True):
+    """Fill a benchmark config (:func:`is_benchmark_config`) for its
+    ``task`` from the recipe table; other configs are left alone.
+
+    The settings a benchmark config reads: ``task`` (a task name of its
+    benchmark, required), ``method`` (a name of the method table; None:
+    the backbone's own), ``data_root`` (VTAB-1k: the ``vtab-1k`` folder;
+    FGVC: the folder holding the dataset folders) and ``benchmark.recipes``
+    (a tuned recipe table written by the protocol; its rows replace
+    :data:`TASK_HPARAMS`'). Every value the config leaves ``None`` is
+    filled from the task's row: the class count (head, data
+    preprocessor), the datasets' task / name and data root, lr and weight
+    decay, ``N_p``, GaPT's gate init, the training batch size and
+    ``auto_scale_lr.base_batch_size`` (the lr is the one at the recipe's
+    batch). Values set in the config, a child config or ``--cfg-options``
+    are kept (and listed in the log line).
+
+    Call it after ``--cfg-options`` are merged (``tools/train.py``,
+    ``tools/test.py`` and the tuning protocol do). The row used is logged
+    (``log``) and recorded in ``cfg.task_recipe``.
+
+    Returns:
+        dict | None: the recipe (:func:`task_recipe`), or None for a
+        config that is not a benchmark config.
+    """
+    if not is_benchmark_config(cfg):
+        return None
+    recipe = task_recipe(cfg)
+    task, benchmark = recipe['task'], recipe['benchmark']
+    if cfg.get('method', None) is not None:
+        _set_method(cfg, recipe['method'])
+    from lspt_mm.models.methods import METHODS
+    spec = METHODS.get(recipe['method'])
+    kept = []
+
+    def fill(where, key, value, label):
+        if where.get(key, None) is None:
+            where[key] = value
+        elif where[key] != value:
+            kept.append(f'{label}={where[key]!r} (recipe: {value!r})')
+
+    vit = _inner_vit(cfg.model.backbone)
+    uses_prompts = spec.uses_prompts if spec else 'num_prompts' in vit
+    if uses_prompts:
+        fill(vit, 'num_prompts', recipe['num_prompts'], 'num_prompts')
+    elif vit.get('num_prompts', 0) is None:
+        vit.pop('num_prompts')
+    if recipe['method'] == 'gapt':
+        if vit.get('prompt_cfg', None) is None:
+            vit['prompt_cfg'] = dict()
+        fill(vit['prompt_cfg'], 'gate_init', recipe['gate_init'],
+             'gate_init')
+    n = recipe['num_classes']
+    if cfg.model.get('head', None) is not None:
+        fill(cfg.model.head, 'num_classes', n, 'model.head.num_classes')
+    for pre in (cfg.get('data_preprocessor', None),
+                cfg.model.get('data_preprocessor', None)):
+        if pre is not None and 'num_classes' in pre:
+            fill(pre, 'num_classes', n, 'data_preprocessor.num_classes')
+    root = cfg.get('data_root', None)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader, None) is None:
+            continue
+        for ds in _leaf_datasets(cfg[loader]['dataset']):
+            if benchmark == 'fgvc':
+                fill(ds, 'name', task, f'{loader}.dataset.name')
+                path = None if root is None else osp.join(
+                    root, FGVC_DATASETS[task]['folder'])
+            else:
+                fill(ds, 'task', task, f'{loader}.dataset.task')
+                path = root
+            if path is not None:
+                fill(ds, 'data_root', path, f'{loader}.dataset.data_root')
+    optimizer = cfg.optim_wrapper.optimizer
+    fill(optimizer, 'lr', recipe['lr'], 'lr')
+    fill(optimizer, 'weight_decay', recipe['weight_decay'], 'weight_decay')
+    batch = recipe['batch_size']
+    fill(cfg.train_dataloader, 'batch_size', batch,
+         'train_dataloader.batch_size')
+    if cfg.get('auto_scale_lr', None) is not None:
+        fill(cfg.auto_scale_lr, 'base_batch_size', batch,
+             'auto_scale_lr.base_batch_size')
+    cfg.task_recipe = dict(recipe, kept=kept)
+    if log:
+        from mmengine.logging import print_log
+        print_log(describe_recipe(recipe, kept), logger='current')
+    return recipe
+
+
+def describe_recipe(recipe, kept=()):
+    """One line: the task, the row of the recipe table, its values and
+    source, and what the config kept instead."""
+    from lspt_mm.models.methods import METHODS
+    spec = METHODS.get(recipe['method'])
+    values = [f'lr {recipe["lr"]!r}', f'weight decay '
+              f'{recipe["weight_decay"]!r}', f'batch {recipe["batch_size"]}']
+    if spec is None or spec.uses_prompts:
+        values.insert(0, f'{recipe["num_prompts"]} prompts')
+    if recipe['method'] == 'gapt':
+        values.append(f'gate init {recipe["gate_init"]!r}')
+    key = (recipe['backbone'], recipe['benchmark'], recipe['task'])
+    line = (f'task {recipe["task"]!r} ({recipe["num_classes"]} classes), '
+            f'{BACKBONES.get(recipe["backbone"], {}).get("title", "")}, '
+            f'{spec.title if spec else recipe["method"]}: recipe row {key} '
+            f'({", ".join(values)}); source: {recipe["source"]}')
+    if kept:
+        line += '; kept from the config / --cfg-options: ' + ', '.join(kept)
+    return line

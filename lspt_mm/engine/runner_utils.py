@@ -11,16 +11,27 @@ from mmengine.runner import Runner
 
 
 def apply_common_args(cfg, args):
-    """``--launcher``, ``--cfg-options`` and ``--work-dir`` (default
-    ``./work_dirs/<config stem>``, as OpenMMLab's tools)."""
+    """``--launcher``, ``--cfg-options``, the task of a benchmark config
+    (:func:`lspt_mm.datasets.benchmarks.apply_task`: its recipe fills what
+    the config and the options leave None) and ``--work-dir`` (default
+    ``./work_dirs/<config stem>``, as OpenMMLab's tools, plus
+    ``_<task>`` / ``_<method>`` when ``--cfg-options`` set them)."""
+    from lspt_mm.datasets.benchmarks import TaskError, apply_task
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    try:
+        recipe = apply_task(cfg)
+    except TaskError as err:
+        raise SystemExit(f'error: {err}') from None
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        stem = osp.splitext(osp.basename(args.config))[0]
+        for key in ('task', 'method'):  # one config, many runs
+            if recipe is not None and key in (args.cfg_options or {}):
+                stem += f'_{recipe[key]}'
+        cfg.work_dir = osp.join('./work_dirs', stem)
     return cfg
 
 

@@ -120,9 +120,14 @@ class PromptedViT(VisionTransformer):
             Hugging Face DINOv2, timm-style or mmpretrain checkpoint, loaded
             at construction (so test-time models have it too). Every
             backbone key must be found.
-        save_trainable_only (bool): leave frozen backbone weights out of
-            saved state dicts; loading such a checkpoint takes them from
-            ``pretrained``. Defaults to False.
+        save_trainable_only (bool, optional): leave the frozen ViT out of
+            saved state dicts (checkpoints); loading such a checkpoint
+            takes it from ``pretrained``
+            (:mod:`~lspt_mm.models.checkpoint_policy`). None (default):
+            True when the ViT is frozen and comes from a ``pretrained``
+            file (it can be refilled from there: LSPT on ViT-B saves ~23
+            MB instead of ~370 MB), else False (a random or trained ViT is
+            saved whole). False: full checkpoints.
 
     Note:
         Position embeddings are resized with mmpretrain's
@@ -170,7 +175,7 @@ class PromptedViT(VisionTransformer):
                  freeze_backbone=None,
                  out_type='avg_token',
                  pretrained=None,
-                 save_trainable_only=False,
+                 save_trainable_only=None,
                  layer_scale_init_value=None,
                  init_cfg=None,
                  prompt=None,
@@ -222,7 +227,10 @@ class PromptedViT(VisionTransformer):
             patch_size=patch_size,
             prompt_dropout=prompt_dropout)
         self.freeze_backbone = freeze_backbone
-        self.save_trainable_only = save_trainable_only
+        if save_trainable_only is None:  # refillable from `pretrained`
+            save_trainable_only = bool(freeze_backbone) and \
+                pretrained is not None
+        self.save_trainable_only = bool(save_trainable_only)
         self.pretrained = pretrained
         self._backbone_loaded = False
         self._attention_record = None

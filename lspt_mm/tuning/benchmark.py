@@ -10,7 +10,8 @@ import ast
 import os.path as osp
 
 from lspt_mm.datasets.benchmarks import (BENCHMARKS, FGVC_DATASETS,
-                                         hparams_of, published_grid)
+                                         hparams_of, published_grid,
+                                         read_recipe_table)
 
 from .protocol import AXES, ProtocolError, Splits, Task
 
@@ -71,19 +72,23 @@ def build_grid(named=(), explicit=None, batch_size=None, recipe=None,
     return axes
 
 
-def benchmark_tasks(benchmark, method, backbone, config_for, tasks=None,
+def benchmark_tasks(benchmark, method, backbone, config, tasks=None,
                     data_root=None, grids=(), explicit=None,
                     prompt_free=False, recipes=None):
     """One :class:`Task` per dataset of ``benchmark`` (in the benchmark's
-    group order), each with its recipe-table row as ``recipe``.
+    group order), all on one benchmark config that takes the task as a
+    setting (``cfg_options``: ``task``, ``method`` and, with ``recipes``,
+    ``benchmark.recipes``), each with its recipe-table row as ``recipe``.
 
     Args:
-        config_for (callable): ``task name -> config path`` (e.g. the
-            committed or generated config of the method).
+        config (str): the benchmark config (e.g.
+            ``configs/classification/lspt_vit-b16-mae_fgvc.py``; see
+            :func:`lspt_mm.datasets.benchmarks.apply_task`).
         data_root (str): VTAB-1k: the ``vtab-1k`` folder; FGVC: the folder
-            holding the dataset folders. None: the configs' paths.
+            holding the dataset folders. None: the config's.
         grids / explicit: see :func:`build_grid`.
-        recipes: a recipe table (``read_recipe_table``) replacing rows.
+        recipes (str): a recipe table file (``read_recipe_table``) whose
+            rows replace GaPT's.
     """
     if benchmark not in BENCHMARKS:
         raise ProtocolError(f'unknown benchmark {benchmark!r}; known: '
@@ -93,12 +98,13 @@ def benchmark_tasks(benchmark, method, backbone, config_for, tasks=None,
         if name not in known:
             raise ProtocolError(f'unknown {benchmark} task {name!r}; known: '
                                 f'{list(known)}')
+    table = read_recipe_table(recipes, method) if recipes else None
     out = []
     for group, names in BENCHMARKS[benchmark]['groups'].items():
         for name in names:
             if tasks and name not in tasks:
                 continue
-            hp = hparams_of(backbone, benchmark, name, method, recipes)
+            hp = hparams_of(backbone, benchmark, name, method, table)
             root = None
             if data_root is not None:
                 root = data_root if benchmark == 'vtab1k' else osp.join(
@@ -106,12 +112,15 @@ def benchmark_tasks(benchmark, method, backbone, config_for, tasks=None,
             recipe = dict(backbone=backbone, benchmark=benchmark, task=name)
             recipe.update({k: v for k, v in hp.items() if k != 'source'})
             recipe['untuned_source'] = hp['source']
+            options = {'task': name, 'method': method}
+            if recipes:
+                options['benchmark.recipes'] = recipes
             out.append(Task(
-                name=name, config=config_for(name),
-                splits=SPLIT_SCHEMES[benchmark],
+                name=name, config=config, splits=SPLIT_SCHEMES[benchmark],
                 grid=build_grid(grids, explicit, hp['batch_size'],
                                 prompt_free=prompt_free),
-                group=group, data_root=root, recipe=recipe))
+                group=group, data_root=root, cfg_options=options,
+                recipe=recipe))
     return out
 
 

@@ -450,12 +450,29 @@ class Protocol:
         atomic_write_text(path, json.dumps(info, indent=1))
 
     def config_sha(self, task):
-        """Hash of the task's resolved config (what its runs start from)."""
-        if task.config not in self._config_sha:
+        """Hash of the task's config file as parsed (what its runs start
+        from); for a benchmark config, of that plus the recipe row its
+        task resolves to (a changed recipe table is other settings)."""
+        key = (task.config, task.name)
+        if key not in self._config_sha:
             from mmengine.config import Config
-            self._config_sha[task.config] = _sha(
-                Config.fromfile(task.config).to_dict())
-        return self._config_sha[task.config]
+
+            from lspt_mm.datasets.benchmarks import (TaskError,
+                                                     is_benchmark_config,
+                                                     task_recipe)
+            cfg = Config.fromfile(task.config)
+            content = cfg.to_dict()
+            if is_benchmark_config(cfg):
+                for options in (self.cfg_options, task.cfg_options):
+                    if options:
+                        cfg.merge_from_dict(options)
+                try:
+                    content['task_recipe'] = task_recipe(cfg)
+                except TaskError as err:
+                    raise ProtocolError(f'task {task.name!r}: {err}') \
+                        from None
+            self._config_sha[key] = _sha(content)
+        return self._config_sha[key]
 
     def settings(self, unit):
         """Everything a unit's result depends on besides the data location:
@@ -481,16 +498,24 @@ class Protocol:
 
     def build_config(self, unit):
         """The unit's mmengine config: the task's config, ``cfg_options``,
-        the task's options, its data root, the phase's splits (no
-        validation during training; the evaluated split is the test
-        loop's), the grid point, the seed and the run directory."""
+        the task's options, a benchmark config's recipe
+        (:func:`~lspt_mm.datasets.benchmarks.apply_task`), its data root,
+        the phase's splits (no validation during training; the evaluated
+        split is the test loop's), the grid point, the seed and the run
+        directory."""
         from mmengine.config import Config
+
+        from lspt_mm.datasets.benchmarks import TaskError, apply_task
         task = unit.task
         cfg = Config.fromfile(task.config)
         if self.cfg_options:
             cfg.merge_from_dict(self.cfg_options)
         if task.cfg_options:
             cfg.merge_from_dict(task.cfg_options)
+        try:
+            apply_task(cfg, log=False)
+        except TaskError as err:
+            raise ProtocolError(f'task {task.name!r}: {err}') from None
         train_split, eval_split = task.splits.of(unit.phase)
         for key in ('train_dataloader', 'test_dataloader', 'test_evaluator'):
             if cfg.get(key) is None:

@@ -33,9 +33,8 @@ from lspt_mm.analysis import cost, cost_report  # noqa: E402
 
 from mmengine.config import DictAction  # noqa: E402
 
-CLS_CONFIG = osp.join(
-    'configs', 'classification', 'fgvc',
-    'lspt_vit-b16-mae_1xb64-100e_fgvc-cub.py')
+CLS_CONFIG = osp.join('configs', 'classification', 'lspt_vit-b16-mae_fgvc.py')
+CLS_TASK = 'cub'  # the benchmark config's task (--cls-cfg-options task=...)
 SEG_CONFIG = osp.join(
     'configs', 'segmentation',
     'lspt-mae-base_upernet_8xb2-160k_ade20k-512x512.py')
@@ -146,7 +145,7 @@ def settings_from(args):
     return cost.CostSettings(
         configs=dict(cls=_path(args.cls_config), seg=_path(args.seg_config)),
         method_configs=method_configs,
-        cfg_options=dict(cls=dict(args.cls_cfg_options),
+        cfg_options=dict(cls=dict(task=CLS_TASK, **args.cls_cfg_options),
                          seg=dict(args.seg_cfg_options)),
         arch=args.arch, patch_size=args.patch_size, seg_norm=args.seg_norm,
         device=args.device, amp=args.amp, threads=args.threads,

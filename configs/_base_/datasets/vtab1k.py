@@ -2,13 +2,14 @@
 # train800.txt / val200.txt / train800val200.txt / test.txt).
 # Protocol (method.md): train on train800val200, test on test, plain resize
 # to 224x224 (bicubic, as NOAH's loader), no augmentation; batch 128.
-# A child config sets the task: `task=...` in each dataset dict, the
-# class count in data_preprocessor and the model head.
+# None: from the task's recipe (lspt_mm.datasets.benchmarks.apply_task: the
+# dataset's `task`, `data_root`, the class count, the training batch size
+# and the batch its lr is given at).
 dataset_type = 'VTAB1k'
 data_root = 'data/vtab-1k'
 data_preprocessor = dict(
-    num_classes=1000,  # set per task
-    # ImageNet mean / std (MAE and MoCo v3), on RGB
+    num_classes=None,
+    # ImageNet mean / std (MAE, MoCo v3, DINOv2), on RGB
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     to_rgb=True)
@@ -25,12 +26,13 @@ test_pipeline = [
 ]
 
 train_dataloader = dict(
-    batch_size=128,
+    batch_size=None,
     num_workers=4,
     persistent_workers=True,
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
+        task=None,
+        data_root=None,
         split='train800val200',
         pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True))
@@ -40,7 +42,8 @@ test_dataloader = dict(
     persistent_workers=True,
     dataset=dict(
         type=dataset_type,
-        data_root=data_root,
+        task=None,
+        data_root=None,
         split='test',
         pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False))
@@ -53,4 +56,4 @@ test_cfg = dict()
 val_dataloader = None
 val_evaluator = None
 val_cfg = None
-auto_scale_lr = dict(base_batch_size=128)
+auto_scale_lr = dict(base_batch_size=None)

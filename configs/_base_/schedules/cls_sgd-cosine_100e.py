@@ -1,9 +1,9 @@
 # Prompt-tuning schedule of GaPT / VPT (method.md): SGD momentum 0.9,
 # weight decay 0, 100 epochs, 10 linear warm-up epochs, then cosine to 0.
-# The learning rate is set per task by the child config (see
-# lspt_mm/datasets/benchmarks.py for the table and its provenance).
+# lr and weight decay (None) come from the task's recipe (the table in
+# lspt_mm/datasets/benchmarks.py, with its provenance; apply_task there).
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=0.))
+    optimizer=dict(type='SGD', lr=None, momentum=0.9, weight_decay=None))
 param_scheduler = [
     dict(
         type='LinearLR',

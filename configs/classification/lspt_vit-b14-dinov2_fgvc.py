@@ -1,0 +1,23 @@
+# LSPT on a frozen DINOv2 ViT-B/14, one FGVC dataset; the task and the
+# method (any of lspt_mm/models/methods.py) are settings:
+#   python tools/train.py \
+#       configs/classification/lspt_vit-b14-dinov2_fgvc.py \
+#       --cfg-options task=cub [method=gapt] [data_root=...]
+# (data_root: the folder holding CUB_200_2011/, nabirds/, ...).
+# Every value the bases leave None (class count, dataset, data root, lr,
+# weight decay, prompts, gate init, batch) is the task's row of the recipe
+# table (lspt_mm/datasets/benchmarks.py: GaPT's MoCo v3 rows, this
+# project's choice: GaPT published no DINOv2 rows),
+# filled by lspt_mm.datasets.benchmarks.apply_task (tools/train.py,
+# tools/test.py, tools/run_benchmark.py), which logs the row it used; what a
+# child config or --cfg-options sets is kept. Tuned rows:
+# benchmark.recipes=recipes.json (tools/run_benchmark.py --write-recipes).
+_base_ = [
+    '../_base_/models/prompted_vit_cls_dinov2.py',
+    '../_base_/datasets/fgvc.py',
+    '../_base_/schedules/cls_sgd-cosine_100e.py',
+    '../_base_/cls_runtime.py',
+]
+benchmark = dict(name='fgvc', backbone='dinov2', recipes=None)
+task = None  # cub | nabirds | oxford_flowers | stanford_dogs | stanford_cars
+method = None  # None: the backbone's (LSPT); e.g. gapt, vpt_deep, linear
