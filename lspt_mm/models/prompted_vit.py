@@ -17,6 +17,7 @@ from mmpretrain.models.utils import resize_pos_embed, to_2tuple
 from mmpretrain.registry import MODELS
 
 from . import checkpoint_policy, methods
+from .prompt_init import build_prompt_init
 
 BACKBONE_MODULES = ('patch_embed', 'drop_after_pos', 'pre_norm', 'layers',
                     'ln1', 'ln2')
@@ -102,6 +103,17 @@ class PromptedViT(VisionTransformer):
             of ``prompt_method``, e.g. ``dict(type='LSPT', num_prompts=100)``
             or a user's own registered subclass of ``PromptMethod``; its
             ``num_prompts`` / ``prompt_dropout`` override the arguments.
+        prompt_init (str | dict, optional): where the prompts start, for
+            every method with prompts (:mod:`lspt_mm.models.prompt_init`):
+            ``'uniform'`` (VPT's init, drawn here; the default),
+            ``'spt_random'``, ``'spt_mean'``, ``'spt_max'``,
+            ``'spt_kmeans'`` (SPT) or ``'vipamin'``, or ``dict(type=<one
+            of them>, **options)`` (e.g. ``dict(type='vipamin', k=8,
+            lam=0.5)``). The data-driven values are computed from training
+            images by :class:`lspt_mm.engine.PromptInitHook` before
+            training starts (``tools/train.py`` adds it when the config
+            lacks it); nothing else of the model depends on the choice.
+        prompt_init_cfg (dict, optional): options added to ``prompt_init``.
         num_register_tokens (int): DINOv2 register tokens inserted after CLS
             *after* the position embedding is added (4 in the ``_reg4``
             files). Defaults to 0.
@@ -179,6 +191,8 @@ class PromptedViT(VisionTransformer):
                  layer_scale_init_value=None,
                  init_cfg=None,
                  prompt=None,
+                 prompt_init=None,
+                 prompt_init_cfg=None,
                  **kwargs):
         if isinstance(arch, str) and arch.lower() == 'dinov2-giant':
             raise ValueError("arch='dinov2-giant' (SwiGLU FFN) is not "
@@ -192,6 +206,8 @@ class PromptedViT(VisionTransformer):
             layer_scale_init_value = defaults['layer_scale_init_value']
         method_name, method_cfg, freeze_backbone = methods.resolve(
             prompt, prompt_method, prompt_cfg, freeze_backbone)
+        # a plain attribute (no tensors, nothing in state dicts)
+        init = build_prompt_init(prompt_init, prompt_init_cfg)
         if not isinstance(num_register_tokens, int) or num_register_tokens < 0:
             raise ValueError('num_register_tokens must be an int >= 0, got '
                              f'{num_register_tokens!r}')
@@ -234,6 +250,8 @@ class PromptedViT(VisionTransformer):
         self.pretrained = pretrained
         self._backbone_loaded = False
         self._attention_record = None
+        self._block_input_watch = None
+        self.prompt_init = init
         if freeze_backbone:  # the method's tensors and what it trains
             for name, param in self.named_parameters():
                 if not name.startswith('prompt_method.'):
@@ -335,6 +353,17 @@ class PromptedViT(VisionTransformer):
         finally:
             self._attention_record = None
 
+    @contextlib.contextmanager
+    def watch_block_inputs(self, fn):
+        """Call ``fn(l, x)`` with the tokens ``x`` (``[prefix; prompts;
+        patches]``) entering every block ``l`` during forwards inside the
+        block (the data-driven prompt inits read them)."""
+        self._block_input_watch = fn
+        try:
+            yield
+        finally:
+            self._block_input_watch = None
+
     # ------------------------------------------------------------ tokens
     def split_tokens(self, x, dim=1):
         """``[prefix; prompts; patches]`` -> the three parts (one split, so
@@ -389,6 +418,8 @@ class PromptedViT(VisionTransformer):
         outs, state, last = [], None, len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             temperature = method.temperature(i)
+            if self._block_input_watch is not None:
+                self._block_input_watch(i, x)
             if self._attention_record is not None:
                 self._attention_record.append(
                     attention_weights(layer, x, temperature).detach())
