@@ -7,12 +7,14 @@ from .checkpoint_policy_hook import CheckpointPolicyHook
 from .console import ConciseRunner, file_only
 from .optim import (PromptTuningOptimWrapperConstructor,
                     SegLayerDecayOptimWrapperConstructor)
+from .prompt_init_hook import PromptInitHook, ensure_prompt_init_hook
 from .rng_hook import RNGStateHook
 from .seg_metric import ConciseIoUMetric
 
 __all__ = [
     'AtomicCheckpointHook', 'CheckpointPolicyHook', 'atomic_write_bytes',
     'atomic_write_text',
+    'PromptInitHook', 'ensure_prompt_init_hook',
     'PromptTuningOptimWrapperConstructor',
     'SegLayerDecayOptimWrapperConstructor', 'RNGStateHook', 'ConciseRunner',
     'ConciseIoUMetric', 'file_only'

@@ -67,8 +67,11 @@ def exit_on_checkpoint_error():
 
 def build_runner(cfg):
     """mmengine's ``Runner``, or the ``RUNNERS`` entry named by
-    ``runner_type``, with the checkpoint policy hook."""
+    ``runner_type``, with the checkpoint policy hook (and the prompt-init
+    hook when the model asks for a data-driven ``prompt_init``)."""
+    from .prompt_init_hook import ensure_prompt_init_hook
     ensure_checkpoint_policy(cfg)
+    ensure_prompt_init_hook(cfg)
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
