@@ -332,6 +332,25 @@ def test_what_the_config_trains_is_measured():
         'cls vpt_deep' in text
 
 
+def test_benchmark_config_trains_the_tasks_recipe():
+    """The classification config is a benchmark config: the method is its
+    ``method`` setting and the task's recipe row fills it, as for users
+    (NABirds, GaPT: lr 0.5, gate init 5 from GaPT's Table 5, not GaPT's
+    default 10)."""
+    job = dict(method='gapt', task='cls', img_size=16, num_prompts=2,
+               batch=2)
+    case = cost.CostCase(job, _cls_settings(task='nabirds'))
+    assert case.cfg.method == 'gapt'
+    assert {g['lr'] for g in case.optim_wrapper.optimizer.param_groups} == \
+        {0.5}
+    gates = case.vit.prompt_method.gate_logits
+    assert torch.equal(gates, torch.full_like(gates, -5.))
+    assert case.vit.num_prompts == 2  # the job's, over the recipe's 100
+    with pytest.raises(Exception, match='task=NAME'):
+        cost.CostCase(job, cost.CostSettings(
+            configs=dict(cls=CLS_CONFIG), arch='tiny', patch_size=8))
+
+
 def test_method_configs_are_read_from_their_backbones(tmp_path):
     found = cost.method_configs([FINETUNE, SEG_CONFIG])
     assert found == {'full': FINETUNE, 'lspt': SEG_CONFIG}

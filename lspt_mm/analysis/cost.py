@@ -219,25 +219,31 @@ def _norm_layers_cfg(model):
 
 def job_config(job, settings):
     """The config of ``job``: the method's own config, or the task's config
-    with the method applied (:meth:`MethodSpec.apply`); the size of the job
+    with the method selected as users select it (a benchmark config's
+    ``method`` setting, filled by
+    :func:`lspt_mm.datasets.benchmarks.apply_task` with the recipe of its
+    ``task``; other configs: :meth:`MethodSpec.apply`); the size of the job
     (``img_size``, ``num_prompts``, arch); random weights
     (``pretrained=None``: cost does not depend on them); the task's
     ``cfg_options``; then ``seg_norm``."""
     from mmengine.config import Config, ConfigDict
+
+    from lspt_mm.datasets.benchmarks import apply_task, is_benchmark_config
     path = settings.config_path(job)
     if not osp.isfile(path):
         raise CostError(f'config {path} (task {job["task"]}) does not exist')
-    from lspt_mm.datasets.benchmarks import apply_task, is_benchmark_config
     cfg = Config.fromfile(path)
-    if is_benchmark_config(cfg):  # the task's recipe (task=... option)
-        cfg.merge_from_dict(settings.cfg_options.get(job['task']) or {})
-        apply_task(cfg, log=False)
-    model = cfg.model
     spec = method_spec(job['method'])
     own = settings.method_configs.get(job['task'], {}).get(job['method'])
-    if not own:
-        model.backbone = ConfigDict(spec.apply(
-            inner_vit(model.backbone), scope=cfg.get('default_scope')))
+    if is_benchmark_config(cfg):  # task=... (an option), method, recipe
+        if not own:
+            cfg.method = spec.name
+        cfg.merge_from_dict(settings.cfg_options.get(job['task']) or {})
+        apply_task(cfg, log=False)
+    elif not own:
+        cfg.model.backbone = ConfigDict(spec.apply(
+            inner_vit(cfg.model.backbone), scope=cfg.get('default_scope')))
+    model = cfg.model  # (merge_from_dict replaces the dicts it merges into)
     vit = inner_vit(model.backbone)
     if spec.uses_prompts and job['num_prompts']:
         vit.num_prompts = job['num_prompts']

@@ -53,8 +53,10 @@ def parse_args(argv=None):
     p.add_argument('--tasks', nargs='+', default=['cls', 'seg'],
                    choices=cost.TASKS)
     p.add_argument('--cls-config', default=CLS_CONFIG,
-                   help='classification config every method is built from '
-                   '(with its backbone settings)')
+                   help='classification config every method is built from; '
+                   'a benchmark config gets the method as its `method` '
+                   'setting and its task from --cls-cfg-options task=NAME '
+                   f'(default {CLS_TASK}), filled from the recipe table')
     p.add_argument('--seg-config', default=SEG_CONFIG,
                    help='segmentation config every method without a config '
                    'of its own is built from')
@@ -145,7 +147,7 @@ def settings_from(args):
     return cost.CostSettings(
         configs=dict(cls=_path(args.cls_config), seg=_path(args.seg_config)),
         method_configs=method_configs,
-        cfg_options=dict(cls=dict(task=CLS_TASK, **args.cls_cfg_options),
+        cfg_options=dict(cls={'task': CLS_TASK, **args.cls_cfg_options},
                          seg=dict(args.seg_cfg_options)),
         arch=args.arch, patch_size=args.patch_size, seg_norm=args.seg_norm,
         device=args.device, amp=args.amp, threads=args.threads,
