@@ -111,6 +111,12 @@ class PromptInitHook(Hook):
 
     def before_train(self, runner):
         model, targets = self._targets(runner)
+        for prefix, vit in [t for t in targets
+                            if not t[1].prompt_method.prompt_set_blocks]:
+            runner.logger.info(
+                f'{prefix or "backbone."}prompt_init={vit.prompt_init!r}: '
+                f'{vit.method_name} has no prompts, nothing to set')
+        targets = [t for t in targets if t[1].prompt_method.prompt_set_blocks]
         if not targets:
             return
         names = ', '.join(f'{p or "backbone."}prompt_init='
