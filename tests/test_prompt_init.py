@@ -54,8 +54,9 @@ def images(n=10, seed=1):
 
 def apply(vit, imgs, split=6, seed=0):
     """The init on ``imgs`` in two batches (the streaming path)."""
+    generator = torch.Generator().manual_seed(seed)
     return vit.prompt_init.apply(vit, [imgs[:split], imgs[split:]],
-                                 len(imgs), torch.Generator().manual_seed(seed))
+                                 len(imgs), generator)
 
 
 @torch.no_grad()
