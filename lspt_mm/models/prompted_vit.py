@@ -12,6 +12,7 @@ import contextlib
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from mmpretrain.models.backbones.vision_transformer import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed, to_2tuple
 from mmpretrain.registry import MODELS
@@ -39,6 +40,35 @@ def attention_weights(layer, x, temperature=None):
     if temperature is not None:
         logits = logits / temperature
     return logits.softmax(dim=-1)
+
+
+def checkpoint_blocks(with_cp, num_layers):
+    """Indices of the blocks ``with_cp`` checkpoints: ``False`` / ``None`` /
+    ``0``: none; ``True``: all; an int ``k``: every k-th block (0, k, 2k,
+    ...; ``1`` is all); a list / tuple: those (0-based) blocks."""
+    if with_cp is None or with_cp is False:
+        return frozenset()
+    if with_cp is True:
+        return frozenset(range(num_layers))
+    if isinstance(with_cp, int):
+        if with_cp < 0:
+            raise ValueError(f'with_cp={with_cp!r}: give True, False, an '
+                             'int k >= 1 (every k-th block) or a list of '
+                             'block indices')
+        return frozenset(range(0, num_layers, with_cp)) if with_cp else \
+            frozenset()
+    if isinstance(with_cp, (list, tuple)):
+        blocks = [b + num_layers if isinstance(b, int) and b < 0 else b
+                  for b in with_cp]
+        bad = [b for b in blocks if isinstance(b, bool) or
+               not isinstance(b, int) or not 0 <= b < num_layers]
+        if bad:
+            raise ValueError(f'with_cp={with_cp!r}: block indices must be '
+                             f'ints in [0, {num_layers}) (num_layers), got '
+                             f'{bad}')
+        return frozenset(blocks)
+    raise TypeError(f'with_cp={with_cp!r}: give True, False, an int k '
+                    '(every k-th block) or a list of block indices')
 
 
 def block_forward(layer, x, temperature=None, mlp_adapter=None):
@@ -114,6 +144,15 @@ class PromptedViT(VisionTransformer):
             training starts (``tools/train.py`` adds it when the config
             lacks it); nothing else of the model depends on the choice.
         prompt_init_cfg (dict, optional): options added to ``prompt_init``.
+        with_cp (bool | int | list): activation checkpointing of blocks
+            (mmseg's name): in training, a checkpointed block keeps only
+            its input tokens (and ``τ_l``) for backward and recomputes its
+            forward there (``torch.utils.checkpoint``, non-reentrant, RNG
+            state restored, so dropout / drop-path masks repeat). ``True``:
+            every block; an int ``k``: blocks 0, k, 2k, ...; a list: those
+            0-based blocks. Outputs and gradients are those of the plain
+            step; the backward costs one more forward of each such block.
+            Defaults to False.
         num_register_tokens (int): DINOv2 register tokens inserted after CLS
             *after* the position embedding is added (4 in the ``_reg4``
             files). Defaults to 0.
@@ -193,6 +232,7 @@ class PromptedViT(VisionTransformer):
                  prompt=None,
                  prompt_init=None,
                  prompt_init_cfg=None,
+                 with_cp=False,
                  **kwargs):
         if isinstance(arch, str) and arch.lower() == 'dinov2-giant':
             raise ValueError("arch='dinov2-giant' (SwiGLU FFN) is not "
@@ -252,6 +292,8 @@ class PromptedViT(VisionTransformer):
         self._attention_record = None
         self._block_input_watch = None
         self.prompt_init = init
+        self.with_cp = with_cp
+        self._cp_blocks = checkpoint_blocks(with_cp, self.num_layers)
         if freeze_backbone:  # the method's tensors and what it trains
             for name, param in self.named_parameters():
                 if not name.startswith('prompt_method.'):
@@ -423,7 +465,8 @@ class PromptedViT(VisionTransformer):
             if self._attention_record is not None:
                 self._attention_record.append(
                     attention_weights(layer, x, temperature).detach())
-            x = block_forward(layer, x, temperature, method.mlp_adapter(i))
+            x = self._run_block(i, layer, x, temperature,
+                                method.mlp_adapter(i))
             if i == last and self.final_norm and self.out_type != 'avg_token':
                 x = self.ln1(x)
             if i in self.out_indices:
@@ -435,6 +478,15 @@ class PromptedViT(VisionTransformer):
                                                      patches, state)
                 x = self.join_tokens(prefix, prompts, patches)
         return tuple(outs)
+
+    def _run_block(self, i, layer, x, temperature, mlp_adapter):
+        """Block ``i`` on tokens ``x``, checkpointed when ``with_cp``
+        selects it and autograd records."""
+        if i in self._cp_blocks and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(
+                block_forward, layer, x, temperature, mlp_adapter,
+                use_reentrant=False)
+        return block_forward(layer, x, temperature, mlp_adapter)
 
     def _format_output(self, x, hw):
         if self.out_type == 'raw':
