@@ -582,3 +582,113 @@ def test_deepcopy_keeps_the_option():
     vit = tiny_vit('lspt', dict(type='vipamin', k=2))
     twin = copy.deepcopy(vit)
     assert repr(twin.prompt_init) == repr(vit.prompt_init)
+
+
+# ------------------------------------------------------------ configs
+SPT_README = dict(  # SPT's README / train_MAE.py, train.py (written out)
+    mae=dict(lr=5e-2, head_weight_decay=0.5),
+    mocov3=dict(lr=1e-3, head_weight_decay=3.0))
+
+
+@pytest.mark.parametrize('variant', ['deep', 'shallow'])
+@pytest.mark.parametrize('backbone', ['mae', 'mocov3'])
+@pytest.mark.parametrize('benchmark', ['fgvc', 'vtab1k'])
+def test_spt_recipe_configs(variant, backbone, benchmark):
+    from lspt_mm.datasets.benchmarks import apply_task
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'classification', 'prompt_init',
+        f'spt-{variant}_vit-b16-{backbone}_{benchmark}.py'))
+    cfg.task = 'cub' if benchmark == 'fgvc' else 'dtd'
+    apply_task(cfg, log=False)
+    vit = cfg.model.backbone
+    assert vit.prompt_method == f'vpt_{variant}'
+    assert vit.num_prompts == (20 if variant == 'deep' else 100)
+    assert vit.prompt_init == 'spt_random' and vit.prompt_dropout == 0.
+    optim = cfg.optim_wrapper
+    assert optim.optimizer == dict(type='AdamW', lr=SPT_README[backbone][
+        'lr'], weight_decay=1e-2)
+    mult = optim.paramwise_cfg.custom_keys['head.fc.weight'].decay_mult
+    assert mult * 1e-2 == pytest.approx(
+        SPT_README[backbone]['head_weight_decay'])
+    assert cfg.train_dataloader.batch_size == 32
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.type, warmup.end, cosine.type, cosine.begin, cosine.end,
+            cosine.eta_min) == ('LinearLR', 10, 'CosineAnnealingLR', 10, 100,
+                                1e-8)
+    assert cfg.train_cfg.max_epochs == 100
+    hooks = {h.type: h for h in cfg.custom_hooks}
+    assert hooks['EMAHook'].momentum == pytest.approx(1 - 0.9999)
+    assert {'CheckpointPolicyHook', 'TrainableParamsHook', 'RNGStateHook',
+            'PromptInitHook'} <= set(hooks)
+
+
+@pytest.mark.parametrize('backbone', ['b16-mae', 'b16-mocov3', 'b14-dinov2'])
+def test_lspt_datainit_configs_only_add_the_init(backbone):
+    from lspt_mm.datasets.benchmarks import apply_task
+    for benchmark, task in (('fgvc', 'cub'), ('vtab1k', 'dtd')):
+        base = Config.fromfile(osp.join(
+            ROOT, 'configs', 'classification',
+            f'lspt_vit-{backbone}_{benchmark}.py'))
+        cfg = Config.fromfile(osp.join(
+            ROOT, 'configs', 'classification', 'prompt_init',
+            f'lspt-datainit_vit-{backbone}_{benchmark}.py'))
+        for c in (base, cfg):
+            c.task = task
+            apply_task(c, log=False)
+        assert cfg.model.backbone.pop('prompt_init') == 'spt_kmeans'
+        assert cfg.model == base.model
+        assert cfg.optim_wrapper == base.optim_wrapper
+        assert [h.type for h in cfg.custom_hooks] == \
+            [h.type for h in base.custom_hooks] + ['PromptInitHook']
+
+
+def test_spt_recipe_trains_on_the_demo(cub_root, tmp_path):
+    """SPT's optimiser, schedule and hooks on the demo model: SPT's weight
+    decay groups, the init pass, EMA, and a checkpoint the test run loads
+    under the checkpoint policy (its state dict: the EMA weights)."""
+    spt = Config.fromfile(osp.join(ROOT, 'configs', 'classification',
+                                   'prompt_init',
+                                   'spt-deep_vit-b16-mae_fgvc.py'))
+    runner = demo_runner(
+        cub_root, tmp_path / 'spt', 'pi_spt', method='vpt_deep',
+        optim_wrapper=dict(spt.optim_wrapper.to_dict(), _delete_=True),
+        param_scheduler=[s.to_dict() for s in spt.param_scheduler],
+        custom_hooks=[h.to_dict() for h in spt.custom_hooks])
+    runner.train()
+    groups = {}
+    for group in runner.optim_wrapper.optimizer.param_groups:
+        for p in group['params']:
+            groups[id(p)] = group['weight_decay']
+    model = runner.model
+    assert groups[id(model.head.fc.weight)] == pytest.approx(0.5)
+    assert groups[id(model.head.fc.bias)] == 0.
+    assert groups[id(model.backbone.prompt_method.prompts)] == 1e-2
+    assert len(groups) == 3  # prompts, head weight, head bias
+    log = _log(runner)
+    assert sum(LINE in x for x in log.splitlines()) == 1
+    ckpt = torch.load(tmp_path / 'spt' / 'epoch_1.pth', map_location='cpu',
+                      weights_only=False)
+    assert 'ema_state_dict' in ckpt
+    tester = demo_runner(cub_root, tmp_path / 'spt_test', 'pi_spt_test',
+                         method='vpt_deep',
+                         load_from=str(tmp_path / 'spt' / 'epoch_1.pth'),
+                         custom_hooks=[h.to_dict()
+                                       for h in spt.custom_hooks])
+    from mmengine.hooks import Hook
+
+    class TestProbe(Hook):  # after EMAHook's swap (ABOVE_NORMAL)
+
+        def before_test_epoch(self, runner):
+            self.prompts = runner.model.backbone.prompt_method.prompts \
+                .detach().clone()
+
+    probe = TestProbe()
+    tester.register_hook(probe, priority='LOW')
+    tester.test()
+    # tested on the EMA weights: the checkpoint's state_dict (mmpretrain's
+    # EMAHook swaps the source weights back after the test)
+    assert torch.equal(probe.prompts,
+                       ckpt['state_dict']['backbone.prompt_method.prompts'])
+    assert not torch.equal(
+        probe.prompts,
+        ckpt['ema_state_dict']['module.backbone.prompt_method.prompts'])
