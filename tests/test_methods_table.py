@@ -86,3 +86,20 @@ def test_two_methods_end_to_end(tmp_path):
             assert result['eval_split'] == 'test'
             assert 0 <= result['score'] <= 100
     assert protocol.run() == 0  # resumed: nothing left to run
+
+
+def test_prompt_init_variants_and_fixed_lrs():
+    tasks = method_tasks(CONFIG, ['linear', 'lspt'], dict(lr=[0.1, 0.2]),
+                         prompt_inits=['uniform', 'vipamin'],
+                         method_grids=dict(lspt=dict(lr=[0.01])))
+    names = [t.name for t in tasks]
+    assert names == ['linear', 'lspt', 'lspt+vipamin']
+    by_name = {t.name: t for t in tasks}
+    assert by_name['lspt+vipamin'].cfg_options == {
+        'model.backbone.prompt_method': 'lspt',
+        'model.backbone.prompt_init': 'vipamin'}
+    assert 'model.backbone.prompt_init' not in by_name['lspt'].cfg_options
+    assert [list(v) for v in by_name['lspt+vipamin'].grid.values()] == [[0.01]]
+    assert [list(v) for v in by_name['linear'].grid.values()] == [[0.1, 0.2]]
+    with pytest.raises(ProtocolError, match='unknown prompt inits'):
+        method_tasks(CONFIG, ['lspt'], {}, prompt_inits=['spt'])

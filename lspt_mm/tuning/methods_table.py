@@ -76,22 +76,41 @@ def size_options(img_size=None, epochs=None, per_class=None, weights=None,
 
 
 def method_tasks(config, methods, grid, splits=('train', 'val', 'trainval',
-                                                'test'), group='all'):
-    """One task per method (named by its ``prompt_method``) on ``config``;
-    methods without prompts get no prompt axis."""
+                                                'test'), group='all',
+                 prompt_inits=(None, ), method_grids=None):
+    """One task per method and prompt initialisation on ``config``.
+
+    A task is named by its ``prompt_method`` (``<method>+<init>`` for a
+    ``prompt_init`` other than the default), and sets only those two
+    options. Methods without prompts get no prompt axis and no init
+    variants. ``method_grids`` (``{method: grid}``) replaces ``grid`` for a
+    method, e.g. its lr chosen by an earlier table, so the init variants are
+    compared at that lr.
+    """
+    from lspt_mm.models.prompt_init import PROMPT_INITS
     unknown = [m for m in methods if m not in METHOD_TITLES]
     if unknown:
         raise ProtocolError(f'unknown methods {unknown}; known: '
                             f'{list(METHOD_TITLES)}')
+    bad = [i for i in prompt_inits if i is not None and i not in PROMPT_INITS]
+    if bad:
+        raise ProtocolError(f'unknown prompt inits {bad}; known: '
+                            f'{list(PROMPT_INITS)}')
     tasks = []
     for method in methods:
-        task_grid = dict(grid)
-        if not METHODS[method if method != 'none' else 'linear'
-                       ].uses_prompts:
+        uses_prompts = METHODS[method if method != 'none' else 'linear'
+                               ].uses_prompts
+        task_grid = dict((method_grids or {}).get(method, grid))
+        if not uses_prompts:
             task_grid.pop('num_prompts', None)
-        tasks.append(Task(
-            name=method, config=config, splits=splits_from(list(splits)),
-            grid=task_grid, group=group,
-            cfg_options={'model.backbone.prompt_method': method},
-            recipe=dict(title=METHOD_TITLES[method])))
+        for init in prompt_inits if uses_prompts else (None, ):
+            name, title = method, METHOD_TITLES[method]
+            options = {'model.backbone.prompt_method': method}
+            if init not in (None, 'uniform'):
+                name, title = f'{method}+{init}', f'{title}, {init} init'
+                options['model.backbone.prompt_init'] = init
+            tasks.append(Task(
+                name=name, config=config, splits=splits_from(list(splits)),
+                grid=task_grid, group=group, cfg_options=options,
+                recipe=dict(title=title)))
     return tasks

@@ -38,6 +38,13 @@ def parse_args(argv=None):
                    '(default: the linear probe and every prompt method)')
     p.add_argument('--lr', nargs='+', type=float,
                    default=[0.003, 0.01, 0.03], help='lr grid (on val)')
+    p.add_argument('--method-lr', nargs='+', default=[], metavar='METHOD=LR',
+                   help='a fixed lr (no tuning) for these methods, e.g. '
+                   'the ones an earlier table chose')
+    p.add_argument('--prompt-inits', nargs='+', default=[None],
+                   help='prompt initialisations of each prompt method '
+                   '(lspt_mm/models/prompt_init.py PROMPT_INITS), e.g. '
+                   'uniform spt_kmeans vipamin')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     p.add_argument('--per-class', nargs=3, type=int, default=[40, 20, 100],
                    metavar=('TRAIN', 'VAL', 'TEST'),
@@ -75,7 +82,15 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     try:
         methods = args.methods or PROMPT_TABLE_METHODS
-        tasks = method_tasks(args.config, methods, dict(lr=args.lr))
+        fixed = {}
+        for item in args.method_lr:
+            method, sep, lr = item.partition('=')
+            if not sep:
+                raise ProtocolError(f'--method-lr {item!r}: write METHOD=LR')
+            fixed[method] = dict(lr=[float(lr)])
+        tasks = method_tasks(args.config, methods, dict(lr=args.lr),
+                             prompt_inits=args.prompt_inits,
+                             method_grids=fixed)
         for task in tasks:
             task.data_root = args.data_root
         options = size_options(
