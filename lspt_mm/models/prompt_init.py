@@ -552,8 +552,8 @@ class VIPAMINPromptInit(PromptInit):
             value = torch.zeros(n_p, method.prompts.shape[-1],
                                 dtype=torch.float64)
             if self.lam < 1:
-                keys = key_sum[b] / num_images
-                patches = patch_sum[b] / num_images
+                seen = col.seen[('match', b)]  # images averaged over
+                keys, patches = key_sum[b] / seen, patch_sum[b] / seen
                 if self.k > patches.shape[0]:
                     raise ValueError(
                         f'vipamin k={self.k} exceeds the {patches.shape[0]} '
@@ -570,8 +570,8 @@ class VIPAMINPromptInit(PromptInit):
                 bound = vpt_uniform_bound(vit.patch_size, D)
                 noise = torch.empty(n_p, D, dtype=torch.float64).uniform_(
                     -bound, bound, generator=generator)
-                value += self.lam * vipamin_orth(attn_sum[b] / num_images,
-                                                 w_v, b_v, noise)
+                value += self.lam * vipamin_orth(
+                    attn_sum[b] / col.seen[('orth', b)], w_v, b_v, noise)
             out.append(value)
         return torch.stack(out).to(dtype)
 
