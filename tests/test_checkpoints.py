@@ -79,7 +79,7 @@ def test_official_layout_loads_every_backbone_tensor(tmp_path, layout):
     sd = official_vit_state_dict()
     path = str(tmp_path / f'{layout}.pth')
     write_official(path, layout, sd)
-    vit = build(path)
+    vit = build(path, save_trainable_only=False)  # the state dict: all
     ours = vit.state_dict()
     backbone_keys = {k for k in ours if not k.startswith('prompt_method.')}
     assert backbone_keys == {ours_name(k) for k in sd}  # nothing missing
@@ -196,6 +196,30 @@ def test_trainable_only_checkpoint_takes_backbone_from_pretrained(tmp_path):
     no_backbone = build(None, save_trainable_only=True)  # random ViT
     with pytest.raises(RuntimeError, match='pretrained'):
         no_backbone.load_state_dict(saved)
+
+
+def test_trainable_only_is_the_default_when_the_vit_is_refillable(tmp_path):
+    """Saved state dicts leave the frozen ViT out exactly when it comes
+    from a `pretrained` file; a random frozen ViT, a trained ViT (full
+    fine-tuning) and save_trainable_only=False save everything."""
+    path = str(tmp_path / 'mae.pth')
+    write_official(path, 'mae', official_vit_state_dict())
+    vit_keys = {ours_name(k) for k in official_vit_state_dict()}
+
+    def saved(**kw):
+        return set(build(**kw).state_dict())
+
+    frozen = saved(path=path)
+    assert frozen == {'prompt_method.prompts', 'prompt_method.lstm.weight_ih',
+                      'prompt_method.lstm.weight_hh',
+                      'prompt_method.lstm.bias_ih',
+                      'prompt_method.lstm.bias_hh'}
+    assert vit_keys <= saved()  # random frozen ViT: cannot be refilled
+    assert vit_keys <= saved(path=path, save_trainable_only=False)
+    assert vit_keys <= saved(path=path, prompt_method='full')
+    # bias tuning: the trained biases stay, the frozen weights go
+    assert saved(path=path, prompt_method='bias') == {
+        k for k in vit_keys if k.endswith('.bias')}
 
 
 def test_runner_checkpoint_loads_on_torch_with_weights_only_default(tmp_path):
