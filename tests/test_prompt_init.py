@@ -692,23 +692,3 @@ def test_spt_recipe_trains_on_the_demo(cub_root, tmp_path):
     assert not torch.equal(
         probe.prompts,
         ckpt['ema_state_dict']['module.backbone.prompt_method.prompts'])
-
-
-def test_real_weights_children_only_set_the_init():
-    """configs/classification/prompt_init/realweights/: the real-weights
-    config (not edited) plus one prompt_init each, for the methods table
-    tool's --config."""
-    import glob
-    base = Config.fromfile(osp.join(
-        ROOT, 'configs', 'classification', 'realweights',
-        'lspt_dinov2-s14-imgfocus_1xb32-fmnist-112px.py'))
-    seen = set()
-    for path in glob.glob(osp.join(ROOT, 'configs', 'classification',
-                                   'prompt_init', 'realweights', '*.py')):
-        cfg = Config.fromfile(path)
-        init = build_prompt_init(cfg.model.backbone.pop('prompt_init'))
-        assert path.endswith(f"_init-{init.name.replace('_', '-')}.py")
-        seen.add(init.name)
-        assert cfg.to_dict() == base.to_dict()
-        assert ensure_prompt_init_hook(Config.fromfile(path))
-    assert seen == set(PROMPT_INITS) - {'uniform'}
