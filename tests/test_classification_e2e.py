@@ -1,8 +1,8 @@
 """End to end: tiny synthetic data in the real FGVC / VTAB-1k layouts, the
 benchmark configs (the task as a setting) shrunk to a tiny random ViT
-through ``--cfg-options``, trained and tested by mmengine's Runner, summarized by
-tools/run_benchmark.py (fixed settings: no grid, final runs only; the
-tuning protocol itself is tested in tests/test_protocol.py).
+through ``--cfg-options``, trained and tested by mmengine's Runner,
+summarized by tools/run_benchmark.py (fixed settings: no grid, final runs
+only; the tuning protocol itself is tested in tests/test_protocol.py).
 
 The synthetic task is learnable (class = image colour, see
 lspt_mm/datasets/synthetic.py); the accuracy threshold (70%) is far above
