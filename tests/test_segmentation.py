@@ -149,16 +149,20 @@ def test_train_tool_flags():
     args = train.parse_args([DEMO, '--amp', '--resume', '--cfg-options',
                              'train_cfg.max_iters=7'])
     cfg = train.merge_args(Config.fromfile(DEMO), args)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    # GPU: mmengine's AmpOptimWrapper; CPU: bf16 autocast (tests/test_amp.py)
+    assert cfg.optim_wrapper.type == ('AmpOptimWrapper' if
+                                      torch.cuda.is_available() else
+                                      'AutocastOptimWrapper')
     assert cfg.resume is True and cfg.load_from is None
     assert cfg.train_cfg.max_iters == 7
     assert cfg.work_dir.endswith(osp.splitext(osp.basename(DEMO))[0])
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         train.merge_args(Config.fromfile(DEMO),
                          train.parse_args([DEMO, '--resume', 'nope.pth']))
-    if not torch.cuda.is_available():  # AMP on CPU: a clear refusal
+    if not torch.cuda.is_available():  # AmpOptimWrapper on CPU: refused
         with pytest.raises(SystemExit, match='needs a CUDA'):
-            train.main([DEMO, '--amp', '--work-dir', '/tmp/unused'])
+            train.main([DEMO, '--work-dir', '/tmp/unused', '--cfg-options',
+                        'optim_wrapper.type=AmpOptimWrapper'])
 
 
 def test_test_tool_flags(tmp_path):

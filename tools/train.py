@@ -34,8 +34,9 @@ def parse_args(argv=None):
         help='without a value: resume from the latest checkpoint in the work '
         'dir (its `last_checkpoint` file); with a path: resume from it')
     parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision (AmpOptimWrapper; '
-                        'needs a GPU)')
+                        help='automatic mixed precision: AmpOptimWrapper '
+                        '(fp16 with loss scaling) on a GPU / NPU / MLU; on '
+                        'CPU bf16 autocast (AutocastOptimWrapper)')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not evaluate during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -72,15 +73,21 @@ def merge_args(cfg, args):
 
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper == 'AmpOptimWrapper':
+        if wrapper in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
             print_log('AMP training is already enabled in the config.',
                       logger='current', level=logging.WARNING)
         elif wrapper != 'OptimWrapper':
             raise ValueError('--amp works with optim_wrapper type '
                              f'OptimWrapper, but the config has {wrapper}.')
-        else:
+        elif _amp_device_available():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:  # mmengine's AmpOptimWrapper refuses to start on CPU
+            cfg.optim_wrapper.type = 'AutocastOptimWrapper'
+            cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+            print_log('--amp without a GPU: bf16 autocast on CPU '
+                      "(AutocastOptimWrapper, dtype='bfloat16', no loss "
+                      'scaling)', logger='current')
 
     if args.resume == 'auto':
         cfg.resume = True
@@ -118,9 +125,11 @@ def main(argv=None):
     if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and \
             not _amp_device_available():
         raise SystemExit(
-            'AMP (--amp or AmpOptimWrapper in the config) needs a CUDA, NPU '
-            'or MLU device; this machine has none. Train without --amp on '
-            'CPU.')
+            "The config's optim_wrapper is mmengine's AmpOptimWrapper, "
+            'which needs a CUDA, NPU or MLU device; this machine has none. '
+            "For bf16 autocast on CPU set optim_wrapper.type="
+            "'AutocastOptimWrapper' (or give --amp with a plain "
+            'OptimWrapper); or train in float32.')
     with exit_on_checkpoint_error():  # load_from / --resume that does not fit
         runner = build_runner(cfg)
         runner.train()

@@ -1,6 +1,7 @@
 """Runner-side additions: atomic checkpoint hook, layer-decay optimiser
 constructor for segmentors, a console that says what matters
 (``ConciseRunner``, ``ConciseIoUMetric``)."""
+from .amp import AutocastOptimWrapper
 from .checkpoint_hook import (AtomicCheckpointHook, atomic_write_bytes,
                               atomic_write_text)
 from .checkpoint_policy_hook import CheckpointPolicyHook
@@ -12,6 +13,7 @@ from .rng_hook import RNGStateHook
 from .seg_metric import ConciseIoUMetric
 
 __all__ = [
+    'AutocastOptimWrapper',
     'AtomicCheckpointHook', 'CheckpointPolicyHook', 'atomic_write_bytes',
     'atomic_write_text',
     'PromptInitHook', 'ensure_prompt_init_hook',

@@ -65,16 +65,61 @@ def exit_on_checkpoint_error():
         raise SystemExit(f'error: {err}') from None
 
 
+def compile_options(cfg):
+    """``torch.compile`` options of mmengine's ``compile`` config key:
+    None when it is absent, None or False; ``{}`` for True; the dict."""
+    value = cfg.get('compile', None)
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    raise ValueError(f'config key compile={value!r}: give True, False or a '
+                     'dict of torch.compile options (e.g. dict(backend='
+                     "'inductor', mode='max-autotune'))")
+
+
+def compile_model(runner, options):
+    """``torch.compile`` the runner's model (``nn.Module.compile``, inside
+    a DDP wrapper if any) with ``options``: every call of the model, the
+    training forward (its backward is compiled with it) and the val / test
+    forward, runs compiled; one graph per mode (loss, predict) and
+    train / eval state, compiled at first use.
+
+    This replaces mmengine's own use of the key (``Runner.train`` compiles
+    ``model.train_step``), which is switched off on this runner: in torch
+    2.13 dynamo cannot trace the optimiser step of configs whose optimiser
+    constructor gives ``ConfigDict`` parameter groups (``paramwise_cfg``,
+    all segmentation configs here: ``InternalTorchDynamoError``), and
+    mmengine leaves val / test uncompiled. The data preprocessor, the
+    optimiser step and the loop bookkeeping stay eager."""
+    from mmengine.model import is_model_wrapper
+    model = runner.model.module if is_model_wrapper(runner.model) else \
+        runner.model
+    model.compile(**options)
+    runner.cfg.compile = False  # mmengine's train_step compile: off
+    print_log(f'compile: the model is compiled (torch.compile options '
+              f'{options}); the first iteration of training and of testing '
+              'compiles it (minutes for a ViT-B on CPU)', logger='current')
+
+
 def build_runner(cfg):
     """mmengine's ``Runner``, or the ``RUNNERS`` entry named by
     ``runner_type``, with the checkpoint policy hook (and the prompt-init
-    hook when the model asks for a data-driven ``prompt_init``)."""
+    hook when the model asks for a data-driven ``prompt_init``); with
+    ``compile`` set, its model compiled (:func:`compile_model`)."""
     from .prompt_init_hook import ensure_prompt_init_hook
     ensure_checkpoint_policy(cfg)
     ensure_prompt_init_hook(cfg)
+    options = compile_options(cfg)
     if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    if options is not None:
+        compile_model(runner, options)
+    return runner
 
 
 def close_distributed():

@@ -270,9 +270,17 @@ class LSPT(PromptMethod):
 
         It depends on parameters only, so at inference (eval mode, no grad)
         it is computed once and reused until a parameter changes (an
-        optimiser step or ``load_state_dict`` bumps its version).
+        optimiser step or ``load_state_dict`` bumps its version). Under
+        ``torch.compile`` it is part of the graph instead (the cache's key,
+        storage pointers and versions, cannot be traced; the product is
+        ``(L-1)·N_p·D·4D`` multiply-adds, once per forward).
         """
         params = (self.prompts, self.lstm.weight_ih, self.lstm.bias_ih)
+        if torch.compiler.is_compiling():
+            prompts = self.prompts[1:]
+            if self.training:
+                prompts = self.prompt_dropout(prompts)
+            return F.linear(prompts, self.lstm.weight_ih, self.lstm.bias_ih)
         if self.training or torch.is_grad_enabled():
             self._input_terms_cache = None
             return F.linear(self.prompt_dropout(self.prompts[1:]),

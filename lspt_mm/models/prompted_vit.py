@@ -294,6 +294,11 @@ class PromptedViT(VisionTransformer):
         self.prompt_init = init
         self.with_cp = with_cp
         self._cp_blocks = checkpoint_blocks(with_cp, self.num_layers)
+        for module in self.modules():  # np.float64 rates from np.linspace:
+            # torch.compile would trace them as tensors and break the graph
+            # at DropPath's `if drop_prob == 0.` in every block
+            if type(getattr(module, 'drop_prob', None)).__module__ == 'numpy':
+                module.drop_prob = float(module.drop_prob)
         if freeze_backbone:  # the method's tensors and what it trains
             for name, param in self.named_parameters():
                 if not name.startswith('prompt_method.'):
