@@ -289,14 +289,21 @@ JOB = dict(method='vpt_deep', task='cls', img_size=16, num_prompts=2,
            batch=2)
 
 
+# mmengine's default constructor with no paramwise_cfg: every parameter,
+# frozen or not, in one group
+PLAIN_CONSTRUCTOR = {
+    'optim_wrapper.constructor': 'DefaultOptimWrapperConstructor',
+    'optim_wrapper.paramwise_cfg': None}
+
+
 def test_frozen_weight_with_optimiser_state_is_caught():
     """Adagrad keeps state for every parameter of its groups, gradient or
-    not: with the config's default constructor (all parameters in one
-    group) the frozen ViT gets state, and the measurement stops."""
+    not: with mmengine's default constructor (all parameters in one group)
+    the frozen ViT gets state, and the measurement stops."""
     settings = _cls_settings(**{
         'optim_wrapper.optimizer._delete_': True,
         'optim_wrapper.optimizer.type': 'Adagrad',
-        'optim_wrapper.optimizer.lr': 0.01})
+        'optim_wrapper.optimizer.lr': 0.01, **PLAIN_CONSTRUCTOR})
     with pytest.raises(AssertionError, match='frozen weights have '
                        'optimiser state'):
         cost.run_job(JOB, settings)
@@ -305,20 +312,24 @@ def test_frozen_weight_with_optimiser_state_is_caught():
 def test_what_the_config_trains_is_measured():
     """The optimiser, its constructor and its parameter groups come from the
     config: AdamW keeps two buffers per trainable parameter where SGD
-    momentum keeps one; frozen tensors sit in the default constructor's one
-    group and are left out by PromptTuningOptimWrapperConstructor."""
+    momentum keeps one; the config's PromptTuningOptimWrapperConstructor
+    leaves frozen tensors out of the groups, mmengine's default constructor
+    puts them in its one group (reported as a FAIL)."""
     case = cost.CostCase(JOB, _cls_settings())
     n_frozen = sum(not p.requires_grad for p in case.model.parameters())
     assert n_frozen > 0
     sgd = cost.run_job(JOB, _cls_settings())
-    assert sgd['frozen_in_param_groups'] == n_frozen
-    assert sgd['param_groups'] == 1
+    assert sgd['optim_constructor'] == 'PromptTuningOptimWrapperConstructor'
+    assert sgd['frozen_in_param_groups'] == 0
+    plain = cost.run_job(JOB, _cls_settings(**PLAIN_CONSTRUCTOR))
+    assert plain['frozen_in_param_groups'] == n_frozen
+    assert plain['param_groups'] == 1
+    assert plain['optim_state_mb'] == pytest.approx(sgd['optim_state_mb'])
     adamw = cost.run_job(JOB, _cls_settings(**{
         'optim_wrapper.optimizer._delete_': True,
         'optim_wrapper.optimizer.type': 'AdamW',
         'optim_wrapper.optimizer.lr': 1e-3,
         'optim_wrapper.optimizer.weight_decay': 0.01,
-        'optim_wrapper.constructor': 'PromptTuningOptimWrapperConstructor',
         'optim_wrapper.paramwise_cfg.bias_decay_mult': 0.}))
     assert adamw['optimizer'] == 'AdamW'
     assert adamw['optim_constructor'] == 'PromptTuningOptimWrapperConstructor'
@@ -326,10 +337,13 @@ def test_what_the_config_trains_is_measured():
     assert adamw['trainable_params'] == sgd['trainable_params']
     assert adamw['optim_state_mb'] == pytest.approx(
         2 * sgd['optim_state_mb'], rel=0.01)
-    text = cost_report.report(cost_report.add_ratios([sgd]), None)
+    text = cost_report.report(cost_report.add_ratios([plain]), None)
     assert "FAIL** frozen weights: left out of the optimiser's parameter " \
         'groups (1 runs): in the groups (no gradient, so never stepped): ' \
         'cls vpt_deep' in text
+    text = cost_report.report(cost_report.add_ratios([sgd]), None)
+    assert "PASS** frozen weights: left out of the optimiser's parameter " \
+        'groups' in text
 
 
 def test_benchmark_config_trains_the_tasks_recipe():
