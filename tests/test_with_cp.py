@@ -170,3 +170,45 @@ def test_with_cp_from_a_segmentation_config_builds():
     out = vit(images())[0]
     F.mse_loss(out, torch.zeros_like(out)).backward()
     assert vit.prompt_method.prompts.grad is not None
+
+
+def test_cost_tool_measures_with_cp_side_by_side(tmp_path):
+    """benchmark_methods.py --compare with_cp: the variant's record has
+    with_cp on, the backbone's saved activations drop (same as counted
+    above), the report gets the variants table and the targets."""
+    import json
+    import os.path as osp
+    import sys
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    sys.path.insert(0, osp.join(root, 'tools', 'analysis_tools'))
+    import benchmark_methods as bm
+    from lspt_mm.analysis import cost_report
+    out = tmp_path / 'cp.json'
+    bm.main(['--in-process', '--tasks', 'seg', '--seg-size', '32',
+             '--seg-batch', '2', '--seg-num-prompts', '2', '--methods',
+             'lspt', 'full', '--compare', 'with_cp', '--arch', 'tiny',
+             '--patch-size', '8', '--threads', '1', '--repeats', '1',
+             '--warmup', '1', '--no-alloc-peak', '--seg-cfg-options',
+             'model.decode_head.channels=32',
+             'model.auxiliary_head.channels=16', '--out', str(out)])
+    records = json.load(open(out))
+    by = {cost_report.label(r): r for r in records}
+    assert set(by) == {'lspt', 'full', 'lspt +with_cp'}
+    plain, cp = by['lspt'], by['lspt +with_cp']
+    assert cp['with_cp'] is True and not plain['with_cp']
+    assert 0 < cp['backbone_activation_mb'] < \
+        0.5 * plain['backbone_activation_mb']
+    # neck and heads save what they saved (up to the backbone's output
+    # features, counted where first saved: in the last block or the neck)
+    assert cp['activation_mb'] - cp['backbone_activation_mb'] == \
+        pytest.approx(plain['activation_mb'] -
+                      plain['backbone_activation_mb'], rel=0.02)
+    for key in ('trainable_params', 'grad_mb', 'optim_state_mb'):
+        assert cp[key] == plain[key]
+    # frozen backbone: no backbone gradient or optimiser state but LSPT's
+    assert 0 < plain['backbone_grad_mb'] < by['full']['backbone_grad_mb']
+    text = cost_report.report(records)
+    assert '### Variants' in text and '| lspt | with_cp |' in text
+    assert 'lspt +with_cp: backbone saved activations <= 0.25 x plain' \
+        in text
+    assert "of every frozen-backbone method < 5% of full" in text

@@ -23,7 +23,11 @@ runs it; inference is the forward without the post-processing
   and the bytes autograd saves for backward (:class:`SavedActivations`);
 - frozen checks: no frozen parameter has a gradient or optimiser state
   (asserted), and how many sit in the optimiser's parameter groups;
-- segmentation: the neck + heads' share of step time and FLOPs.
+- segmentation: the neck + heads' share of step time and FLOPs;
+- with ``with_cp`` / ``compile`` (settings, or per job for side-by-side
+  *variants*): the saved activations of the backbone alone, the first
+  (compiling) call's time and the compiled inference output's deviation
+  from eager.
 
 :func:`run_interleaved` times several jobs round-robin in one process, so a
 changing machine load hits all of them alike. :func:`run_in_subprocess`
@@ -85,17 +89,10 @@ def inner_vit(backbone):
 def method_of_backbone(backbone):
     """The method of the table a backbone config trains; raises
     :class:`CostError` when it is none of them."""
-    from lspt_mm.models.methods import METHODS, resolve
-    kind = str(backbone.get('type', '')).split('.')[-1]
-    for spec in METHODS.values():
-        if spec.wrapper and kind == spec.wrapper['type'].split('.')[-1]:
-            return spec.name
+    from lspt_mm.models.methods import METHODS
+    from lspt_mm.models.methods import method_of_backbone as table_method
     try:
-        name, _, _ = resolve(
-            prompt=backbone.get('prompt'),
-            prompt_method=backbone.get('prompt_method'),
-            prompt_cfg=backbone.get('prompt_cfg'),
-            freeze_backbone=backbone.get('freeze_backbone'))
+        name = table_method(backbone)
     except (KeyError, TypeError, ValueError) as err:
         raise CostError(str(err)) from None
     if name not in METHODS:
@@ -141,6 +138,20 @@ class CostSettings:
         seg_norm (str): ``auto`` (the config's norm; SyncBN becomes BN on one
             device as mmengine's ``Runner`` does; GN when the batch is 1),
             ``config``, ``BN`` or ``GN``.
+        amp (bool): mixed precision as ``tools/train.py --amp`` sets it up:
+            ``AmpOptimWrapper`` (fp16, loss scaling) on CUDA,
+            ``AutocastOptimWrapper`` (bf16 autocast) on CPU; inference under
+            autocast (fp16 / bf16).
+        with_cp (bool | int | list, optional): the backbone's ``with_cp``
+            (activation checkpointing of blocks); None: the config's.
+        compile (bool | dict, optional): ``torch.compile`` the model as the
+            ``compile`` config key does with ``tools/train.py`` /
+            ``tools/test.py`` (:func:`lspt_mm.engine.runner_utils.
+            compile_model`; a dict: torch.compile options). FLOPs and saved
+            activations are counted on the eager model, times and peaks on
+            the compiled one.
+        A job may carry ``with_cp`` / ``compile`` itself (and a ``variant``
+        label): it then overrides these for that job.
     """
     configs: dict = dataclasses.field(default_factory=dict)
     method_configs: dict = dataclasses.field(default_factory=dict)
@@ -154,6 +165,13 @@ class CostSettings:
     repeats: int = 5
     warmup: int = 2
     alloc_peak: bool = True
+    with_cp: object = None
+    compile: object = None
+
+    def option(self, job, key):
+        """``job[key]`` if the job sets it (a variant), else the
+        setting."""
+        return job[key] if key in job else getattr(self, key)
 
     def to_json(self):
         return json.dumps(_tag_tuples(dataclasses.asdict(self)))
@@ -249,6 +267,8 @@ def job_config(job, settings):
         vit.num_prompts = job['num_prompts']
     vit.img_size = job['img_size']
     vit.pretrained = None
+    if settings.option(job, 'with_cp') is not None:
+        vit.with_cp = settings.option(job, 'with_cp')
     if vit.get('init_cfg'):
         vit.init_cfg = None
     if settings.patch_size:
@@ -320,12 +340,33 @@ def tensor_mb(tensors):
 class SavedActivations:
     """Bytes of the tensors autograd saves for backward (parameters
     excluded, each storage counted once), collected with
-    ``torch.autograd.graph.saved_tensors_hooks``."""
+    ``torch.autograd.graph.saved_tensors_hooks``.
 
-    def __init__(self, model):
+    ``parts`` (``{name: module}``, e.g. ``dict(backbone=model.backbone)``)
+    attributes each storage to the module whose forward saved it first
+    (:meth:`mb_of`). Inside a checkpointed block (``with_cp``) only the
+    block's inputs are saved, which this counts; the recomputation in
+    backward saves under checkpoint's own hooks, as it frees them at once.
+    """
+
+    def __init__(self, model, parts=None):
         self.param_ptrs = {p.untyped_storage().data_ptr()
                            for p in model.parameters()}
         self.storages = {}
+        self.part_of = {}
+        self._inside = []
+        self._handles = []
+        for name, module in (parts or {}).items():
+            self._handles += [
+                module.register_forward_pre_hook(
+                    lambda *a, n=name: self._enter(n)),
+                module.register_forward_hook(lambda *a: self._leave())]
+
+    def _enter(self, name):  # (hooks return None: inputs, outputs kept)
+        self._inside.append(name)
+
+    def _leave(self):
+        self._inside.pop()
 
     def pack(self, t):
         try:
@@ -335,7 +376,19 @@ class SavedActivations:
         ptr = s.data_ptr()
         if ptr and ptr not in self.param_ptrs:
             self.storages[ptr] = max(self.storages.get(ptr, 0), s.nbytes())
+            self.part_of.setdefault(
+                ptr, self._inside[-1] if self._inside else None)
         return t
+
+    def mb_of(self, part):
+        """MiB saved inside the forward of ``part`` (a ``parts`` name)."""
+        return sum(n for p, n in self.storages.items()
+                   if self.part_of.get(p) == part) / 2**20
+
+    def remove(self):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
 
     def context(self):
         import torch
@@ -398,10 +451,14 @@ class CostCase:
         if cfg.get('data_preprocessor'):  # as mmengine's Runner
             model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
         optim_cfg = copy.deepcopy(cfg.optim_wrapper)
-        if settings.amp and self.cuda:  # as tools/train.py --amp
+        if settings.amp:  # as tools/train.py --amp
             if optim_cfg.get('type', 'OptimWrapper') == 'OptimWrapper':
-                optim_cfg.type = 'AmpOptimWrapper'
-                optim_cfg.setdefault('loss_scale', 'dynamic')
+                if self.cuda:
+                    optim_cfg.type = 'AmpOptimWrapper'
+                    optim_cfg.setdefault('loss_scale', 'dynamic')
+                else:
+                    optim_cfg.type = 'AutocastOptimWrapper'
+                    optim_cfg.setdefault('dtype', 'bfloat16')
         torch.manual_seed(0)
         # mmengine's INFO reports (weight init, per-parameter optimiser
         # settings) are not what is measured: warnings only
@@ -420,6 +477,24 @@ class CostCase:
         self.prepared = model.data_preprocessor(self.data, True)
         self.grads = None  # gradients seen by the last optimiser step
         self.optim_wrapper.optimizer.register_step_pre_hook(self._see_grads)
+        self.compile_options = compile_options(settings.option(job,
+                                                               'compile'))
+        self.compiled = False
+        self._encode_decode = None
+
+    def enable_compile(self):
+        """``torch.compile`` the model as ``compile=...`` in a config does
+        (:func:`lspt_mm.engine.runner_utils.compile_model`: every model call,
+        training and inference); segmentation inference here calls
+        ``encode_decode``, compiled alike. Graphs are built at first use."""
+        import torch
+        if self.compile_options is None or self.compiled:
+            return
+        self.model.compile(**self.compile_options)
+        if self.job['task'] == 'seg':
+            self._encode_decode = torch.compile(self.model.encode_decode,
+                                                **self.compile_options)
+        self.compiled = True
 
     # ------------------------------------------------------------ steps
     def _see_grads(self, optimizer, args, kwargs):
@@ -427,10 +502,11 @@ class CostCase:
             self.grads = {id(p): p.grad for p in self.model.parameters()}
 
     def autocast(self):
-        """bf16 autocast for ``amp`` on CPU (CUDA: AmpOptimWrapper's)."""
-        import torch
-        return torch.autocast('cpu', dtype=torch.bfloat16,
-                              enabled=self.settings.amp and not self.cuda)
+        """Nothing: with ``amp`` the optimiser wrapper's ``optim_context``
+        autocasts the training forward (``AmpOptimWrapper`` fp16 on CUDA,
+        ``AutocastOptimWrapper`` bf16 on CPU), as in training runs."""
+        import contextlib
+        return contextlib.nullcontext()
 
     def infer_autocast(self):
         import torch
@@ -449,7 +525,8 @@ class CostCase:
         if self.job['task'] == 'cls':
             return self.model(inputs, mode='tensor')
         metas = [s.metainfo for s in self.prepared['data_samples']]
-        return self.model.encode_decode(inputs, metas)
+        return (self._encode_decode or self.model.encode_decode)(inputs,
+                                                                 metas)
 
     def infer(self, grad=False):
         """The forward of inference (eval mode, ``no_grad`` unless
@@ -503,14 +580,24 @@ class CostCase:
 
     def memory_terms(self):
         """Parameter, gradient (at the last optimiser step) and
-        optimiser-state MiB."""
+        optimiser-state MiB, of the whole model and (``backbone_*``) of the
+        backbone's tensors alone."""
         import torch
         opt = self.optim_wrapper.optimizer
-        state = [t for s in opt.state.values() for t in s.values()
-                 if torch.is_tensor(t)]
-        grads = [g for g in (self.grads or {}).values() if g is not None]
-        return dict(param_mb=tensor_mb(list(self.model.parameters())),
-                    grad_mb=tensor_mb(grads), optim_state_mb=tensor_mb(state))
+        grads = self.grads or {}
+        terms = {}
+        for prefix, module in (('', self.model),
+                               ('backbone_', self.model.backbone)):
+            params = list(module.parameters())
+            state = [t for p in params for t in opt.state.get(p, {}).values()
+                     if torch.is_tensor(t)]
+            terms.update({
+                prefix + 'param_mb': tensor_mb(params),
+                prefix + 'grad_mb': tensor_mb(
+                    [grads[id(p)] for p in params
+                     if grads.get(id(p)) is not None]),
+                prefix + 'optim_state_mb': tensor_mb(state)})
+        return terms
 
     def head_step_fns(self):
         """Segmentation: a train step and a forward of the neck and heads
@@ -594,7 +681,26 @@ def _shown(path):
 
 
 def job_key(job):
-    return '{method}|{task}|{img_size}|{num_prompts}|{batch}'.format(**job)
+    key = '{method}|{task}|{img_size}|{num_prompts}|{batch}'.format(**job)
+    return key + f"|{job['variant']}" if job.get('variant') else key
+
+
+def compile_options(value):
+    """``torch.compile`` options of a ``compile`` value (None: eager), read
+    as the ``compile`` config key is
+    (:func:`lspt_mm.engine.runner_utils.compile_options`)."""
+    from lspt_mm.engine.runner_utils import compile_options as options
+    return options({'compile': value})
+
+
+def _max_diff(a, b):
+    """Largest absolute difference of two (nested) outputs, and of ``a``."""
+    import torch
+    if isinstance(a, (list, tuple)):
+        pairs = [_max_diff(x, y) for x, y in zip(a, b)]
+        return max(p[0] for p in pairs), max(p[1] for p in pairs)
+    a, b = a.float(), b.float()
+    return (a - b).abs().max().item(), a.abs().max().item()
 
 
 # ================================================================ measure
@@ -617,12 +723,14 @@ def run_job(job, settings):
     opt = case.optim_wrapper.optimizer
     rec = dict(job)
     rec.update(
+        job=dict(job),
         config=_shown(settings.config_path(job)),
         optimizer=type(opt).__name__,
         optim_constructor=case.cfg.optim_wrapper.get(
             'constructor', 'DefaultOptimWrapperConstructor'),
         param_groups=len(opt.param_groups),
         device=str(case.device), amp=bool(settings.amp),
+        with_cp=vit.with_cp, compile=case.compile_options,
         arch=vit.arch_settings, patch_size=vit.patch_size,
         load_avg_1min=os.getloadavg()[0],
         threads=torch.get_num_threads(), torch=torch.__version__,
@@ -634,7 +742,7 @@ def run_job(job, settings):
         rec['seg_norm'] = norm_name(model)
 
     # ---------------------------------------------------------- training
-    saved = SavedActivations(model)
+    saved = SavedActivations(model, parts=dict(backbone=model.backbone))
 
     def counted_step():
         with saved.context():
@@ -649,6 +757,8 @@ def run_job(job, settings):
     rec.update(frozen)
     rec.update(case.memory_terms())
     rec['activation_mb'] = saved.mb
+    rec['backbone_activation_mb'] = saved.mb_of('backbone')
+    saved.remove()
     if frozen['frozen_with_grad']:
         raise AssertionError(f"{job_key(job)}: {frozen['frozen_with_grad']} "
                              'frozen weights got a gradient')
@@ -656,6 +766,19 @@ def run_job(job, settings):
         raise AssertionError(
             f"{job_key(job)}: {frozen['frozen_with_state']} frozen weights "
             'have optimiser state (a frozen weight is optimised)')
+    # inference FLOPs on the eager model (before any compile)
+    _, fwd_flops = count_flops(lambda: case.infer(grad=True))
+    if case.compile_options is not None:
+        with torch.no_grad():
+            eager_out = case.infer()
+        case.enable_compile()
+        # first calls compile; inference first: same weights as eager_out
+        rec['compile_infer_first_ms'] = case.timed(case.infer, 1)[0]
+        with torch.no_grad():
+            rec['compile_max_abs_diff'], rec['compile_max_abs_out'] = \
+                _max_diff(case.infer(), eager_out)
+        del eager_out
+        rec['compile_train_first_ms'] = case.timed(case.train_step, 1)[0]
     case.timed(case.train_step, max(settings.warmup - 1, 0))
     train_times = case.timed(case.train_step, settings.repeats)
     case.sync()
@@ -686,7 +809,6 @@ def run_job(job, settings):
             2 * fc.in_features * fc.out_features * job['batch']
 
     # ---------------------------------------------------------- inference
-    _, fwd_flops = count_flops(lambda: case.infer(grad=True))
     case.timed(case.infer, max(settings.warmup - 1, 0))
     infer_times = case.timed(case.infer, settings.repeats)
 
@@ -717,6 +839,11 @@ def run_job(job, settings):
             rec['train_step_ms']
         rec['head_share_of_train_flops'] = rec['head_train_gflops'] / \
             rec['train_gflops']
+    if 'compile_train_first_ms' in rec:  # compile time beyond a step
+        rec['compile_train_s'] = (rec['compile_train_first_ms'] -
+                                  rec['train_step_ms']) / 1e3
+        rec['compile_infer_s'] = (rec['compile_infer_first_ms'] -
+                                  rec['infer_ms']) / 1e3
     return rec
 
 
@@ -724,11 +851,19 @@ def run_interleaved(jobs, settings):
     """Time several jobs in one process, round-robin; returns
     ``{job_key: dict(train=[ms, ...], infer=[ms, ...])}``."""
     cases = [CostCase(job, settings) for job in jobs]
-    for c in cases:  # warm-up
-        for _ in range(max(settings.warmup, 1)):
+    if any(c.compile_options is not None for c in cases):
+        import torch._dynamo  # each model (and mode) is a cache entry
+        torch._dynamo.config.cache_size_limit = max(
+            torch._dynamo.config.cache_size_limit, 4 * len(cases))
+    times = {job_key(c.job): dict(train=[], infer=[]) for c in cases}
+    for c in cases:  # warm-up (compiled jobs: the first call compiles)
+        c.enable_compile()
+        t = times[job_key(c.job)]
+        t['first_train'] = c.timed(c.train_step, 1)[0]
+        t['first_infer'] = c.timed(c.infer, 1)[0]
+        for _ in range(max(settings.warmup, 1) - 1):
             c.train_step()
             c.infer()
-    times = {job_key(c.job): dict(train=[], infer=[]) for c in cases}
     for _ in range(settings.repeats):
         for c in cases:
             times[job_key(c.job)]['train'] += c.timed(c.train_step, 1)
@@ -743,6 +878,11 @@ def merge_interleaved(records, times):
     ``infer_ms``; the per-process ones stay as ``*_per_process``."""
     for r in records:
         tt = times[job_key(r)]
+        if r.get('compile') is not None:  # compile time beyond a step
+            r['compile_train_s'] = (tt['first_train'] -
+                                    statistics.median(tt['train'])) / 1e3
+            r['compile_infer_s'] = (tt['first_infer'] -
+                                    statistics.median(tt['infer'])) / 1e3
         for name, key in (('train', 'train_step_ms'), ('infer', 'infer_ms')):
             r[f'{key}_per_process'] = r[key]
             r[f'{key}_per_process_all'] = r[f'{key}_all']

@@ -4,6 +4,9 @@
   batch and prompt count) and to full fine-tuning (same task, size, batch);
 - :func:`main_table`, :func:`breakdown_table`, :func:`sweep_table`:
   markdown tables;
+- :func:`variant_table`: jobs measured with and without ``with_cp`` /
+  ``compile`` side by side (records with a ``variant``), with the compile
+  time and after how many steps it pays off;
 - :func:`evaluate_targets`: the cost targets as ``(target, passed, detail)``
   (PASS/FAIL lines of :func:`report`).
 
@@ -22,10 +25,17 @@ def _order(method):
     return names.index(method) if method in names else len(names)
 
 
+def label(r):
+    """Method name, plus the variant (``lspt +with_cp``) if any."""
+    return r['method'] + (f" +{r['variant']}" if r.get('variant') else '')
+
+
 def groups(records):
     """Comparison groups: same task, image size and batch, one prompt count;
     the prompt-free methods (linear, full) join every group of their
-    setting. Yields ``(task, size, batch, num_prompts, rows)``."""
+    setting. Variants (records with a ``variant``) are left out. Yields
+    ``(task, size, batch, num_prompts, rows)``."""
+    records = [r for r in records if not r.get('variant')]
     settings = sorted({(r['task'], r['img_size'], r['batch'])
                        for r in records})
     for task, size, batch in settings:
@@ -109,21 +119,48 @@ def main_table(records):
     return '\n'.join(lines)
 
 
+def _full_of(records, r):
+    """The plain full fine-tuning record of ``r``'s task, size and batch."""
+    return next((f for f in records if f['method'] == 'full' and
+                 not f.get('variant') and
+                 (f['task'], f['img_size'], f['batch']) ==
+                 (r['task'], r['img_size'], r['batch'])), None)
+
+
+def grad_optim_mb(r, prefix=''):
+    """Gradient + optimiser-state MiB (``prefix='backbone_'``: of the
+    backbone's tensors; None for records without that split)."""
+    if r.get(prefix + 'grad_mb') is None:
+        return None
+    return r[prefix + 'grad_mb'] + r[prefix + 'optim_state_mb']
+
+
+def _share(x, ref):
+    return '-' if x is None or not ref else f'{x / ref:.1%}'
+
+
 def breakdown_table(records):
     head = ('| task | size | batch | N_p | method | optimiser | params MB | '
-            'grads MB | optimiser MB | saved activations MB | peak train MB '
-            '(tensors) | frozen params with grad / with optimiser state / in '
-            'param groups | load avg |')
+            'grads MB | optimiser MB | grads + optimiser: of full (backbone '
+            'alone: of full) | saved activations MB (backbone) | peak train '
+            'MB (tensors) | frozen params with grad / with optimiser state / '
+            'in param groups | load avg |')
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
     for r in sorted(records, key=lambda r: (r['task'], r['img_size'],
                                             r['batch'], r['num_prompts'],
-                                            _order(r['method']))):
+                                            _order(r['method']),
+                                            r.get('variant') or '')):
+        full, bb = _full_of(records, r) or {}, 'backbone_'
         lines.append(
             f"| {r['task']} | {r['img_size']} | {r['batch']} | "
-            f"{r['num_prompts'] or '-'} | {r['method']} | "
+            f"{r['num_prompts'] or '-'} | {label(r)} | "
             f"{r.get('optimizer', '-')} | "
             f"{r['param_mb']:.0f} | {r['grad_mb']:.0f} | "
-            f"{r['optim_state_mb']:.0f} | {r['activation_mb']:.0f} | "
+            f"{r['optim_state_mb']:.0f} | "
+            f"{_share(grad_optim_mb(r), grad_optim_mb(full))} "
+            f"({_share(grad_optim_mb(r, bb), grad_optim_mb(full, bb))}) | "
+            f"{r['activation_mb']:.0f} "
+            f"({_mb(r.get('backbone_activation_mb'))}) | "
             f"{r['peak_mem_mb']:.0f} ({_mb(r.get('alloc_peak_mb'))}) | "
             f"{r['frozen_with_grad']} / {frozen_with_state(r)} / "
             f"{frozen_in_groups(r)} | {r['load_avg_1min']:.1f} |")
@@ -135,7 +172,7 @@ def breakdown_table(records):
         for r in seg:
             lines.append(
                 f"| {r['img_size']} | {r['batch']} | "
-                f"{r['num_prompts'] or '-'} | {r['method']} | "
+                f"{r['num_prompts'] or '-'} | {label(r)} | "
                 f"{r['head_train_step_ms']:.0f} | "
                 f"{r['head_share_of_step']:.0%} | "
                 f"{r['head_share_of_train_flops']:.0%} |")
@@ -159,6 +196,129 @@ def sweep_table(records, method):
             f"{r['train_step_ms']:.0f} | {r['infer_ms']:.0f} | "
             f"{r['peak_mem_mb']:.0f} |")
     return '\n'.join(lines)
+
+
+def variant_pairs(records):
+    """``(plain, variant)`` record pairs: same job, one with a
+    ``variant``."""
+    plain = {(r['method'], r['task'], r['img_size'], r['num_prompts'],
+              r['batch']): r for r in records if not r.get('variant')}
+    for r in records:
+        if r.get('variant'):
+            base = plain.get((r['method'], r['task'], r['img_size'],
+                              r['num_prompts'], r['batch']))
+            if base is not None:
+                yield base, r
+
+
+def payoff_steps(base, r):
+    """Train steps after which the compile time is won back (None: no
+    compile; inf: the compiled step is not faster)."""
+    if r.get('compile_train_s') is None:
+        return None
+    gain = base['train_step_ms'] - r['train_step_ms']
+    if gain <= 0:
+        return float('inf')
+    return max(r['compile_train_s'], 0.) * 1e3 / gain
+
+
+def variant_table(records):
+    """Each variant against its plain job: times, the backbone's saved
+    activations, peak tensor memory, compile time and pay-off."""
+    head = ('| task | size | batch | N_p | method | variant | train step '
+            'ms | ×plain | infer ms | ×plain | backbone saved activations '
+            'MB | ×plain | peak train MB (tensors) | ×plain | compile s '
+            'train / infer | pays off after steps | compiled - eager '
+            'output (max abs / max) |')
+    lines = [head, '|' + '---|' * (head.count('|') - 1)]
+
+    def ratio(key, base, r):
+        if r.get(key) is None or not base.get(key):
+            return '-'
+        return f'{r[key] / base[key]:.2f}'
+
+    for base, r in variant_pairs(records):
+        steps = payoff_steps(base, r)
+        comp = '-' if r.get('compile_train_s') is None else \
+            f"{r['compile_train_s']:.0f} / {r['compile_infer_s']:.0f}"
+        diff = '-' if r.get('compile_max_abs_diff') is None else \
+            f"{r['compile_max_abs_diff']:.1e} / " \
+            f"{r['compile_max_abs_out']:.1e}"
+        lines.append(
+            f"| {r['task']} | {r['img_size']} | {r['batch']} | "
+            f"{r['num_prompts'] or '-'} | {r['method']} | {r['variant']} | "
+            f"{base['train_step_ms']:.0f} → {r['train_step_ms']:.0f} | "
+            f"{ratio('train_step_ms', base, r)} | "
+            f"{base['infer_ms']:.0f} → {r['infer_ms']:.0f} | "
+            f"{ratio('infer_ms', base, r)} | "
+            f"{_mb(base.get('backbone_activation_mb'))} → "
+            f"{_mb(r.get('backbone_activation_mb'))} | "
+            f"{ratio('backbone_activation_mb', base, r)} | "
+            f"{_mb(base.get('alloc_peak_mb'))} → "
+            f"{_mb(r.get('alloc_peak_mb'))} | "
+            f"{ratio('alloc_peak_mb', base, r)} | {comp} | "
+            f"{'-' if steps is None else f'{steps:.0f}'} | {diff} |")
+    return '\n'.join(lines)
+
+
+def peak_mb(r):
+    """Peak tensor memory of a train step (CUDA max allocated, CPU the
+    profiler's), else the process peak."""
+    return r.get('alloc_peak_mb') or r['peak_mem_mb']
+
+
+def evaluate_lean_targets(records):
+    """The targets of lean training steps (activation checkpointing,
+    compile, memory), decided on the records that have them."""
+    out = []
+    for base, r in variant_pairs(records):
+        tag = (f"{r['task']} {r['img_size']}px batch {r['batch']} "
+               f"N_p={r['num_prompts']}: {r['method']} +{r['variant']}")
+        if r.get('with_cp') and not base.get('with_cp') and \
+                r['method'] == 'lspt' and r['task'] == 'seg' and \
+                base.get('backbone_activation_mb'):
+            act = r['backbone_activation_mb'] / base['backbone_activation_mb']
+            t = r['train_step_ms'] / base['train_step_ms']
+            out.append((f'{tag}: backbone saved activations <= 0.25 x plain',
+                        act <= 0.25, f'{act:.3f}'))
+            out.append((f'{tag}: train step <= 1.4 x plain', t <= 1.4,
+                        f'{t:.3f}'))
+        if r.get('compile') is not None and base.get('compile') is None:
+            t = r['train_step_ms'] / base['train_step_ms']
+            steps = payoff_steps(base, r)
+            out.append((f'{tag}: compiled train step <= 0.85 x eager',
+                        t <= 0.85, f"{t:.3f} (inference "
+                        f"{r['infer_ms'] / base['infer_ms']:.3f}; compile "
+                        f"{r['compile_train_s']:.0f} s, pays off after "
+                        f'{steps:.0f} steps)'))
+    for task, size, batch, n_p, rows in groups(records):
+        by = {r['method']: r for r in rows}
+        full = by.get('full')
+        if task != 'seg' or full is None or \
+                grad_optim_mb(full, 'backbone_') is None:
+            continue
+        tag = f'{task} {size}px batch {batch} N_p={n_p}'
+        for prefix, what in (('backbone_', "the backbone's"),
+                             ('', 'all (neck and heads included)')):
+            ref = grad_optim_mb(full, prefix)
+            shares = {r['method']: grad_optim_mb(r, prefix) / ref
+                      for r in rows if r['method'] != 'full'}
+            bad = {m: v for m, v in shares.items() if v >= 0.05}
+            out.append((f'{tag}: gradient + optimiser bytes ({what} '
+                        'tensors) of every frozen-backbone method < 5% of '
+                        'full fine-tuning\'s', not bad,
+                        ', '.join(f'{m} {v:.1%}' for m, v in shares.items())))
+        cp = [r for b, r in variant_pairs(records) if r['method'] == 'lspt'
+              and r.get('with_cp') and (r['task'], r['img_size'], r['batch'],
+                                        r['num_prompts']) ==
+              (task, size, batch, n_p)]
+        for r in cp:
+            ratio = peak_mb(r) / peak_mb(full)
+            out.append((f'{tag}: LSPT +{r["variant"]} train-step peak < 0.5 '
+                        'x full fine-tuning\'s', ratio < 0.5,
+                        f'{peak_mb(r):.0f} / {peak_mb(full):.0f} MB = '
+                        f'{ratio:.3f}'))
+    return out
 
 
 def accounted_mb(r):
@@ -245,26 +405,34 @@ def _seg_memory_target(tag, lspt, full):
 
 def report(records, sweep_method='lspt'):
     """The markdown report: cost, memory breakdown, the sweep of
-    ``sweep_method`` (if measured), PASS/FAIL per target, the setting."""
-    parts = ['### Cost per method', '', main_table(records), '',
+    ``sweep_method`` (if measured), the variants (if measured), PASS/FAIL
+    per target, the setting."""
+    plain = [r for r in records if not r.get('variant')]
+    parts = ['### Cost per method', '', main_table(plain), '',
              '### Memory breakdown', '', breakdown_table(records), '']
-    sweep = sweep_table(records, sweep_method) if sweep_method else ''
+    sweep = sweep_table(plain, sweep_method) if sweep_method else ''
     if sweep:
         parts += [f'### {sweep_method}: prompt count and image size', '',
                   sweep, '']
+    if len(plain) < len(records):
+        parts += ['### Variants: activation checkpointing, compile', '',
+                  variant_table(records), '']
     parts += ['### Targets', '']
-    for name, ok, detail in evaluate_targets(records):
+    for name, ok, detail in evaluate_targets(records) + \
+            evaluate_lean_targets(records):
         parts.append(f"- **{'PASS' if ok else 'FAIL'}** {name}: {detail}")
-    r0 = records[0]
+    r0 = plain[0] if plain else records[0]
     configs = sorted({r['config'] for r in records if r.get('config')})
-    parts += ['', f"device {r0['device']}, amp {r0['amp']}, torch "
-              f"{r0['torch']}, {r0['threads']} threads; times are medians of "
-              f"{len(r0['train_step_ms_all'])} runs after warm-up, "
-              f"{r0.get('timing', 'one process per method')} (all runs, "
-              'minima and per-process times in the JSON); FLOPs per image '
-              '(1 multiply-add = 2 FLOPs); peak train memory: CUDA max '
-              'allocated, CPU peak RSS above the process before the model '
-              'was built']
+    parts += ['', f"device {r0['device']}, amp {r0['amp']}, with_cp "
+              f"{r0.get('with_cp', False)}, compile {r0.get('compile')}, "
+              f"torch {r0['torch']}, {r0['threads']} threads; times are "
+              f"medians of {len(r0['train_step_ms_all'])} runs after "
+              f"warm-up, {r0.get('timing', 'one process per method')} (all "
+              'runs, minima and per-process times in the JSON); FLOPs per '
+              'image (1 multiply-add = 2 FLOPs); peak train memory: CUDA '
+              'max allocated, CPU peak RSS above the process before the '
+              'model was built (in brackets: peak of live tensors); FLOPs '
+              'and saved activations are counted on the eager model']
     if configs:
         parts += ['', 'configs: ' + ', '.join(f'`{c}`' for c in configs)]
     return '\n'.join(parts)

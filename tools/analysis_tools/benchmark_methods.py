@@ -17,6 +17,13 @@ Examples::
         --batch 2 --num-prompts 10 100 --repeats 2 --out bench.json
     # ViT-L/16 instead of the configs' ViT-B/16
     python tools/analysis_tools/benchmark_methods.py --arch large ...
+    # LSPT segmentation with and without activation checkpointing and
+    # torch.compile, side by side (same process for the timings)
+    python tools/analysis_tools/benchmark_methods.py --tasks seg \
+        --methods lspt full --compare with_cp compile --threads 1
+    # the whole grid on a GPU with AMP and torch.compile
+    python tools/analysis_tools/benchmark_methods.py --device cuda --amp \
+        --compile --compare with_cp --out bench_cuda.json
 """
 import argparse
 import glob
@@ -41,6 +48,45 @@ SEG_CONFIG = osp.join(
 SEG_METHOD_CONFIGS = osp.join(
     'configs', 'segmentation',
     '*-mae-base_upernet_8xb2-160k_ade20k-512x512.py')
+
+
+# variants of a job (--compare): the job options each one sets
+VARIANTS = {
+    'with_cp': dict(with_cp=True),
+    'compile': dict(compile=True),
+    'with_cp+compile': dict(with_cp=True, compile=True),
+}
+
+
+def _with_cp(text):
+    """--with-cp: true / false / k / a comma list of block indices."""
+    low = text.strip().lower()
+    if low in ('true', 'false'):
+        return low == 'true'
+    try:
+        return [int(b) for b in low.split(',')] if ',' in low else int(low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'--with-cp {text!r}: give true, false, an int k or a comma '
+            'list of block indices') from None
+
+
+def _compile_options(text):
+    """--compile-options JSON: a dict of torch.compile options."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f'--compile-options {text!r}: give a JSON dict of torch.compile '
+            'options, e.g. \'{"backend": "inductor"}\'')
+    return value
+
+
+def compile_value(args):
+    """The ``compile`` value of compiled jobs: the options or True."""
+    return args.compile_options if args.compile_options else True
 
 
 def parse_args(argv=None):
@@ -105,6 +151,28 @@ def parse_args(argv=None):
                    help='mixed precision (CUDA: AmpOptimWrapper as '
                    'tools/train.py --amp; CPU: bf16 autocast)')
     p.add_argument('--threads', type=int, help='torch CPU threads')
+    p.add_argument('--with-cp', type=_with_cp, metavar='VALUE',
+                   help="every backbone's with_cp (activation "
+                   "checkpointing): true, false, k (every k-th block) or "
+                   "a comma list of blocks (default: the configs')")
+    p.add_argument('--compile', action='store_true',
+                   help='torch.compile every model as the `compile` config '
+                   'key does with tools/train.py; FLOPs and saved '
+                   'activations are still counted on the eager model')
+    p.add_argument('--compile-options', type=_compile_options,
+                   metavar='JSON', help='torch.compile options of --compile '
+                   'and of the compile variants, e.g. \'{"mode": '
+                   '"max-autotune"}\' (default: torch.compile\'s)')
+    p.add_argument('--compare', nargs='+', default=[],
+                   choices=sorted(VARIANTS), metavar='VARIANT',
+                   help='also measure these variants of the jobs of '
+                   '--compare-methods, timed in the same process as the '
+                   f'plain jobs: {", ".join(sorted(VARIANTS))}')
+    p.add_argument('--compare-methods', nargs='+', default=['lspt',
+                                                            'vpt_deep'],
+                   choices=cost.method_names(), metavar='METHOD',
+                   help='methods whose jobs get the --compare variants '
+                   '(default: lspt vpt_deep)')
     p.add_argument('--no-alloc-peak', dest='alloc_peak',
                    action='store_false',
                    help='CPU: skip the profiled extra train step that gives '
@@ -151,7 +219,9 @@ def settings_from(args):
                          seg=dict(args.seg_cfg_options)),
         arch=args.arch, patch_size=args.patch_size, seg_norm=args.seg_norm,
         device=args.device, amp=args.amp, threads=args.threads,
-        repeats=args.repeats, warmup=args.warmup, alloc_peak=args.alloc_peak)
+        repeats=args.repeats, warmup=args.warmup, alloc_peak=args.alloc_peak,
+        with_cp=args.with_cp,
+        compile=compile_value(args) if args.compile else None)
 
 
 def make_jobs(args):
@@ -179,7 +249,16 @@ def make_jobs(args):
         for size in args.sweep_sizes:
             for n_p in args.sweep_prompts:
                 add(args.sweep_method, 'cls', size, n_p, args.batch)
-    return jobs
+    variants = []
+    for job in jobs:
+        if job['method'] not in args.compare_methods:
+            continue
+        for name in args.compare:
+            options = dict(VARIANTS[name])
+            if 'compile' in options:
+                options['compile'] = compile_value(args)
+            variants.append(dict(job, variant=name, **options))
+    return jobs + variants
 
 
 def measure(jobs, settings, args):
@@ -202,9 +281,7 @@ def measure(jobs, settings, args):
                     if (r['task'], r['img_size'], r['batch']) == setting]
             print(f'[interleaved] {setting}: {len(rows)} methods',
                   file=sys.stderr, flush=True)
-            batch = [{k: r[k] for k in ('method', 'task', 'img_size',
-                                        'num_prompts', 'batch')}
-                     for r in rows]
+            batch = [r['job'] for r in rows]
             times = cost.run_in_subprocess('interleaved', batch, settings,
                                            args.timeout)
             cost.merge_interleaved(rows, times)
