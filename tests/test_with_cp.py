@@ -212,3 +212,15 @@ def test_cost_tool_measures_with_cp_side_by_side(tmp_path):
     assert 'lspt +with_cp: backbone saved activations <= 0.25 x plain' \
         in text
     assert "of every frozen-backbone method < 5% of full" in text
+
+
+def test_blocks_without_backward_are_not_checkpointed():
+    """The linear probe's blocks need no backward: run once, inputs not
+    kept by a checkpoint."""
+    vit = make('linear', with_cp=True)
+    x = images()
+    calls = []
+    with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: calls.append(t) or t, lambda t: t):
+        vit(x)
+    assert calls == []

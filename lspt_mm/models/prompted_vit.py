@@ -486,8 +486,15 @@ class PromptedViT(VisionTransformer):
 
     def _run_block(self, i, layer, x, temperature, mlp_adapter):
         """Block ``i`` on tokens ``x``, checkpointed when ``with_cp``
-        selects it and autograd records."""
-        if i in self._cp_blocks and torch.is_grad_enabled():
+        selects it and its backward is needed (autograd records and the
+        tokens, ``τ_l`` or a tensor of the block or adapter need
+        gradients; a linear probe's blocks save nothing anyway)."""
+        if i in self._cp_blocks and torch.is_grad_enabled() and (
+                x.requires_grad or (temperature is not None and
+                                    temperature.requires_grad) or
+                any(p.requires_grad for p in layer.parameters()) or
+                (mlp_adapter is not None and
+                 any(p.requires_grad for p in mlp_adapter.parameters()))):
             return torch.utils.checkpoint.checkpoint(
                 block_forward, layer, x, temperature, mlp_adapter,
                 use_reentrant=False)
