@@ -32,3 +32,15 @@ class TrainableParamsHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         log_trainable_parameters(model, runner.logger)
+
+
+def leaf_dataset_cfgs(dataset):
+    """The leaf dataset dicts of a (possibly wrapped: ``dataset`` /
+    ``datasets``) dataset config, e.g. to set a split or a data root."""
+    if dataset.get('datasets') is not None:
+        for ds in dataset['datasets']:
+            yield from leaf_dataset_cfgs(ds)
+    elif isinstance(dataset.get('dataset'), dict):
+        yield from leaf_dataset_cfgs(dataset['dataset'])
+    else:
+        yield dataset

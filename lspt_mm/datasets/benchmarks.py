@@ -10,6 +10,8 @@ protocol) and by ``tools/run_benchmark.py`` (task lists, group means).
 """
 import os.path as osp
 
+from lspt_mm.utils import leaf_dataset_cfgs
+
 # --------------------------------------------------------------- VTAB-1k
 # Task folder names and class counts as in the widely shared image-folder
 # release of VTAB-1k (NOAH / SSF / ...: ``vtab-1k/<task>/images/...`` plus
@@ -278,35 +280,9 @@ def is_benchmark_config(cfg):
     return isinstance(spec, dict) and 'name' in spec and 'backbone' in spec
 
 
-def _leaf_datasets(dataset):
-    if dataset.get('datasets') is not None:
-        for ds in dataset['datasets']:
-            yield from _leaf_datasets(ds)
-    elif isinstance(dataset.get('dataset'), dict):
-        yield from _leaf_datasets(dataset['dataset'])
-    else:
-        yield dataset
-
-
 def _inner_vit(backbone):
     """The PromptedViT config (a wrapper's ``module``, e.g. LoRA's)."""
     return backbone['module'] if 'module' in backbone else backbone
-
-
-def backbone_method(backbone):
-    """The method-table name a backbone config trains (its wrapper's, or
-    what its ``prompt`` / ``prompt_method`` resolve to)."""
-    from lspt_mm.models.methods import METHODS, resolve
-    kind = str(backbone.get('type', '')).split('.')[-1]
-    for spec in METHODS.values():
-        if spec.wrapper and kind == spec.wrapper['type'].split('.')[-1]:
-            return spec.name
-    vit = _inner_vit(backbone)
-    name, _, _ = resolve(prompt=vit.get('prompt'),
-                         prompt_method=vit.get('prompt_method'),
-                         prompt_cfg=vit.get('prompt_cfg'),
-                         freeze_backbone=vit.get('freeze_backbone'))
-    return name
 
 
 def _set_method(cfg, method):
@@ -315,13 +291,13 @@ def _set_method(cfg, method):
     ``prompt_cfg`` options are kept. Returns the table name."""
     from mmengine.config import ConfigDict
 
-    from lspt_mm.models.methods import get_method
+    from lspt_mm.models.methods import get_method, method_of_backbone
     try:
         spec = get_method(method)
     except KeyError as err:
         raise TaskError(f'method={method!r}: {err.args[0]}') from None
     backbone = cfg.model.backbone
-    if backbone_method(backbone) == spec.name:
+    if method_of_backbone(backbone) == spec.name:
         return spec.name
     vit = _inner_vit(backbone)
     if vit.get('prompt') is not None:
@@ -372,7 +348,8 @@ def task_recipe(cfg):
             f'(configs/classification/) instead of a resolved copy')
     method = cfg.get('method', None)
     if method is None:
-        method = backbone_method(cfg.model.backbone)
+        from lspt_mm.models.methods import method_of_backbone
+        method = method_of_backbone(cfg.model.backbone)
     method = str(method).replace('-', '_')
     recipes = None
     if spec.get('recipes'):
@@ -446,7 +423,7 @@ def apply_task(cfg, log=True):
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(loader, None) is None:
             continue
-        for ds in _leaf_datasets(cfg[loader]['dataset']):
+        for ds in leaf_dataset_cfgs(cfg[loader]['dataset']):
             if benchmark == 'fgvc':
                 fill(ds, 'name', task, f'{loader}.dataset.name')
                 path = None if root is None else osp.join(

@@ -270,3 +270,18 @@ def build_method(cfg, name, **backbone_args):
             from err
     method.method_name = name
     return method
+
+
+def method_of_backbone(backbone):
+    """The method-table name a backbone config trains: its wrapper's (e.g.
+    LoRA's ``LoRAModel``), or what its ``prompt`` / ``prompt_method``
+    resolve to (``KeyError`` / ``ValueError`` when none)."""
+    kind = str(backbone.get('type', '')).split('.')[-1]
+    for spec in METHODS.values():
+        if spec.wrapper and kind == spec.wrapper['type'].split('.')[-1]:
+            return spec.name
+    name, _, _ = resolve(prompt=backbone.get('prompt'),
+                         prompt_method=backbone.get('prompt_method'),
+                         prompt_cfg=backbone.get('prompt_cfg'),
+                         freeze_backbone=backbone.get('freeze_backbone'))
+    return name

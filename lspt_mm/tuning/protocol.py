@@ -57,6 +57,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from lspt_mm.engine.checkpoint_hook import atomic_write_text
+from lspt_mm.utils import leaf_dataset_cfgs
 
 # short axis name -> (label in point ids, config key)
 AXES = {
@@ -226,17 +227,6 @@ def parse_shard(text):
 
 
 # ------------------------------------------------------------ the config
-def _dataset_dicts(dataset):
-    """The leaf dataset dicts of a (possibly wrapped) dataset config."""
-    if dataset.get('datasets') is not None:
-        for ds in dataset['datasets']:
-            yield from _dataset_dicts(ds)
-    elif isinstance(dataset.get('dataset'), dict):
-        yield from _dataset_dicts(dataset['dataset'])
-    else:
-        yield dataset
-
-
 def _json_normal(obj):
     return json.loads(json.dumps(obj, sort_keys=True, default=repr))
 
@@ -525,7 +515,7 @@ class Protocol:
                     'with the test loop and evaluator)')
         for loader, split in (('train_dataloader', train_split),
                               ('test_dataloader', eval_split)):
-            for ds in _dataset_dicts(cfg[loader]['dataset']):
+            for ds in leaf_dataset_cfgs(cfg[loader]['dataset']):
                 ds[task.splits.key] = task.splits.value(split)
                 if task.data_root is not None:
                     ds['data_root'] = task.data_root
