@@ -128,6 +128,30 @@ def test_trainable_only_checkpoint_takes_frozen_vit_from_pretrained(
         check_checkpoint(classifier(save_trainable_only=True), ckpt)
 
 
+def test_linear_probe_trainable_only_checkpoint_loads(tmp_path):
+    """A linear probe's trainable-only checkpoint holds no backbone tensor
+    at all (only the head); its recorded setup says the ViT comes from
+    `pretrained`. Without that record, the missing ViT is still an
+    error."""
+    pretrained = _pretrained_file(tmp_path)
+    trained = classifier('linear', 0, pretrained=pretrained,
+                         save_trainable_only=True)
+    with torch.no_grad():
+        trained.head.fc.weight.add_(1.)
+    path = save(trained, tmp_path / 'linear.pth')
+    ckpt = safe_load(path)
+    assert not any(k.startswith('backbone.') for k in ckpt['state_dict'])
+    fresh = classifier('linear', 0, pretrained=pretrained,
+                       save_trainable_only=True)
+    check_checkpoint(fresh, ckpt)
+    fresh.load_state_dict(ckpt['state_dict'], strict=True)
+    assert torch.equal(fresh.head.fc.weight, trained.head.fc.weight)
+    bare = {'state_dict': dict(ckpt['state_dict'])}  # metadata dropped
+    with pytest.raises(CheckpointMismatchError, match=r'missing \(\d+\): '
+                       r'backbone\.'):
+        check_checkpoint(fresh, bare)
+
+
 def test_pretrained_file_with_part_of_a_prompt_method_is_refused(tmp_path):
     """A runner checkpoint of VPT-deep given as `pretrained` to LSPT would
     load the prompts and leave the LSTM random."""

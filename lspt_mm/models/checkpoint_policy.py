@@ -158,7 +158,7 @@ def on_state_dict(vit, state_dict, prefix, local_metadata):
     return state_dict
 
 
-def backbone_source(vit, state_dict, prefix):
+def backbone_source(vit, state_dict, prefix, local_metadata=None):
     """Where the ViT at ``prefix`` gets its weights from when
     ``state_dict`` is loaded: ``'checkpoint'``, ``'pretrained'`` (the
     checkpoint has none of the frozen ViT, which came from ``pretrained`` at
@@ -167,8 +167,15 @@ def backbone_source(vit, state_dict, prefix):
     error."""
     own = [k for k in state_dict if k.startswith(prefix)]
     if not own:
-        return None
-    if not vit.freeze_backbone or any(
+        # a trainable-only checkpoint of a method that trains no backbone
+        # tensor (linear probe) holds nothing of it, but says so (in the
+        # state dict's metadata; a load pre-hook gets it as local_metadata)
+        setup = (local_metadata or {}).get(SETUP_KEY) or recorded_setup(
+            state_dict, prefix)
+        if not (vit.freeze_backbone and setup
+                and setup.get('trainable_only')):
+            return None
+    elif not vit.freeze_backbone or any(
             vit.is_frozen_key(k[len(prefix):]) for k in own):
         return 'checkpoint'
     if vit._backbone_loaded:
@@ -182,10 +189,11 @@ def backbone_source(vit, state_dict, prefix):
         'trained from.')
 
 
-def fill_frozen_weights(vit, state_dict, prefix):
+def fill_frozen_weights(vit, state_dict, prefix, local_metadata=None):
     """PromptedViT's load pre-hook: a checkpoint holding only trainable
     tensors gets the frozen ViT from ``pretrained`` (never a random one)."""
-    if backbone_source(vit, state_dict, prefix) == 'pretrained':
+    if backbone_source(vit, state_dict, prefix,
+                       local_metadata) == 'pretrained':
         for key, value in frozen_backbone_tensors(vit).items():
             state_dict[prefix + key] = value.detach()
 

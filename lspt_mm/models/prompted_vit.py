@@ -384,10 +384,12 @@ class PromptedViT(VisionTransformer):
         return checkpoint_policy.on_state_dict(self, state_dict, prefix,
                                                local_metadata)
 
-    def _fill_frozen_weights(self, state_dict, prefix, *args, **kwargs):
+    def _fill_frozen_weights(self, state_dict, prefix, local_metadata,
+                             *args, **kwargs):
         """A checkpoint holding only trainable tensors gets the frozen
         backbone from ``pretrained`` (never a random one)."""
-        checkpoint_policy.fill_frozen_weights(self, state_dict, prefix)
+        checkpoint_policy.fill_frozen_weights(self, state_dict, prefix,
+                                              local_metadata)
 
     # ------------------------------------------------------------ forward
     @contextlib.contextmanager
