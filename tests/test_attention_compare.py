@@ -34,3 +34,31 @@ def test_several_models_one_figure(tmp_path):
     assert a['cls_to_patch'].shape == (LAYERS, SIZE // 8, SIZE // 8)
     assert np.allclose(a['prompt_to_patch'], b['prompt_to_patch'])
     assert np.isnan(np.load(npzs[0])['prompt_to_patch']).all()
+
+
+def test_prompt_token_scales_match_a_hand_computation():
+    """prompt_token_scales: norms of X̂_P^l, X^l, mean_i X^l_i and of the
+    next prompts, recomputed from the recorded block outputs."""
+    import torch
+    from lspt_mm.analysis.tokens import (prompt_token_scales,
+                                         record_block_outputs)
+    from lspt_mm.models import PromptedViT
+    torch.manual_seed(0)
+    vit = PromptedViT(arch=dict(embed_dims=32, num_layers=3, num_heads=2,
+                                feedforward_channels=64), img_size=32,
+                      patch_size=8, prompt_method='lspt_gspc_only',
+                      num_prompts=2, prompt_dropout=0.).eval()
+    x = torch.randn(2, 3, 32, 32)
+    scales = prompt_token_scales(vit, x)
+    assert scales.shape == (2, 5)
+    with record_block_outputs(vit) as outs, torch.no_grad():
+        vit(x)
+    for l in range(2):
+        _, prompts, patches = vit.split_tokens(outs[l])
+        mean = patches.mean(1, keepdim=True)
+        nxt = prompts + mean  # GSPC only: X_P^l = X̂_P^l + mean_i X^l_i
+        want = [prompts.norm(dim=-1).mean(), patches.norm(dim=-1).mean(),
+                mean.norm(dim=-1).mean(), nxt.norm(dim=-1).mean(),
+                nxt.abs().max()]
+        assert np.allclose(scales[l], torch.stack(want).numpy(), rtol=1e-5)
+    assert 'next_prompts' not in vit.prompt_method.__dict__  # restored

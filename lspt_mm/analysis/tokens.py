@@ -193,3 +193,36 @@ def prompt_patch_cosine(backbone, x):
         patches = F.normalize(patches, dim=-1)
         sims.append((prompts @ patches.transpose(1, 2)).mean((1, 2)))
     return torch.stack(sims, dim=1).numpy()
+
+
+SCALE_COLUMNS = ('out_prompts', 'patches', 'patch_mean', 'next_prompts',
+                 'next_prompts_max_abs')
+
+
+@torch.no_grad()
+def prompt_token_scales(backbone, x):
+    """How large the prompts are against the patch tokens, after each block
+    l < L: mean L2 norm of the block's output prompts ``X̂_P^l``, of its
+    patch tokens ``X^l``, of their mean (GSPC's term), of the prompts the
+    method passes on ``X_P^l`` (LSPT: the LSTM output, tanh-bounded), and
+    the largest ``|entry|`` of those (1.0: a saturated LSTM). Array
+    (L-1, 5) in the order of :data:`SCALE_COLUMNS`."""
+    method = backbone.prompt_method
+    if not backbone.num_prompts:
+        raise ValueError('this backbone has no prompt tokens')
+    rows, step = [], method.next_prompts
+
+    def spy(index, in_prompts, out_prompts, patches, state):
+        prompts, state = step(index, in_prompts, out_prompts, patches, state)
+        rows.append([out_prompts.norm(dim=-1).mean(),
+                     patches.norm(dim=-1).mean(),
+                     patches.mean(1).norm(dim=-1).mean(),
+                     prompts.norm(dim=-1).mean(), prompts.abs().max()])
+        return prompts, state
+
+    method.next_prompts = spy
+    try:
+        backbone(x)
+    finally:
+        del method.next_prompts  # back to the class's method
+    return torch.tensor(rows).numpy()

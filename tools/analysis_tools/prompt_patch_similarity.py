@@ -5,7 +5,10 @@ LSPT) the output tokens of every block are captured; the cosine similarity
 of every (prompt, patch) pair is averaged per image, then over the images.
 Plots one line per model over blocks 1..L to ``--out`` (PNG) and writes the
 numbers next to it (same name, ``.json``: per model ``blocks``,
-``mean_cosine``, ``std_cosine`` over images, ``per_image``).
+``mean_cosine``, ``std_cosine`` over images, ``per_image``, and
+``scales``: per block l < L the mean norms of the output prompts, the patch
+tokens, their mean and the prompts passed on, and the largest |entry| of
+those (``lspt_mm.analysis.tokens.prompt_token_scales``), also printed).
 
 Example::
 
@@ -57,16 +60,23 @@ def similarity_per_block(config, checkpoint, images, batch=4, device='cpu',
 
     from lspt_mm.analysis.tokens import (backbone_input_size, find_backbone,
                                          load_image, load_model, normalise,
-                                         prompt_patch_cosine)
+                                         prompt_patch_cosine,
+                                         prompt_token_scales)
     model, _ = load_model(config, checkpoint, cfg_options, device)
     backbone = find_backbone(model)
     size = backbone_input_size(backbone)
-    sims = []
+    sims, scales, sizes = [], [], []
     for i in range(0, len(images), batch):
         arr = np.stack([load_image(p, size) for p in images[i:i + batch]])
-        sims.append(prompt_patch_cosine(backbone, normalise(model, arr).to(
-            device)))
-    return np.concatenate(sims), backbone
+        x = normalise(model, arr).to(device)
+        sims.append(prompt_patch_cosine(backbone, x))
+        scales.append(prompt_token_scales(backbone, x))
+        sizes.append(len(arr))
+    scales = np.stack(scales)
+    # norms: mean over images (batch means weighted); |entry|: the largest
+    means = np.average(scales[..., :-1], axis=0, weights=sizes)
+    scales = np.concatenate([means, scales[..., -1:].max(0)], axis=-1)
+    return np.concatenate(sims), backbone, scales
 
 
 def plot(results, path):
@@ -89,16 +99,16 @@ def plot(results, path):
 
 
 def main(argv=None):
-    from lspt_mm.analysis.tokens import list_images
+    from lspt_mm.analysis.tokens import SCALE_COLUMNS, list_images
     from lspt_mm.engine.runner_utils import exit_on_checkpoint_error
     args = parse_args(argv)
     images = list_images(args.img, args.max_images)
     results = {}
     for i, (config, ckpt) in enumerate(args.pairs):
         with exit_on_checkpoint_error():  # a checkpoint must fit its config
-            sims, backbone = similarity_per_block(config, ckpt, images,
-                                                  args.batch, args.device,
-                                                  args.cfg_options)
+            sims, backbone, scales = similarity_per_block(
+                config, ckpt, images, args.batch, args.device,
+                args.cfg_options)
         label = (args.labels[i] if args.labels else
                  f'{osp.splitext(osp.basename(config))[0]} '
                  f'({backbone.prompt_method.method_name})')
@@ -109,7 +119,13 @@ def main(argv=None):
             blocks=list(range(1, sims.shape[1] + 1)),
             mean_cosine=sims.mean(0).tolist(),
             std_cosine=sims.std(0).tolist(),
-            per_image=sims.tolist())
+            per_image=sims.tolist(),
+            scales={name: scales[:, j].tolist()
+                    for j, name in enumerate(SCALE_COLUMNS)})
+        print(f'{label}: after block l, mean norm of output prompts / '
+              'patch tokens / patch mean / prompts passed on, max |entry|')
+        for block, row in enumerate(scales, 1):
+            print(f'  {block:2d}  ' + '  '.join(f'{v:7.2f}' for v in row))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     plot(results, args.out)
     out_json = osp.splitext(args.out)[0] + '.json'
