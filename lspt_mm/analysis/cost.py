@@ -878,11 +878,12 @@ def merge_interleaved(records, times):
     ``infer_ms``; the per-process ones stay as ``*_per_process``."""
     for r in records:
         tt = times[job_key(r)]
-        if r.get('compile') is not None:  # compile time beyond a step
-            r['compile_train_s'] = (tt['first_train'] -
-                                    statistics.median(tt['train'])) / 1e3
-            r['compile_infer_s'] = (tt['first_infer'] -
-                                    statistics.median(tt['infer'])) / 1e3
+        if r.get('compile') is not None:  # (inductor's cache is warm now:
+            # the per-process compile_*_s stay the cold figures)
+            for name in ('train', 'infer'):
+                r[f'compile_{name}_s_interleaved'] = (
+                    tt[f'first_{name}'] -
+                    statistics.median(tt[name])) / 1e3
         for name, key in (('train', 'train_step_ms'), ('infer', 'infer_ms')):
             r[f'{key}_per_process'] = r[key]
             r[f'{key}_per_process_all'] = r[f'{key}_all']
