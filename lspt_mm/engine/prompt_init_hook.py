@@ -32,7 +32,6 @@ import torch
 from mmengine.dist import broadcast, broadcast_object_list, get_rank, \
     is_distributed
 from mmengine.hooks import Hook
-from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from ..models.checkpoint_policy import prompted_backbones, unwrap_model
@@ -201,12 +200,7 @@ def ensure_prompt_init_hook(cfg):
     Returns whether it was added."""
     if not _asks_for_data(cfg.get('model', None)):
         return False
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if any(str(h.get('type', '')).split('.')[-1] == 'PromptInitHook'
-           for h in hooks if isinstance(h, dict)):
-        return False
-    hooks.append(dict(type='PromptInitHook'))
-    cfg.custom_hooks = hooks
-    print_log('Added PromptInitHook (the model has a data-driven '
-              'prompt_init, the config lacks the hook).', logger='current')
-    return True
+    from lspt_mm.utils import add_custom_hook
+    return add_custom_hook(cfg, 'PromptInitHook',
+                           'the model has a data-driven prompt_init, the '
+                           'config lacks the hook')

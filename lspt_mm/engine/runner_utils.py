@@ -40,15 +40,10 @@ def ensure_checkpoint_policy(cfg):
     ``cfg.custom_hooks`` unless the config has it: ``load_from`` and
     ``--resume`` checkpoints must then fit the model (mmengine alone loads
     them with ``strict=False``). Returns whether it was added."""
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if any(str(h.get('type', '')).split('.')[-1] == 'CheckpointPolicyHook'
-           for h in hooks if isinstance(h, dict)):
-        return False
-    hooks.append(dict(type='CheckpointPolicyHook'))
-    cfg.custom_hooks = hooks
-    print_log('Added CheckpointPolicyHook (the config lacks it): a load_from '
-              '/ --resume checkpoint must fit the model.', logger='current')
-    return True
+    from lspt_mm.utils import add_custom_hook
+    return add_custom_hook(cfg, 'CheckpointPolicyHook',
+                           'the config lacks it: a load_from / --resume '
+                           'checkpoint must fit the model')
 
 
 @contextlib.contextmanager
