@@ -3,6 +3,7 @@ lspt_mm.analysis.cost / cost_report) on tiny archs built from the real
 configs: its JSON records, FLOP accounting, memory terms, frozen-weight
 checks, re-rendered reports."""
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -390,3 +391,60 @@ def test_settings_survive_the_process_boundary():
     assert back == s
     assert isinstance(back.cfg_options['seg']['model.data_preprocessor.size'],
                       tuple)
+
+
+def test_op_time_shares_split_a_step_by_operator_class():
+    """--op-shares: the profiled step's self time is split into matrix
+    products, fused attention, convolutions and the rest; shares add up."""
+    assert cost.op_class('aten::addmm') == 'matmul'
+    assert cost.op_class('aten::mm') == 'matmul'
+    assert cost.op_class('aten::matmul') == 'other'  # composite: no self time
+    assert cost.op_class(
+        'aten::_scaled_dot_product_flash_attention_for_cpu') == 'attention'
+    assert cost.op_class('aten::convolution_backward') == 'convolution'
+    assert cost.op_class('aten::mkldnn_convolution') == 'convolution'
+    assert cost.op_class('aten::gelu') == 'other'
+    torch.manual_seed(0)
+    lin, conv = torch.nn.Linear(64, 64), torch.nn.Conv2d(4, 4, 3)
+    x, img = torch.randn(2, 16, 64), torch.randn(2, 4, 16, 16)
+
+    def step():
+        q = lin(x).view(2, 4, 16, 16)
+        y = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+        (torch.nn.functional.gelu(y).sum() + conv(img).sum()).backward()
+
+    shares = cost.op_time_shares(step)
+    parts = [shares[k] for k in ('matmul', 'attention', 'convolution',
+                                 'other')]
+    assert all(p > 0 for p in parts) and sum(parts) == pytest.approx(1.)
+    assert shares['total_ms'] > 0
+
+
+def test_compiled_jobs_measure_a_cold_compile(monkeypatch):
+    """A compiled job's process gets an empty inductor cache of its own
+    (removed afterwards), so its first-step time is the compile a first run
+    pays; eager jobs keep the environment."""
+    seen = []
+
+    def fake_run(cmd, env, **kwargs):
+        cache = env.get('TORCHINDUCTOR_CACHE_DIR')
+        fresh = 'LSPT_MM_COLD_COMPILE_CACHE' in env
+        seen.append((cache, fresh and osp.isdir(cache) and
+                     not any(os.scandir(cache))))
+        return subprocess.CompletedProcess(
+            cmd, 0, stdout=cost.RESULT_TAG + '{"ok": 1}\n', stderr='')
+
+    monkeypatch.setattr(cost.subprocess, 'run', fake_run)
+    job = dict(method='lspt', task='cls', img_size=32, num_prompts=2,
+               batch=2)
+    plain = cost.CostSettings()
+    assert cost.run_in_subprocess('job', job, plain) == {'ok': 1}
+    assert cost.run_in_subprocess(
+        'job', dict(job, variant='compile', compile=True), plain) == \
+        {'ok': 1}
+    assert cost.run_in_subprocess(
+        'job', job, cost.CostSettings(compile=True)) == {'ok': 1}
+    (eager, _), (variant, fresh1), (setting, fresh2) = seen
+    assert eager == os.environ.get('TORCHINDUCTOR_CACHE_DIR')
+    assert fresh1 and fresh2 and variant != setting
+    assert not osp.exists(variant) and not osp.exists(setting)

@@ -42,9 +42,11 @@ import json
 import math
 import os
 import os.path as osp
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from .flops import arch_settings, count_flops, model_flops
@@ -150,6 +152,8 @@ class CostSettings:
             compile_model`; a dict: torch.compile options). FLOPs and saved
             activations are counted on the eager model, times and peaks on
             the compiled one.
+        op_shares (bool): profile one more train step and split its time
+            by operator class (:func:`op_time_shares`).
         A job may carry ``with_cp`` / ``compile`` itself (and a ``variant``
         label): it then overrides these for that job.
     """
@@ -165,6 +169,7 @@ class CostSettings:
     repeats: int = 5
     warmup: int = 2
     alloc_peak: bool = True
+    op_shares: bool = False
     with_cp: object = None
     compile: object = None
 
@@ -673,6 +678,49 @@ def allocation_peak(step):
         return None, None
 
 
+# Operator classes of :func:`op_time_shares`, by aten name. Matrix
+# products, fused attention and convolutions run in vendor kernels (MKL /
+# oneDNN, cuBLAS / cuDNN) that ``torch.compile`` calls as they are; the rest
+# (element-wise, norms, reductions, copies, the optimiser) is what its fusion
+# can shorten.
+OP_CLASSES = (
+    ('matmul', ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm',
+                'aten::addbmm', 'aten::_addmm_activation')),
+    ('attention', ('scaled_dot_product', 'flash_attention',
+                   'efficient_attention', 'cudnn_attention')),
+    ('convolution', ('convolution', 'conv2d', 'conv_depthwise',
+                     'mkldnn_conv')),
+)
+
+
+def op_class(name):
+    """``matmul``, ``attention``, ``convolution`` or ``other``."""
+    for cls, keys in OP_CLASSES:
+        if cls == 'matmul' and name in keys or \
+                cls != 'matmul' and any(k in name for k in keys):
+            return cls
+    return 'other'
+
+
+def op_time_shares(step, cuda=False):
+    """Shares of one ``step()``'s operator self time (CPU, or the device's
+    on CUDA) by :data:`OP_CLASSES`, plus ``total_ms``: what fusion could at
+    most remove is the ``other`` share. The profiler's own overhead lands
+    mostly on the many small ops, so ``other`` is an upper bound."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        step()
+    times = dict(matmul=0., attention=0., convolution=0., other=0.)
+    for evt in prof.key_averages():
+        t = evt.self_device_time_total if cuda else evt.self_cpu_time_total
+        times[op_class(evt.key)] += t
+    total = sum(times.values()) or 1.
+    out = {k: v / total for k, v in times.items()}
+    out['total_ms'] = total / 1e3
+    return out
+
+
 def _shown(path):
     """``path`` relative to the repository when inside it."""
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -779,6 +827,8 @@ def run_job(job, settings):
                 _max_diff(case.infer(), eager_out)
         del eager_out
         rec['compile_train_first_ms'] = case.timed(case.train_step, 1)[0]
+        rec['compile_cache'] = 'cold' if os.environ.get(
+            'LSPT_MM_COLD_COMPILE_CACHE') else 'as found'
     case.timed(case.train_step, max(settings.warmup - 1, 0))
     train_times = case.timed(case.train_step, settings.repeats)
     case.sync()
@@ -791,6 +841,8 @@ def run_job(job, settings):
         if settings.alloc_peak:  # one more (steady-state) step, profiled
             rec['alloc_peak_mb'], rec['alloc_peak_split_mb'] = \
                 allocation_peak(case.train_step)
+    if settings.op_shares:
+        rec['op_time_shares'] = op_time_shares(case.train_step, cuda)
 
     # ------------------------------------------------ head alone (seg)
     if job['task'] == 'seg':
@@ -905,10 +957,24 @@ def run_in_subprocess(kind, payload, settings, timeout=3600):
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     env = dict(os.environ)
     env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
+    cache = None
+    if kind == 'job' and compile_options(
+            settings.option(payload, 'compile')) is not None:
+        # an empty inductor (and triton) cache: the first step's compile
+        # time is the one a user's first run pays, not a cache hit of an
+        # earlier measurement
+        cache = tempfile.mkdtemp(prefix='lspt_mm_inductor_')
+        env.update(TORCHINDUCTOR_CACHE_DIR=cache,
+                   TRITON_CACHE_DIR=osp.join(cache, 'triton'),
+                   LSPT_MM_COLD_COMPILE_CACHE='1')
     cmd = [sys.executable, '-m', 'lspt_mm.analysis.cost', kind,
            json.dumps(payload), settings.to_json()]
-    proc = subprocess.run(cmd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    finally:
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])

@@ -261,6 +261,26 @@ def variant_table(records):
     return '\n'.join(lines)
 
 
+def op_share_table(records):
+    """Where each job's train step spends its operator time
+    (:func:`lspt_mm.analysis.cost.op_time_shares`)."""
+    rs = [r for r in records if r.get('op_time_shares')]
+    if not rs:
+        return ''
+    lines = ['| task | size | batch | N_p | method | profiled step ms | '
+             'matrix products | attention | convolutions | other '
+             '(element-wise, norms, copies, optimiser) |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    for r in rs:
+        s = r['op_time_shares']
+        lines.append(
+            f"| {r['task']} | {r['img_size']} | {r['batch']} | "
+            f"{r['num_prompts'] or '-'} | {label(r)} | {s['total_ms']:.0f} | "
+            f"{s['matmul']:.0%} | {s['attention']:.0%} | "
+            f"{s['convolution']:.0%} | {s['other']:.0%} |")
+    return '\n'.join(lines)
+
+
 def peak_mb(r):
     """Peak tensor memory of a train step (CUDA max allocated, CPU the
     profiler's), else the process peak."""
@@ -286,11 +306,16 @@ def evaluate_lean_targets(records):
         if r.get('compile') is not None and base.get('compile') is None:
             t = r['train_step_ms'] / base['train_step_ms']
             steps = payoff_steps(base, r)
+            cold = ' (cold cache)' if r.get('compile_cache') == 'cold' \
+                else ''
+            other = (base.get('op_time_shares') or {}).get('other')
+            fusable = '' if other is None else \
+                f'; ops compile can fuse: {other:.0%} of the eager step'
             out.append((f'{tag}: compiled train step <= 0.85 x eager',
                         t <= 0.85, f"{t:.3f} (inference "
                         f"{r['infer_ms'] / base['infer_ms']:.3f}; compile "
-                        f"{r['compile_train_s']:.0f} s, pays off after "
-                        f'{steps:.0f} steps)'))
+                        f"{r['compile_train_s']:.0f} s{cold}, pays off "
+                        f'after {steps:.0f} steps{fusable})'))
     for task, size, batch, n_p, rows in groups(records):
         by = {r['method']: r for r in rows}
         full = by.get('full')
@@ -417,6 +442,10 @@ def report(records, sweep_method='lspt'):
     if len(plain) < len(records):
         parts += ['### Variants: activation checkpointing, compile', '',
                   variant_table(records), '']
+    shares = op_share_table(records)
+    if shares:
+        parts += ['### Where the train step spends its time', '', shares,
+                  '']
     parts += ['### Targets', '']
     for name, ok, detail in evaluate_targets(records) + \
             evaluate_lean_targets(records):

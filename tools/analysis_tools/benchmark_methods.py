@@ -177,6 +177,10 @@ def parse_args(argv=None):
                    action='store_false',
                    help='CPU: skip the profiled extra train step that gives '
                    'the peak of live tensor memory (alloc_peak_mb)')
+    p.add_argument('--op-shares', action='store_true',
+                   help='profile one more train step per job and split its '
+                   'time into matrix products, attention, convolutions and '
+                   'the rest (what torch.compile can fuse)')
     p.add_argument('--out', help='write the records as JSON here')
     p.add_argument('--markdown', help='also write the tables to this file')
     p.add_argument('--timeout', type=float, default=3600,
@@ -220,6 +224,7 @@ def settings_from(args):
         arch=args.arch, patch_size=args.patch_size, seg_norm=args.seg_norm,
         device=args.device, amp=args.amp, threads=args.threads,
         repeats=args.repeats, warmup=args.warmup, alloc_peak=args.alloc_peak,
+        op_shares=args.op_shares,
         with_cp=args.with_cp,
         compile=compile_value(args) if args.compile else None)
 
