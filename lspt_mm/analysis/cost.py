@@ -706,13 +706,18 @@ def op_time_shares(step, cuda=False):
     """Shares of one ``step()``'s operator self time (CPU, or the device's
     on CUDA) by :data:`OP_CLASSES`, plus ``total_ms``: what fusion could at
     most remove is the ``other`` share. The profiler's own overhead lands
-    mostly on the many small ops, so ``other`` is an upper bound."""
+    mostly on the many small ops, so ``other`` is an upper bound. On CUDA
+    each aten op is charged the device time of the kernels it launched
+    (kernel entries themselves are skipped; not yet run on a GPU here)."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=acts) as prof:
         step()
     times = dict(matmul=0., attention=0., convolution=0., other=0.)
     for evt in prof.key_averages():
+        if getattr(evt, 'device_type', DeviceType.CPU) != DeviceType.CPU:
+            continue  # a kernel: counted with the aten op that launched it
         t = evt.self_device_time_total if cuda else evt.self_cpu_time_total
         times[op_class(evt.key)] += t
     total = sum(times.values()) or 1.
