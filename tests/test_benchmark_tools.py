@@ -429,6 +429,7 @@ def test_compiled_jobs_measure_a_cold_compile(monkeypatch):
     def fake_run(cmd, env, **kwargs):
         cache = env.get('TORCHINDUCTOR_CACHE_DIR')
         fresh = 'LSPT_MM_COLD_COMPILE_CACHE' in env
+        assert env['TORCHINDUCTOR_COMPILE_THREADS'] == '1'
         seen.append((cache, fresh and osp.isdir(cache) and
                      not any(os.scandir(cache))))
         return subprocess.CompletedProcess(
@@ -437,13 +438,13 @@ def test_compiled_jobs_measure_a_cold_compile(monkeypatch):
     monkeypatch.setattr(cost.subprocess, 'run', fake_run)
     job = dict(method='lspt', task='cls', img_size=32, num_prompts=2,
                batch=2)
-    plain = cost.CostSettings()
+    plain = cost.CostSettings(threads=1)
     assert cost.run_in_subprocess('job', job, plain) == {'ok': 1}
     assert cost.run_in_subprocess(
         'job', dict(job, variant='compile', compile=True), plain) == \
         {'ok': 1}
     assert cost.run_in_subprocess(
-        'job', job, cost.CostSettings(compile=True)) == {'ok': 1}
+        'job', job, cost.CostSettings(compile=True, threads=1)) == {'ok': 1}
     (eager, _), (variant, fresh1), (setting, fresh2) = seen
     assert eager == os.environ.get('TORCHINDUCTOR_CACHE_DIR')
     assert fresh1 and fresh2 and variant != setting

@@ -972,6 +972,9 @@ def run_in_subprocess(kind, payload, settings, timeout=3600):
         env.update(TORCHINDUCTOR_CACHE_DIR=cache,
                    TRITON_CACHE_DIR=osp.join(cache, 'triton'),
                    LSPT_MM_COLD_COMPILE_CACHE='1')
+    if settings.threads:  # inductor's compile workers too (they would take
+        # the cores of a measurement running beside this one)
+        env.setdefault('TORCHINDUCTOR_COMPILE_THREADS', str(settings.threads))
     cmd = [sys.executable, '-m', 'lspt_mm.analysis.cost', kind,
            json.dumps(payload), settings.to_json()]
     try:
