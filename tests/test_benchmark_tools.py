@@ -449,3 +449,18 @@ def test_compiled_jobs_measure_a_cold_compile(monkeypatch):
     assert eager == os.environ.get('TORCHINDUCTOR_CACHE_DIR')
     assert fresh1 and fresh2 and variant != setting
     assert not osp.exists(variant) and not osp.exists(setting)
+
+
+def test_variants_pair_with_the_plain_job_of_their_own_run():
+    """Reports merged from several --out files compare each variant with
+    the plain job timed beside it, not with another run's."""
+    job = dict(method='lspt', task='cls', img_size=224, num_prompts=100,
+               batch=4)
+    runs = [[dict(job, run=run, train_step_ms=t),
+             dict(job, run=run, variant='compile', train_step_ms=0.8 * t)]
+            for run, t in (('a.json', 100.), ('b.json', 200.))]
+    pairs = list(cost_report.variant_pairs(runs[0] + runs[1]))
+    assert [(b['run'], v['run']) for b, v in pairs] == \
+        [('a.json', 'a.json'), ('b.json', 'b.json')]
+    assert all(v['train_step_ms'] / b['train_step_ms'] == pytest.approx(0.8)
+               for b, v in pairs)

@@ -199,14 +199,17 @@ def sweep_table(records, method):
 
 
 def variant_pairs(records):
-    """``(plain, variant)`` record pairs: same job, one with a
+    """``(plain, variant)`` record pairs: same job and run (records merged
+    from several ``--out`` files pair within their file), one with a
     ``variant``."""
-    plain = {(r['method'], r['task'], r['img_size'], r['num_prompts'],
-              r['batch']): r for r in records if not r.get('variant')}
+    def key(r):
+        return (r['method'], r['task'], r['img_size'], r['num_prompts'],
+                r['batch'], r.get('run'))
+
+    plain = {key(r): r for r in records if not r.get('variant')}
     for r in records:
         if r.get('variant'):
-            base = plain.get((r['method'], r['task'], r['img_size'],
-                              r['num_prompts'], r['batch']))
+            base = plain.get(key(r))
             if base is not None:
                 yield base, r
 

@@ -311,12 +311,16 @@ def main(argv=None):
         records = []
         for path in args.report:
             with open(path) as f:
-                records += json.load(f)
+                # one file, one run: variants pair with their own plain jobs
+                records += [dict(r, run=r.get('run', path))
+                            for r in json.load(f)]
         write(cost_report.report(cost_report.add_ratios(records), sweep),
               None, args)
         return
     start = time.time()
     records = measure(make_jobs(args), settings_from(args), args)
+    for r in records:
+        r['run'] = time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(start))
     cost_report.add_ratios(records)
     write(cost_report.report(records, sweep), records, args)
     print(f'\n(total {time.time() - start:.0f} s)', file=sys.stderr)
