@@ -477,3 +477,50 @@ def test_method_names_are_listed_only_in_the_table():
     # tools/analysis_tools/methods_table.py's --methods default predates it
     assert [p for p in places if not p.startswith(
         'tools/analysis_tools/methods_table.py:')] == []
+
+
+def _lora_step(model, x, seed=7):
+    """One training forward/backward; returns the output and the LoRA
+    gradients."""
+    model.train()
+    torch.manual_seed(seed)  # the same LoRA-dropout masks in both models
+    feats = model.extract_feat(x)[0]
+    loss = F.cross_entropy(model.head.fc(feats), torch.tensor([1, 3]))
+    loss.backward()
+    return feats.detach(), {n: p.grad.clone() for n, p in
+                            model.backbone.named_parameters()
+                            if p.grad is not None}
+
+
+def test_lora_with_cp_gives_the_plain_step():
+    """with_cp on the module LoRA wraps: its blocks recompute (LoRA dropout
+    masks repeat) and outputs and LoRA gradients equal the plain step."""
+    plain = perturb(classifier(lora_backbone()), trained_only=True)
+    cp = perturb(classifier(lora_backbone(with_cp=True)), trained_only=True)
+    assert cp.backbone.module.with_cp is True
+    x = images()
+    (f0, g0), (f1, g1) = _lora_step(plain, x), _lora_step(cp, x)
+    assert (f0 - f1).abs().max() <= 1e-6
+    assert g0.keys() == g1.keys() and len(g0) == 8
+    for name in g0:
+        assert (g0[name] - g1[name]).abs().max() <= 1e-6, name
+
+
+def test_lora_compiles_to_the_eager_step():
+    """torch.compile of a LoRA model (aot_eager: dynamo and AOTAutograd,
+    no C++ build): outputs and LoRA gradients equal eager ones, one graph."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+    torch._dynamo.reset()
+    cfg = dict(lora_backbone(), drop_rate=0.)  # RNG streams would differ
+    eager = perturb(classifier(cfg), trained_only=True)
+    comp = perturb(classifier(cfg), trained_only=True)
+    counter = CompileCounterWithBackend('aot_eager')
+    comp.backbone.compile(backend=counter)
+    x = images()
+    (f0, g0), (f1, g1) = _lora_step(eager, x), _lora_step(comp, x)
+    assert (f0 - f1).abs().max() <= 1e-5
+    assert g0.keys() == g1.keys() and len(g0) == 8
+    for name in g0:
+        assert (g0[name] - g1[name]).abs().max() <= 1e-5, name
+    assert counter.frame_count == 1
+    torch._dynamo.reset()
