@@ -492,18 +492,23 @@ def _lora_step(model, x, seed=7):
                             if p.grad is not None}
 
 
+def _assert_same_step(a, b, tol):
+    """Outputs and the 8 LoRA gradients of one step agree within tol."""
+    x = images()
+    (f0, g0), (f1, g1) = _lora_step(a, x), _lora_step(b, x)
+    assert (f0 - f1).abs().max() <= tol
+    assert g0.keys() == g1.keys() and len(g0) == 8
+    for name in g0:
+        assert (g0[name] - g1[name]).abs().max() <= tol, name
+
+
 def test_lora_with_cp_gives_the_plain_step():
     """with_cp on the module LoRA wraps: its blocks recompute (LoRA dropout
     masks repeat) and outputs and LoRA gradients equal the plain step."""
     plain = perturb(classifier(lora_backbone()), trained_only=True)
     cp = perturb(classifier(lora_backbone(with_cp=True)), trained_only=True)
     assert cp.backbone.module.with_cp is True
-    x = images()
-    (f0, g0), (f1, g1) = _lora_step(plain, x), _lora_step(cp, x)
-    assert (f0 - f1).abs().max() <= 1e-6
-    assert g0.keys() == g1.keys() and len(g0) == 8
-    for name in g0:
-        assert (g0[name] - g1[name]).abs().max() <= 1e-6, name
+    _assert_same_step(plain, cp, tol=1e-6)
 
 
 def test_lora_compiles_to_the_eager_step():
@@ -516,11 +521,6 @@ def test_lora_compiles_to_the_eager_step():
     comp = perturb(classifier(cfg), trained_only=True)
     counter = CompileCounterWithBackend('aot_eager')
     comp.backbone.compile(backend=counter)
-    x = images()
-    (f0, g0), (f1, g1) = _lora_step(eager, x), _lora_step(comp, x)
-    assert (f0 - f1).abs().max() <= 1e-5
-    assert g0.keys() == g1.keys() and len(g0) == 8
-    for name in g0:
-        assert (g0[name] - g1[name]).abs().max() <= 1e-5, name
+    _assert_same_step(eager, comp, tol=1e-5)
     assert counter.frame_count == 1
     torch._dynamo.reset()
