@@ -26,8 +26,10 @@ runs it; inference is the forward without the post-processing
 - segmentation: the neck + heads' share of step time and FLOPs;
 - with ``with_cp`` / ``compile`` (settings, or per job for side-by-side
   *variants*): the saved activations of the backbone alone, the first
-  (compiling) call's time and the compiled inference output's deviation
-  from eager.
+  (compiling) call's time, with an empty inductor cache of the job's own,
+  and the compiled inference output's deviation from eager;
+- with ``op_shares``: the train step's operator time by class (matrix
+  products, attention, convolutions, the rest: :func:`op_time_shares`).
 
 :func:`run_interleaved` times several jobs round-robin in one process, so a
 changing machine load hits all of them alike. :func:`run_in_subprocess`
@@ -678,33 +680,35 @@ def allocation_peak(step):
         return None, None
 
 
-# Operator classes of :func:`op_time_shares`, by aten name. Matrix
+# Operator classes of :func:`op_class`, by aten name. Matrix
 # products, fused attention and convolutions run in vendor kernels (MKL /
 # oneDNN, cuBLAS / cuDNN) that ``torch.compile`` calls as they are; the rest
 # (element-wise, norms, reductions, copies, the optimiser) is what its fusion
 # can shorten.
-OP_CLASSES = (
-    ('matmul', ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm',
-                'aten::addbmm', 'aten::_addmm_activation')),
-    ('attention', ('scaled_dot_product', 'flash_attention',
-                   'efficient_attention', 'cudnn_attention')),
-    ('convolution', ('convolution', 'conv2d', 'conv_depthwise',
-                     'mkldnn_conv')),
-)
+MATMUL_OPS = frozenset(('aten::mm', 'aten::addmm', 'aten::bmm',
+                        'aten::baddbmm', 'aten::addbmm',
+                        'aten::_addmm_activation'))
+OP_NAME_PARTS = (('attention', ('scaled_dot_product', 'flash_attention',
+                                'efficient_attention', 'cudnn_attention')),
+                 ('convolution', ('convolution', 'conv2d', 'conv_depthwise',
+                                  'mkldnn_conv')))
 
 
 def op_class(name):
-    """``matmul``, ``attention``, ``convolution`` or ``other``."""
-    for cls, keys in OP_CLASSES:
-        if cls == 'matmul' and name in keys or \
-                cls != 'matmul' and any(k in name for k in keys):
+    """``matmul`` (exactly the aten products; ``aten::matmul`` and
+    ``aten::linear`` are composites of them), ``attention``,
+    ``convolution`` (by part of the name) or ``other``."""
+    if name in MATMUL_OPS:
+        return 'matmul'
+    for cls, parts in OP_NAME_PARTS:
+        if any(part in name for part in parts):
             return cls
     return 'other'
 
 
 def op_time_shares(step, cuda=False):
     """Shares of one ``step()``'s operator self time (CPU, or the device's
-    on CUDA) by :data:`OP_CLASSES`, plus ``total_ms``: what fusion could at
+    on CUDA) by :func:`op_class`, plus ``total_ms``: what fusion could at
     most remove is the ``other`` share. The profiler's own overhead lands
     mostly on the many small ops, so ``other`` is an upper bound. On CUDA
     each aten op is charged the device time of the kernels it launched
