@@ -436,6 +436,7 @@ def test_compiled_jobs_measure_a_cold_compile(monkeypatch):
             cmd, 0, stdout=cost.RESULT_TAG + '{"ok": 1}\n', stderr='')
 
     monkeypatch.setattr(cost.subprocess, 'run', fake_run)
+    monkeypatch.delenv('TORCHINDUCTOR_COMPILE_THREADS', raising=False)
     job = dict(method='lspt', task='cls', img_size=32, num_prompts=2,
                batch=2)
     plain = cost.CostSettings(threads=1)
