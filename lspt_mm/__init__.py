@@ -5,5 +5,6 @@ from .models import PromptedViT  # noqa: F401,E402
 from . import datasets, engine  # noqa: F401,E402  (registries)
 from .utils import count_parameters, log_trainable_parameters  # noqa: E402
 
-__version__ = '0.1.0'
-__all__ = ['PromptedViT', 'count_parameters', 'log_trainable_parameters']
+from .version import __version__  # noqa: E402,F401
+__all__ = ['PromptedViT', '__version__', 'count_parameters',
+           'log_trainable_parameters']

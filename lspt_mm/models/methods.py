@@ -1,8 +1,8 @@
 """The one table of tuning methods (:data:`METHODS`) and how a
 :class:`~lspt_mm.models.PromptedViT` resolves and builds its method.
 
-Every tool reads this table: the config generator (which settings a config
-gets), the FLOP model (:mod:`lspt_mm.analysis.flops`), the cost benchmark,
+Every tool reads this table: the task resolver (a config's ``method=``
+setting), the FLOP model (:mod:`lspt_mm.analysis.flops`), the cost benchmark,
 the methods table of the tuning protocol (row titles) and the tests. A
 method is
 

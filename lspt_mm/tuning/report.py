@@ -1,7 +1,7 @@
 """What a protocol run reports: per-task choice, validation score, test
 mean ± std over seeds, group and benchmark means (markdown and CSV), every
 grid point's validation score (CSV), and the chosen points as a recipe table
-that the config generator reads (JSON).
+that the configs read (``benchmark.recipes=``, JSON).
 
 Means: a group mean is the mean of its tasks' test means (tasks whose final
 runs exist; the row says how many); the benchmark mean is the mean over all
