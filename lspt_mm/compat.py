@@ -192,7 +192,8 @@ class _MissingExt(types.ModuleType):
         def fail(*args, **kwargs):
             raise RuntimeError(
                 f'mmcv compiled op `{name}` was called, but mmcv-lite has no '
-                'compiled ops. Install full mmcv (see README: "Full mmcv") '
+                'compiled ops. Install full mmcv (docs/get_started.md, '
+                '"Full mmcv") '
                 'to use it.')
         fail.__name__ = name
         return fail

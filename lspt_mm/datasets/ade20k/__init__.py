@@ -63,7 +63,7 @@ def preparation_help(data_root):
         'For a small synthetic stand-in with the same layout (no download):\n'
         '  python tools/dataset_converters/make_synthetic_ade20k.py '
         'data/synthetic_ade\n'
-        'See README.md, "Data preparation (real ADE20K)".')
+        'See docs/segmentation.md, "Data preparation (real ADE20K)".')
 
 
 def check_data_root(data_root, data_prefix):
