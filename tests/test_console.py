@@ -129,8 +129,8 @@ def test_demo_untrained_model_init_report_goes_to_a_file(tmp_path):
                       'lspt-vit-tiny_upernet_1xb4-300iter_synthetic-'
                       'ade20k-64x64_demo.py')
     path = str(tmp_path / 'untrained.pth')
-    code = ('import sys; sys.path.insert(0, "tools"); import demo_ade20k; '
-            f'demo_ade20k.save_untrained({config!r}, {path!r}, {{}})')
+    code = ('import sys; sys.path.insert(0, "tools"); import demo; '
+            f'demo.save_untrained({config!r}, {path!r}, {{}})')
     proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
                           capture_output=True, text=True,
                           env=dict(os.environ, OMP_NUM_THREADS='1'))

@@ -493,7 +493,7 @@ def test_demo_trains_and_test_tool_reproduces_validation(
     assert len(os.listdir(tmp_path / 'pred')) == 8  # one PNG per val image
 
     # the untrained (initialised) model is far worse
-    demo = _load_tool('demo_ade20k')
+    demo = _load_tool('demo')
     untrained = str(tmp_path / 'untrained.pth')
     demo.save_untrained(DEMO, untrained, {})
     out = _run(['tools/test.py', DEMO, untrained, '--work-dir',
