@@ -139,6 +139,9 @@ def test_saved_temperatures_are_within_range():
         assert tau.min() >= LO and tau.max() <= HI, tau
         assert tau.tolist() == torch.tensor([HI, LO, 1., 2.]).tolist()
     # eval does not touch the parameter, and uses the clamped value
+    # (state_dict() above clamped the parameter in place: push it out again)
+    with torch.no_grad():
+        vit.prompt_method.temperatures[0] = 25.
     x, _ = batch()
     with torch.no_grad():
         out = vit(x)[0]

@@ -8,7 +8,7 @@ from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
 from .benchmarks import FGVC_DATASETS, FGVC_SPLITS
-from .errors import DataFileError, check_on_error
+from .errors import DataFileError, NamedFileErrorsMixin, check_on_error
 from .listfile import (_short_list, check_files_exist, check_label_range,
                        first_existing, read_split_list, require_dir)
 
@@ -34,7 +34,7 @@ def _class_names(name, num_classes):
 
 
 @DATASETS.register_module()
-class FGVC(CustomDataset):
+class FGVC(NamedFileErrorsMixin, CustomDataset):
     """One FGVC dataset with train / val / test split lists, VPT style::
 
         CUB_200_2011/          <- data_root (the official archive's folder)
@@ -75,7 +75,8 @@ class FGVC(CustomDataset):
             data, other datasets in the same layout).
         check_files (bool): check that every listed image exists.
         on_error (str): ``'raise'`` (default) or ``'skip'`` for labels out
-            of the class range (see above).
+            of the class range (see above) and for unreadable images
+            (``DataFileError`` naming the file and its list entry).
     """
 
     def __init__(self,
@@ -168,8 +169,8 @@ class FGVC(CustomDataset):
                 check_files_exist(self.img_prefix, samples, path)
             data_list.extend(
                 dict(img_path=osp.join(self.img_prefix, rel),
-                     gt_label=to_index[label])
-                for rel, label, _ in samples if label in to_index)
+                     gt_label=to_index[label], list_entry=where)
+                for rel, label, where in samples if label in to_index)
         return data_list
 
     def _check_out_of_range(self, lists, others, values):

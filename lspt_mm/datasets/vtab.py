@@ -6,13 +6,13 @@ from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
 from .benchmarks import VTAB_NUM_CLASSES, VTAB_SPLITS
-from .errors import check_on_error
+from .errors import NamedFileErrorsMixin, check_on_error
 from .listfile import (check_files_exist, check_label_range, read_split_list,
                        require_dir)
 
 
 @DATASETS.register_module()
-class VTAB1k(CustomDataset):
+class VTAB1k(NamedFileErrorsMixin, CustomDataset):
     """One VTAB-1k task in the image-folder release (NOAH / SSF style)::
 
         vtab-1k/                      <- data_root
@@ -98,6 +98,7 @@ class VTAB1k(CustomDataset):
             self.ann_file,
             f'VTAB-1k task {self.task!r} ({self.num_classes} classes)',
             self.on_error)
+        where = [loc for _, _, loc in samples]
         samples = [(rel, label) for rel, label, _ in samples]
         if self.check_files:
             check_files_exist(self.img_prefix, samples, self.ann_file)
@@ -107,8 +108,9 @@ class VTAB1k(CustomDataset):
                 f'VTAB1k {self.task}/{self.split}: {found} of '
                 f'{self.num_classes} classes occur in {self.ann_file}')
         return [
-            dict(img_path=osp.join(self.img_prefix, rel), gt_label=label)
-            for rel, label in samples
+            dict(img_path=osp.join(self.img_prefix, rel), gt_label=label,
+                 list_entry=loc)
+            for (rel, label), loc in zip(samples, where)
         ]
 
     def extra_repr(self):

@@ -151,17 +151,26 @@ def trust_all_checkpoints():
     return os.environ.get(TRUST_ENV, '').strip().lower() in _TRUST_VALUES
 
 
+# a legacy (non-zip) torch.save file starts with its magic number, pickled
+# (the LONG1 opcode and its bytes; after a FRAME with protocol >= 4)
+_LEGACY_TORCH_MAGIC = pickle.dumps(torch.serialization.MAGIC_NUMBER,
+                                   protocol=2)[2:-1]
+
+
 def _file_kind(path):
-    """``'zip'`` (torch >= 1.6 format), ``'pickle'`` (legacy torch or raw
-    pickle), ``'empty'`` or ``None`` (anything else)."""
+    """``'zip'`` (torch >= 1.6 format), ``'pickle'`` (legacy torch),
+    ``'plain_pickle'`` (``pickle.dump``, not ``torch.save``), ``'empty'`` or
+    ``None`` (anything else)."""
     with open(path, 'rb') as f:
-        head = f.read(4)
+        head = f.read(32)
     if not head:
         return 'empty'
     if head.startswith(b'PK'):
         return 'zip'
-    if head[0] == 0x80:  # pickle protocol >= 2
+    if head[0] == 0x80 and _LEGACY_TORCH_MAGIC in head:
         return 'pickle'
+    if head[0] == 0x80:  # pickle protocol >= 2
+        return 'plain_pickle'
     return None
 
 
@@ -224,8 +233,16 @@ def safe_load(f, map_location='cpu', source=None, **kwargs):
     kwargs.pop('weights_only', None)
     is_path = isinstance(f, (str, os.PathLike))
     source = str(f) if source is None and is_path else (source or '<stream>')
-    if is_path and _file_kind(f) in (None, 'empty'):
+    kind = _file_kind(f) if is_path else None
+    if is_path and kind in (None, 'empty'):
         raise NotACheckpointError(_not_a_checkpoint_message(source, f))
+    if kind == 'plain_pickle':
+        raise UntrustedCheckpointError(
+            f'Refusing to load {source!r}: it is a plain pickle file '
+            '(pickle.dump), not a PyTorch checkpoint (torch.save). torch '
+            'cannot read it, and unpickling it could run code from the file. '
+            'If you trust it, unpickle it yourself and save its tensors with '
+            'torch.save.')
 
     def load(weights_only):
         if not is_path:

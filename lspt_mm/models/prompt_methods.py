@@ -171,10 +171,18 @@ class GaPT(PromptMethod):
     block uses it (official ``reinit_temp()``). A ``τ_l`` that an optimiser
     step pushed past a bound therefore returns to the bound and keeps
     receiving gradients, instead of sitting outside the range with zero
-    gradient (what clamping only the value used would do). The state dict
-    always holds the clamped values (the next forward would clamp them
-    anyway, so a resumed run continues exactly), and in eval mode the value
-    used is clamped without touching the parameter.
+    gradient (what clamping only the value used would do).
+
+    ``state_dict()`` clamps the parameter in place too and then hands back
+    the parameter itself (as for every other tensor), so a checkpoint holds
+    in-range values (the next training forward would clamp them anyway: a
+    resumed run continues exactly), writing into the returned tensor
+    changes the parameter, and mmengine's ``ExponentialMovingAverage(
+    update_buffers=True)`` tracks ``τ``. In eval mode a forward clamps only
+    the value used and leaves the parameter as it is; this is intended (a
+    forward should not change the model it evaluates) and differs from the
+    official code, which also clamps the parameter in eval. The outputs are
+    the same either way.
 
     Args:
         gate_init (float): ``γ_l`` starts at ``-gate_init``.
@@ -208,11 +216,10 @@ class GaPT(PromptMethod):
         return self.temperatures[layer_index].clamp(*self.temperature_range)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
+        # clamp the parameter itself, then save it as torch does (the saved
+        # tensor is the parameter's data, not a clamped copy)
+        self.clamp_temperatures_()
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        key = prefix + 'temperatures'
-        if key in destination and not keep_vars:
-            destination[key] = destination[key].clamp(
-                *self.temperature_range)
 
     def next_prompts(self, layer_index, in_prompts, out_prompts, patches,
                      state):

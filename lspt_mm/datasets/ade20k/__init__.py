@@ -31,7 +31,8 @@ from mmseg.datasets import ADE20KDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
-from ..errors import DataFileError, check_on_error, fail
+from ..errors import (DataFileError, check_on_error, fail,
+                      unreadable_image_reason)
 
 __all__ = [
     'CheckedADE20KDataset', 'CheckedLoadImageFromFile',
@@ -300,9 +301,11 @@ def check_ade20k(data_root, splits=SPLITS, num_classes=150,
             if not osp.isfile(seg_path):
                 problems.append(f'{img_path}: no label {seg_path}')
                 continue
-            img = mmcv.imread(img_path)
+            reason = unreadable_image_reason(img_path)  # no cv2 traceback
+            img = None if reason else mmcv.imread(img_path)
             if img is None:
-                problems.append(f'{img_path}: unreadable image')
+                problems.append(f'{img_path}: unreadable image ('
+                                f'{reason or "not a decodable image"})')
             try:
                 seg = mmcv.imread(seg_path, flag='unchanged',
                                   backend='pillow')
