@@ -73,6 +73,10 @@ def written_out_block(layer, x, tau=None, adapter=None):
     return x + f
 
 
+# methods with one learnable prompt set per block
+PER_BLOCK = {'vpt_deep', 'lspt', 'lspt_lpc_only'}
+
+
 def reference_forward(vit, x, method):
     """method.md, written out token by token (no shared code paths)."""
     B, L = x.shape[0], len(vit.layers)
@@ -85,8 +89,7 @@ def reference_forward(vit, x, method):
         prompts = tokens[:, :0]
     else:
         P = pm.prompts
-        assert P.shape[0] == (L if method in ('vpt_deep', 'lspt',
-                                              'lspt_lpc_only') else 1)
+        assert P.shape[0] == (L if method in PER_BLOCK else 1)
         prompts = P[0].expand(B, -1, -1)  # X_P^0 = P^0
     n_p = prompts.shape[1]
     cell = torch.zeros(B * n_p, vit.embed_dims)  # C^0 = 0
