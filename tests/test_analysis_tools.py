@@ -209,11 +209,11 @@ def test_prompt_patch_cosine_matches_written_out():
     sims = prompt_patch_cosine(vit, x)
     assert sims.shape == (2, 3)
     outs = vit(x)  # raw tokens after each block (same as block outputs)
-    for l, tokens in enumerate(outs):
+    for k, tokens in enumerate(outs):
         p = torch.nn.functional.normalize(tokens[:, 1:3], dim=-1)
         q = torch.nn.functional.normalize(tokens[:, 3:], dim=-1)
         want = (p @ q.transpose(1, 2)).mean((1, 2))
-        assert torch.allclose(torch.from_numpy(sims[:, l]), want, atol=1e-5)
+        assert torch.allclose(torch.from_numpy(sims[:, k]), want, atol=1e-5)
 
 
 def test_similarity_rejects_prompt_free_backbone(tmp_path):

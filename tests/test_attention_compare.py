@@ -53,12 +53,12 @@ def test_prompt_token_scales_match_a_hand_computation():
     assert scales.shape == (2, 5)
     with record_block_outputs(vit) as outs, torch.no_grad():
         vit(x)
-    for l in range(2):
-        _, prompts, patches = vit.split_tokens(outs[l])
+    for k in range(2):
+        _, prompts, patches = vit.split_tokens(outs[k])
         mean = patches.mean(1, keepdim=True)
         nxt = prompts + mean  # GSPC only: X_P^l = X̂_P^l + mean_i X^l_i
         want = [prompts.norm(dim=-1).mean(), patches.norm(dim=-1).mean(),
                 mean.norm(dim=-1).mean(), nxt.norm(dim=-1).mean(),
                 nxt.abs().max()]
-        assert np.allclose(scales[l], torch.stack(want).numpy(), rtol=1e-5)
+        assert np.allclose(scales[k], torch.stack(want).numpy(), rtol=1e-5)
     assert 'next_prompts' not in vit.prompt_method.__dict__  # restored

@@ -14,7 +14,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from lspt_mm.engine import PromptInitHook, ensure_prompt_init_hook
+from lspt_mm.engine import PromptInitHook, check_hooks
 from lspt_mm.engine.prompt_init_hook import _rng_states
 from lspt_mm.models import PromptedViT
 from lspt_mm.models.checkpoint_policy import backbone_setup
@@ -342,8 +342,8 @@ def test_vipamin_orthogonal_term_and_mix():
         bias = layer.attn.qkv.bias[2 * D:].double()
         noise = torch.empty(n_p, D, dtype=torch.float64).uniform_(
             -bound, bound, generator=g)
-        O = attn_out[b].double()
-        orth = torch.eye(D, dtype=torch.float64) - torch.linalg.pinv(O) @ O
+        out = attn_out[b].double()
+        orth = torch.eye(D, dtype=torch.float64) - torch.linalg.pinv(out) @ out
         value = (noise @ w.T + bias) @ orth
         want = (value - bias) @ torch.linalg.pinv(w)
         assert torch.allclose(made[1.][b], want, atol=1e-4), b
@@ -361,14 +361,16 @@ def test_vipamin_k_larger_than_the_patches_is_refused():
 
 # ------------------------------------------------------------ the hook
 def test_config_asks_for_the_hook():
+    """A data-driven init without the hook is refused (the prompts would
+    stay uniform); the runtimes list the hook; uniform needs none."""
     cfg = Config(dict(model=dict(backbone=dict(type='LoRAModel', module=dict(
         type='PromptedViT', prompt_init=dict(type='vipamin'))))))
-    assert ensure_prompt_init_hook(cfg)
-    assert [h['type'] for h in cfg.custom_hooks] == ['PromptInitHook']
-    assert not ensure_prompt_init_hook(cfg)  # once
+    with pytest.raises(ValueError, match="no dict\\(type='PromptInitHook'\\)"):
+        check_hooks(cfg)
+    cfg.custom_hooks = [dict(type='PromptInitHook')]
+    check_hooks(cfg)
     for value in (None, 'uniform', dict(type='uniform')):
-        cfg = Config(dict(model=dict(backbone=dict(prompt_init=value))))
-        assert not ensure_prompt_init_hook(cfg)
+        check_hooks(Config(dict(model=dict(backbone=dict(prompt_init=value)))))
 
 
 @pytest.fixture(scope='module')
@@ -406,7 +408,7 @@ def _log(runner):
 def test_hook_runs_once_logs_and_leaves_the_rng_alone(cub_root, tmp_path):
     runner = demo_runner(cub_root, tmp_path / 'a', 'pi_a')
     hooks = [h for h in runner.hooks if isinstance(h, PromptInitHook)]
-    assert len(hooks) == 1  # added by build_runner (tools/train.py)
+    assert len(hooks) == 1  # from the runtime config (cls_runtime.py)
     vit = runner.model.backbone
     before, rng = vit.prompt_method.prompts.detach().clone(), _rng_states()
     hooks[0].before_train(runner)
@@ -495,7 +497,7 @@ def test_segmentation_demo_config(tmp_path):
         'train_dataloader.dataset.data_root': root,
         'val_dataloader.dataset.data_root': root,
         'test_dataloader.dataset.data_root': root})
-    assert ensure_prompt_init_hook(cfg)
+    assert dict(type='PromptInitHook') in cfg.custom_hooks  # the runtime's
     cfg.work_dir, cfg.experiment_name = str(tmp_path / 'work'), 'pi_seg'
     runner = Runner.from_cfg(cfg)
     vit = runner.model.backbone

@@ -26,6 +26,11 @@ custom_hooks = [
     dict(type='TrainableParamsHook'),
     # torch RNG state in checkpoints: --resume continues bit-exactly
     dict(type='RNGStateHook'),
+    # a non-finite loss or gradient stops the run before the step is
+    # applied (action='skip' skips such steps, counted); no NaN checkpoints
+    dict(type='NonFiniteLossHook', action='stop'),
+    # the heads' num_classes must be the dataset's class count
+    dict(type='HeadDataCheckHook'),
 ]
 
 env_cfg = dict(

@@ -752,7 +752,6 @@ def compile_options(value):
 
 def _max_diff(a, b):
     """Largest absolute difference of two (nested) outputs, and of ``a``."""
-    import torch
     if isinstance(a, (list, tuple)):
         pairs = [_max_diff(x, y) for x, y in zip(a, b)]
         return max(p[0] for p in pairs), max(p[1] for p in pairs)

@@ -6,6 +6,10 @@ from .checkpoint_hook import (AtomicCheckpointHook, atomic_write_bytes,
                               atomic_write_text)
 from .checkpoint_policy_hook import CheckpointPolicyHook
 from .console import ConciseRunner, file_only
+from .head_check_hook import HeadDataCheckHook, HeadDataMismatchError
+from .nonfinite_hook import NonFiniteLossError, NonFiniteLossHook
+from .run_errors import RunStoppedError
+from .work_dir_lock import WorkDirLock, WorkDirLockedError
 from .optim import (PromptTuningOptimWrapperConstructor,
                     SegLayerDecayOptimWrapperConstructor)
 from .prompt_init_hook import PromptInitHook, ensure_prompt_init_hook
@@ -19,5 +23,7 @@ __all__ = [
     'PromptInitHook', 'ensure_prompt_init_hook',
     'PromptTuningOptimWrapperConstructor',
     'SegLayerDecayOptimWrapperConstructor', 'RNGStateHook', 'ConciseRunner',
-    'ConciseIoUMetric', 'file_only'
+    'ConciseIoUMetric', 'file_only', 'HeadDataCheckHook',
+    'HeadDataMismatchError', 'NonFiniteLossError', 'NonFiniteLossHook',
+    'RunStoppedError', 'WorkDirLock', 'WorkDirLockedError'
 ]

@@ -53,10 +53,11 @@ def exit_on_checkpoint_error():
     from lspt_mm.models.checkpoint import (NotACheckpointError,
                                            UntrustedCheckpointError)
     from lspt_mm.models.checkpoint_policy import CheckpointMismatchError
+    from .run_errors import RunStoppedError  # a run stopped on purpose
     try:
         yield
     except (CheckpointMismatchError, NotACheckpointError,
-            UntrustedCheckpointError) as err:
+            UntrustedCheckpointError, RunStoppedError) as err:
         raise SystemExit(f'error: {err}') from None
 
 

@@ -153,7 +153,7 @@ def summary_markdown(protocol, rows, title='', group_sizes=None):
                      f'**{_f(m)}** | | |')
     tuned = [r for r in rows if r['grid']]
     if tuned:
-        lines += ['', f'## Validation score of every grid point '
+        lines += ['', '## Validation score of every grid point '
                   '(mean over tuning seeds; **chosen**)', '']
         for r in tuned:
             cells = []

@@ -103,10 +103,10 @@ def draw_grid(image, rows, path, alpha=0.55, cell=1.6, title=None,
         dpi=100, squeeze=False)
     for r, (label, maps) in enumerate(rows):
         for c, block in enumerate(blocks):
-            l = block - 1
+            k = block - 1
             ax = axes[r][c]
             ax.imshow(image)
-            m = maps[l]
+            m = maps[k]
             if np.isfinite(m).all():
                 up = F.interpolate(torch.from_numpy(m)[None, None].float(),
                                    size=(H, W), mode='bilinear',
