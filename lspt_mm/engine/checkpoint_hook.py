@@ -8,7 +8,12 @@ either write leaves a truncated checkpoint under its final name, or an empty
 ``AtomicCheckpointHook`` (same arguments) writes every file to a temporary
 name in the same directory, flushes it to disk and ``os.replace``-s it onto
 the final name, so the final names only ever refer to complete files and
-``last_checkpoint`` always names a complete checkpoint. The project's
+``last_checkpoint`` always names a complete checkpoint. Rotation
+(``max_keep_ckpts``, a replaced best checkpoint) deletes the old files only
+after the new one is durable and ``last_checkpoint`` names it, so a kill or
+a full disk during a save never leaves the run without a checkpoint (a
+failed save raises :class:`CheckpointSaveError` and deletes nothing). The
+project's
 runtime configs name it (``default_hooks.checkpoint.type``); a config that
 names the plain ``CheckpointHook`` keeps it (``tools/train.py`` warns).
 Files get the mode a plain ``open`` would give (``0o666`` less the umask:
@@ -26,11 +31,14 @@ method; its atomic replacement is a version-guarded copy in
 :func:`lspt_mm.compat.save_checkpoint_with_step`.
 """
 import contextlib
+import copy
 import logging
 import os
 import os.path as osp
 import re
 import tempfile
+
+from lspt_mm import compat
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import register_backend
@@ -39,7 +47,7 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
-from lspt_mm import compat
+from .run_errors import RunStoppedError
 
 
 def atomic_write_bytes(path, data):
@@ -152,5 +160,79 @@ class AtomicCheckpointHook(CheckpointHook):
                                    'was interrupted')
 
     def _save_checkpoint_with_step(self, runner, step, meta):
-        compat.save_checkpoint_with_step(self, runner, step, meta,
-                                         write_pointer=atomic_write_text)
+        with self._deferred_removals(runner):
+            compat.save_checkpoint_with_step(self, runner, step, meta,
+                                             write_pointer=atomic_write_text)
+
+    def _save_best_checkpoint(self, runner, metrics):
+        with self._deferred_removals(runner):
+            super()._save_best_checkpoint(runner, metrics)
+
+    @contextlib.contextmanager
+    def _deferred_removals(self, runner):
+        """Rotation (``max_keep_ckpts``, the previous best) deletes files
+        only once the new checkpoint is complete and durable and
+        ``last_checkpoint`` names it: mmengine's deletions inside the block
+        are recorded and done at its end. If the save fails (a full disk),
+        nothing is deleted, the hook's bookkeeping is restored and
+        :class:`CheckpointSaveError` says what is still on disk."""
+        real = self.file_backend
+        removals = []
+        saved = (copy.copy(self.keep_ckpt_ids), self.last_ckpt,
+                 getattr(self, 'best_ckpt_path', None),
+                 dict(getattr(self, 'best_ckpt_path_dict', {}) or {}))
+        hub = runner.message_hub
+        hub_saved = {k: hub.get_info(k) for k in ('keep_ckpt_ids',
+                                                  'last_ckpt')}
+        self.file_backend = _RecordRemovals(real, removals)
+        try:
+            yield
+        except Exception as err:
+            self.keep_ckpt_ids, self.last_ckpt = saved[0], saved[1]
+            if saved[2] is not None:
+                self.best_ckpt_path = saved[2]
+            if saved[3]:
+                self.best_ckpt_path_dict = saved[3]
+            for key, value in hub_saved.items():
+                if value is not None:
+                    hub.update_info(key, value)
+            if isinstance(err, OSError):
+                pointer = osp.join(runner.work_dir, 'last_checkpoint')
+                raise CheckpointSaveError(
+                    f'saving a checkpoint in {self.out_dir} failed: {err}. '
+                    f'Nothing was deleted; {pointer} still names '
+                    f'{self.last_ckpt or "no checkpoint (none saved yet)"}. '
+                    'Free space (or fix the folder) and continue with '
+                    '--resume.') from err
+            raise
+        finally:
+            self.file_backend = real
+        for path in removals:
+            with contextlib.suppress(OSError):
+                if real.isfile(path):
+                    real.remove(path)
+                elif real.isdir(path):
+                    real.rmtree(path)
+
+
+class CheckpointSaveError(RunStoppedError):
+    """A checkpoint could not be written (e.g. no space left on device);
+    the previous checkpoints and ``last_checkpoint`` are untouched."""
+
+
+class _RecordRemovals:
+    """A file backend whose ``remove`` / ``rmtree`` only record the path
+    (everything else is the wrapped backend's)."""
+
+    def __init__(self, backend, removals):
+        self._backend = backend
+        self._removals = removals
+
+    def remove(self, filepath):
+        self._removals.append(filepath)
+
+    def rmtree(self, dir_path):
+        self._removals.append(dir_path)
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
