@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 
 from lspt_mm.engine.checkpoint_hook import atomic_write_text
 from lspt_mm.utils import leaf_dataset_cfgs
+from lspt_mm.tuning.progress import Progress
 
 # short axis name -> (label in point ids, config key)
 AXES = {
@@ -599,16 +600,24 @@ class Protocol:
         os.makedirs(self.work_dir, exist_ok=True)
         self.write_protocol_file()
         plan = self.plan(phase, shard)
+        progress = Progress(len(plan['tune']) + len(plan['final']), self.log)
+
+        def run_counted(unit):
+            start = time.time()
+            did = self.run_one(unit)
+            progress.step(did, time.time() - start)
+            return did
+
         ran = 0
         for unit in plan['tune']:
-            ran += self.run_one(unit)
+            ran += run_counted(unit)
         waiting = {}
         for task, seed in plan['final']:
             choice = self.choice(task)
             if choice is None:
                 waiting[task.name] = self.tuning_progress(task)
                 continue
-            ran += self.run_one(Unit(task, 'final', choice['point'], seed))
+            ran += run_counted(Unit(task, 'final', choice['point'], seed))
         for name, (done, total) in waiting.items():
             self.log(f'[protocol] {name}: final runs wait for tuning '
                      f'({done}/{total} runs have a result; the rest belong '
