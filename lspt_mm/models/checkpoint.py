@@ -68,6 +68,25 @@ _DINOV2_HF_TO_MMPRETRAIN = [
 _HF_QKV = re.compile(
     r'^encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.'
     r'(weight|bias)$')
+# parts of the published files that belong to no encoder, per layout (after
+# the prefixes convert_state_dict strips); any other key a conversion leaves
+# out is a foreign tensor (checkpoint_policy refuses the file)
+_NON_ENCODER = {
+    'timm': _DROPPED,
+    'mocov3': _DROPPED,
+    'dinov2': _DROPPED,
+    # MoCo v3 pre-training: momentum encoder, predictor, projector head
+    'mocov3_pretrain': re.compile(
+        r'^module\.(momentum_encoder|predictor)\.|^(head\.|fc_norm\.)'),
+    # Hugging Face: the mask token, the classifier of *ForImageClassification
+    'dinov2_hf': re.compile(r'^(dinov2\.)?embeddings\.mask_token$|'
+                            r'^classifier\.'),
+}
+# DINOv2 ViT-g's SwiGLU feed-forward (official ``mlp.w12`` / ``mlp.w3``,
+# Hugging Face ``mlp.weights_in`` / ``mlp.weights_out``)
+_SWIGLU = re.compile(r'^(module\.)?(blocks\.\d+\.mlp\.(w12|w3|w1|w2)\.|'
+                     r'(dinov2\.)?encoder\.layer\.\d+\.mlp\.'
+                     r'(weights_in|weights_out|w12|w3)\.)')
 
 
 def missing_file_message(path):
@@ -390,6 +409,15 @@ def convert_state_dict(state_dict, source=''):
             f'knows (official MAE, MoCo v3, DINOv2, Hugging Face DINOv2, '
             f'timm or mmpretrain layout); '
             f'first keys: {sample}')
+    swiglu = [k for k in state_dict if _SWIGLU.match(k)]
+    if swiglu:
+        raise ValueError(
+            f'Checkpoint {source!r} ({fmt} layout) has a SwiGLU feed-forward '
+            f'({swiglu[0]}, ...): a DINOv2 ViT-g/14 file. PromptedViT has '
+            "the plain MLP feed-forward of mmpretrain's VisionTransformer, "
+            'so ViT-g is not supported; use a ViT-S/B/L file '
+            '(dinov2_vit{s,b,l}14[_reg4]_pretrain.pth or Hugging Face '
+            'facebook/dinov2-{small,base,large}).')
     dropped = []
     if fmt == 'mocov3_pretrain':
         prefix = 'module.base_encoder.'
@@ -412,6 +440,17 @@ def convert_state_dict(state_dict, source=''):
     converted, more = timm_to_mmpretrain(
         state_dict, _DINOV2_TO_MMPRETRAIN if fmt == 'dinov2' else None)
     return converted, fmt, dropped + more
+
+
+def foreign_keys(dropped, fmt):
+    """The keys of ``dropped`` (as :func:`convert_state_dict` returns them
+    for layout ``fmt``) that are no known non-encoder part of such a file
+    (head, decoder, mask token, MoCo's momentum encoder, ...): tensors of
+    some other model that a conversion would silently ignore."""
+    if fmt == 'mmpretrain':  # the other parts of a runner checkpoint
+        return []
+    known = _NON_ENCODER.get(fmt)
+    return [k for k in dropped if known is None or not known.match(k)]
 
 
 def read_safetensors(path):

@@ -21,15 +21,20 @@ PromptedViT records its setup (prompt method, ``N_p``, arch) in the state
 dict's metadata when saved, and the message compares it with the config's.
 
 Loading a ``pretrained`` file into a PromptedViT: every ViT tensor must be
-found (a partly random backbone is an error); prompt-method tensors are either
-absent (newly initialised) or all present with this model's shapes.
+found (a partly random backbone is an error) and every tensor of the file
+must have a place in the backbone, except the parts of the published files
+that belong to no encoder (heads, MAE's decoder, DINOv2's mask token, MoCo
+v3's momentum encoder and predictor) and the file's final norm when the
+backbone is built with ``final_norm=False`` (as every segmentation config
+is; the load line says so). Prompt-method tensors are either absent (newly
+initialised) or all present with this model's shapes.
 """
 import re
 from collections import OrderedDict
 
 from mmengine.logging import MMLogger, print_log
 
-from .checkpoint import _file_kind, load_vit_weights, safe_load
+from .checkpoint import _file_kind, foreign_keys, load_vit_weights, safe_load
 
 SETUP_KEY = 'lspt_mm'  # key of a PromptedViT's entry in state_dict._metadata
 _REVISE_KEYS = ((r'^module\.', ''), )  # as mmengine's Runner.load_checkpoint
@@ -353,24 +358,115 @@ def skip_pretrained_if_checkpoint_has_backbone(cfg, checkpoint):
 
 
 # --------------------------------------------------------- pretrained files
+FINAL_NORM = ('ln1.weight', 'ln1.bias')  # the encoder's final LayerNorm
+
+
+def _depth(keys):
+    """Number of ``layers.N`` blocks among mmpretrain-named ``keys``."""
+    found = [int(m.group(1)) for m in
+             (re.match(r'^layers\.(\d+)\.', k) for k in keys) if m]
+    return max(found) + 1 if found else 0
+
+
+def _is_layer_scale(key):
+    return re.match(r'^layers\.\d+\.(attn\.gamma1|ffn\.gamma2)\.', key)
+
+
+def _missing_advice(vit, missing, state_dict):
+    """What a pretrained file lacking ``missing`` ViT tensors suggests."""
+    advice = []
+    depth = _depth(state_dict)
+    if depth and depth < vit.num_layers:
+        advice.append(f'the file has {depth} blocks, the config\'s arch '
+                      f'{vit.num_layers}: set the backbone\'s arch to the one '
+                      'it was trained with')
+    if 'register_tokens' in missing:
+        advice.append('the file has no register tokens: set '
+                      'num_register_tokens=0 (or use the _reg4 file)')
+    if any(_is_layer_scale(k) for k in missing) and not any(
+            _is_layer_scale(k) for k in state_dict):
+        advice.append('the file has no LayerScale (gamma1 / gamma2): a '
+                      'dinov2-* arch needs a DINOv2 file; for MAE / MoCo v3 '
+                      'files use arch=\'base\' and layer_scale_init_value=0')
+    if set(missing) & set(FINAL_NORM) and not any(
+            k.startswith('ln1.') for k in state_dict):
+        advice.append('the file has no final norm: set the backbone\'s '
+                      'final_norm=False (raw block outputs)')
+    return '; '.join(advice) or ('the file is incomplete: download it '
+                                 'again')
+
+
+def _extra_advice(vit, extra, state_dict):
+    """What ViT tensors the config's backbone lacks suggest."""
+    advice, rest = [], set(extra)
+    deeper = [k for k in extra if re.match(r'^layers\.(\d+)\.', k) and
+              int(k.split('.')[1]) >= vit.num_layers]
+    if deeper:
+        advice.append(f'the file has {_depth(extra)} blocks, the config\'s '
+                      f'arch {vit.num_layers}: set the backbone\'s arch '
+                      '(num_layers) to the one it was trained with')
+        rest -= set(deeper)
+    if 'register_tokens' in rest:
+        n = _shape(state_dict['register_tokens'])[1]
+        advice.append(f'the file has {n} register tokens: set '
+                      f'num_register_tokens={n}')
+        rest.discard('register_tokens')
+    scale = [k for k in rest if _is_layer_scale(k)]
+    if scale:
+        advice.append('the file has LayerScale (gamma1 / gamma2, a DINOv2 '
+                      'file): use a dinov2-* arch (layer_scale_init_value '
+                      '> 0)')
+        rest -= set(scale)
+    if rest:
+        advice.append(f'{_summarise(sorted(rest))} belong to no part of '
+                      'this ViT: the file is not a plain ViT of its layout')
+    return '; '.join(advice)
+
+
+def unused_final_norm(vit, state_dict):
+    """The final-norm tensors of a pretrained file that a backbone built with
+    ``final_norm=False`` has no place for (the official MAE, MoCo v3 and
+    DINOv2 files all hold their final LayerNorm)."""
+    if getattr(vit, 'final_norm', True):
+        return []
+    return [k for k in FINAL_NORM if k in state_dict]
+
+
 def load_pretrained(vit, path):
     """Load pretrained ViT weights (official MAE / MoCo v3 / DINOv2 files,
     timm-style, mmpretrain or runner checkpoints) into ``vit``.
 
-    Every ViT tensor must be found (else ``KeyError``). Prompt-method
-    tensors are newly initialised when the file has none, loaded when it has
-    exactly this model's (a runner checkpoint of the same setup), and
-    otherwise an error: a partial set would leave part of the method random.
+    Every ViT tensor must be found (else ``KeyError``). The file's final
+    norm is left unused when the backbone is built with ``final_norm=False``
+    (and the load line says so); any other ViT tensor the backbone lacks,
+    and any tensor of the file that belongs to no part of a ViT of its
+    layout, is an error naming the likely cause. Prompt-method tensors are
+    newly initialised when the file has none, loaded when it has exactly
+    this model's (a runner checkpoint of the same setup), and otherwise an
+    error: a partial set would leave part of the method random.
     """
     state_dict, fmt, dropped = load_vit_weights(path)
+    foreign = foreign_keys(dropped, fmt)
+    if foreign:
+        raise CheckpointMismatchError(
+            f'Pretrained file {path!r} ({fmt} layout) holds tensors that '
+            f'belong to no part of a ViT of that layout: '
+            f'{_summarise(foreign)}. Loading it would silently ignore '
+            'them; it is not one of the files this project reads (official '
+            'MAE, MoCo v3, DINOv2 ViT-S/B/L, Hugging Face DINOv2, timm or '
+            'mmpretrain ViT checkpoints).')
+    unused = unused_final_norm(vit, state_dict)
+    for key in unused:
+        del state_dict[key]
     expected = model_tensors(vit)
     backbone = [k for k in expected if vit._is_backbone_key(k)]
     missing_backbone = [k for k in backbone if k not in state_dict]
     if missing_backbone:
         raise KeyError(
             f'Pretrained file {path!r} ({fmt} layout) lacks backbone '
-            f'weights: {missing_backbone}. Refusing to train on a '
-            'partly random backbone.')
+            f'weights: {missing_backbone}; '
+            f'{_missing_advice(vit, missing_backbone, state_dict)}. '
+            'Refusing to train on a partly random backbone.')
     method = [k for k in expected if not vit._is_backbone_key(k)]
     in_file = [k for k in state_dict if k.startswith('prompt_method.')]
     if in_file:
@@ -394,9 +490,8 @@ def load_pretrained(vit, path):
     if extra:
         raise CheckpointMismatchError(
             f'Pretrained file {path!r} ({fmt} layout) has ViT tensors the '
-            f'config\'s backbone lacks: {_summarise(extra)}; set the '
-            'backbone\'s arch (num_layers) / num_register_tokens to the ones '
-            'it was trained with.')
+            f'config\'s backbone lacks: {_summarise(extra)}; '
+            f'{_extra_advice(vit, extra, state_dict)}.')
     shapes = [k for k in backbone if k != 'pos_embed' and
               _shape(state_dict[k]) != _shape(expected[k])]
     if shapes:
@@ -408,11 +503,15 @@ def load_pretrained(vit, path):
             'patch_size to the ones it was trained with.')
     missing, unexpected = vit.load_state_dict(state_dict, strict=False)
     vit._backbone_loaded = True
+    ignored = list(unexpected) + list(dropped)
+    note = ('; final norm in the file, unused: final_norm=False '
+            f'({", ".join(unused)})' if unused else '')
     print_log(
         f'PromptedViT: loaded {len(state_dict)} tensors from {path} '
-        f'({fmt} layout); newly initialised (not in file): '
+        f'({fmt} layout){note}; newly initialised (not in file): '
         f'{len(missing)} prompt-method tensors {missing}; '
-        f'ignored keys in file: {list(unexpected) + list(dropped)}',
+        f'ignored keys in file ({len(ignored)}): '
+        f'{_summarise(ignored) if ignored else "none"}',
         logger=MMLogger.get_current_instance())
 
 
