@@ -45,16 +45,3 @@ def leaf_dataset_cfgs(dataset):
     else:
         yield dataset
 
-
-def add_custom_hook(cfg, hook_type, why):
-    """Append ``dict(type=hook_type)`` to ``cfg.custom_hooks`` unless the
-    config has that hook already (with or without a scope prefix); log
-    ``why`` when it is added. Returns whether it was added."""
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if any(str(h.get('type', '')).split('.')[-1] == hook_type
-           for h in hooks if isinstance(h, dict)):
-        return False
-    hooks.append(dict(type=hook_type))
-    cfg.custom_hooks = hooks
-    print_log(f'Added {hook_type} ({why}).', logger='current')
-    return True

@@ -243,13 +243,12 @@ def test_load_from_and_resume_go_through_the_policy(demo_checkpoints,
         runner.resume(paths['vpt'])
 
 
-def test_build_runner_adds_the_hook_to_configs_without_it(tmp_path):
-    from lspt_mm.engine.runner_utils import ensure_checkpoint_policy
-    cfg = Config(dict(custom_hooks=[dict(type='RNGStateHook')]))
-    assert ensure_checkpoint_policy(cfg)
-    assert [h['type'] for h in cfg.custom_hooks] == [
-        'RNGStateHook', 'CheckpointPolicyHook']
-    assert not ensure_checkpoint_policy(cfg)  # once
+def test_every_runtime_declares_the_hook():
+    """The configs hold the hook (tools add none: issue 18)."""
+    for name in ('cls_runtime.py', 'seg_runtime.py'):
+        cfg = Config.fromfile(osp.join(osp.dirname(osp.dirname(DEMO)),
+                                       '_base_', name))
+        assert dict(type='CheckpointPolicyHook') in cfg.custom_hooks
 
 
 def test_analysis_loader_refuses_a_checkpoint_of_another_method(

@@ -181,7 +181,10 @@ def test_benchmark_configs_are_the_only_ones():
         cfg = Config.fromfile(path)
         assert cfg.benchmark == dict(name=benchmark, backbone=backbone,
                                      recipes=None)
-        assert cfg.task is None and cfg.method is None
+        # complete when loaded, for a default task (issue 18)
+        default = 'cub' if benchmark == 'fgvc' else 'caltech101'
+        assert cfg.task == cfg.task_recipe['task'] == default
+        assert cfg.method is None and cfg.task_recipe['kept'] == []
     for benchmark in ('fgvc', 'vtab1k'):
         b = Config.fromfile(CONFIGS[('dinov2', benchmark)]).model.backbone
         assert (b.arch, b.patch_size, b.img_size, b.out_type) == (
@@ -196,6 +199,7 @@ def test_benchmark_configs_are_the_only_ones():
 
 def test_missing_or_unknown_task_lists_the_tasks():
     cfg = Config.fromfile(CONFIGS[('mae', 'fgvc')])
+    cfg.task = None
     with pytest.raises(TaskError, match='set it with --cfg-options task='
                        'NAME.*cub, nabirds, oxford_flowers, stanford_dogs, '
                        'stanford_cars'):
@@ -212,8 +216,8 @@ def test_missing_or_unknown_task_lists_the_tasks():
 
 def test_settings_kept_and_resolving_twice_is_stable():
     """What the config or --cfg-options set is kept (and said); a resolved
-    copy (the work dir's dumped config) resolves to itself, and refuses
-    another task."""
+    copy (the work dir's dumped config) resolves to itself, and to another
+    task with the values that were set kept."""
     cfg, recipe = resolved('mae', 'vtab1k', 'dtd', **{
         'optim_wrapper.optimizer.lr': 0.3, 'model.backbone.num_prompts': 7,
         'data_root': '/data/vtab'})
@@ -226,8 +230,14 @@ def test_settings_kept_and_resolving_twice_is_stable():
     apply_task(again, log=False)
     assert again.to_dict() == cfg.to_dict()
     again.task = 'cifar'
-    with pytest.raises(TaskError, match="resolved for task 'dtd'"):
-        apply_task(again, log=False)
+    apply_task(again, log=False)
+    assert again.model.head.num_classes == 100  # cifar's row
+    assert again.train_dataloader.dataset.task == 'cifar'
+    assert again.optim_wrapper.optimizer.lr == 0.3  # set: kept
+    assert again.model.backbone.num_prompts == 7
+    assert again.train_dataloader.dataset.data_root == '/data/vtab'
+    assert again.task_recipe['kept'] == ['num_prompts=7 (recipe: 1)',
+                                         'lr=0.3 (recipe: 0.25)']
 
 
 @pytest.mark.parametrize('method', ['gapt', 'vpt-deep', 'linear', 'full',
@@ -282,8 +292,8 @@ def test_hparams_provenance():
 def test_train_tool_names_the_recipe_row_it_used(tmp_path):
     """``tools/train.py <benchmark config> --cfg-options task=cub`` logs the
     row and the work dir's config records it (it stops at the missing data,
-    after the runner is built); without a task it stops with the list of
-    tasks."""
+    after the runner is built); with the task unset (task=None) it stops
+    with the list of tasks."""
     config = CONFIGS[('mae', 'fgvc')]
     out = subprocess.run(
         [sys.executable, 'tools/train.py', config, '--work-dir',
@@ -297,7 +307,8 @@ def test_train_tool_names_the_recipe_row_it_used(tmp_path):
     assert out.returncode != 0 and 'CUB_200_2011' in text
     dumped = open(osp.join(str(tmp_path), osp.basename(config))).read()
     assert "task = 'cub'" in dumped and 'task_recipe = dict(' in dumped
-    out = subprocess.run([sys.executable, 'tools/train.py', config],
+    out = subprocess.run([sys.executable, 'tools/train.py', config,
+                          '--cfg-options', 'task=None'],
                          cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1] == (

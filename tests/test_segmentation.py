@@ -56,7 +56,7 @@ def test_entry_config_is_the_lspt_mae_recipe():
     m = entry.model
     assert entry.default_scope == 'mmseg'
     assert 'lspt_mm' in entry.custom_imports.imports
-    assert m.type == 'EncoderDecoder'
+    assert m.type == 'PromptedEncoderDecoder'  # EncoderDecoder + policy
     assert m.backbone.type == 'mmpretrain.PromptedViT'
     assert m.backbone.prompt_method == 'lspt' and m.backbone.freeze_backbone
     assert m.backbone.pretrained == 'checkpoints/mae_pretrain_vit_base.pth'
@@ -177,7 +177,7 @@ def test_test_tool_flags(tmp_path):
     assert cfg.default_hooks.visualization.draw is True
     assert cfg.visualizer.save_dir == str(tmp_path / 's')
     assert cfg.model.type == 'SegTTAModel'
-    assert cfg.model.module.type == 'EncoderDecoder'
+    assert cfg.model.module.type == 'PromptedEncoderDecoder'
     assert cfg.test_dataloader.dataset.pipeline[1].type == 'TestTimeAug'
     assert cfg.load_from == str(ckpt)
 

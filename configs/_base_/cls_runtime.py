@@ -31,6 +31,9 @@ custom_hooks = [
     dict(type='NonFiniteLossHook', action='stop'),
     # the heads' num_classes must be the dataset's class count
     dict(type='HeadDataCheckHook'),
+    # a data-driven prompt_init (SPT, VIPAMIN) computed when training
+    # starts; does nothing for 'uniform' prompts (the default)
+    dict(type='PromptInitHook'),
 ]
 
 env_cfg = dict(

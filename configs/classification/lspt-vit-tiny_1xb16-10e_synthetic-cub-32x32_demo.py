@@ -78,3 +78,8 @@ default_hooks = dict(
     checkpoint=dict(interval=max_epochs))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0, deterministic=True)
+
+# complete for this config's data root and model now (see the benchmark
+# config): what Config.fromfile gives is what runs
+from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+globals().update(complete_config(_base_, globals()))

@@ -4,12 +4,15 @@
 #       configs/classification/lspt_vit-b16-mocov3_fgvc.py \
 #       --cfg-options task=cub [method=gapt] [data_root=...]
 # (data_root: the folder holding CUB_200_2011/, nabirds/, ...).
-# Every value the bases leave None (class count, dataset, data root, lr,
-# weight decay, prompts, gate init, batch) is the task's row of the recipe
-# table (lspt_mm/datasets/benchmarks.py: GaPT's Table 5),
-# filled by lspt_mm.datasets.benchmarks.apply_task (tools/train.py,
-# tools/test.py, tools/run_benchmark.py), which logs the row it used; what a
-# child config or --cfg-options sets is kept. Tuned rows:
+# The class count, dataset, data root, lr, weight decay, prompts, gate init
+# and batch are the task's row of the recipe table
+# (lspt_mm/datasets/benchmarks.py: GaPT's Table 5),
+# resolved when the config is loaded (the last line:
+# lspt_mm.datasets.benchmarks.complete_config; the row is recorded in
+# `task_recipe`); task= / method= given later (--cfg-options,
+# Config.merge_from_dict) re-resolve where a runner or model is built
+# (tools/, mmengine's Runner.from_cfg, lspt_mm.apis). What a child config
+# or an option sets is kept (and logged). Tuned rows:
 # benchmark.recipes=recipes.json (tools/run_benchmark.py --write-recipes).
 _base_ = [
     '../_base_/models/prompted_vit_cls_mocov3.py',
@@ -18,5 +21,9 @@ _base_ = [
     '../_base_/cls_runtime.py',
 ]
 benchmark = dict(name='fgvc', backbone='mocov3', recipes=None)
-task = None  # cub | nabirds | oxford_flowers | stanford_dogs | stanford_cars
+task = 'cub'  # default; or nabirds, oxford_flowers, stanford_dogs, ...
 method = None  # None: the backbone's (LSPT); e.g. gapt, vpt_deep, linear
+
+# complete for `task` now: what Config.fromfile gives is what runs
+from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+globals().update(complete_config(_base_, globals()))

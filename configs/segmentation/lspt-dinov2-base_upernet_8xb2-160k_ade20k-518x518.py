@@ -21,9 +21,8 @@ model = dict(
         pretrained='checkpoints/dinov2_vitb14_pretrain.pth'),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(345, 345)))
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True,
-         on_error='raise'),
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(2048, 518), ratio_range=(0.5, 2.0),
          keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -32,10 +31,9 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 518), keep_ratio=True),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True,
-         on_error='raise'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -43,9 +43,8 @@ model = dict(
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(43, 43)))
 
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True,
-         on_error='raise'),
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=scale, ratio_range=(0.5, 2.0),
          keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -54,10 +53,9 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=scale, keep_ratio=True),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True,
-         on_error='raise'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

@@ -322,7 +322,8 @@ def task_recipe(cfg):
                         '..., backbone=...)`)')
     spec = cfg.benchmark
     benchmark, backbone = spec['name'], spec['backbone']
-    where = osp.basename(cfg.filename) if cfg.filename else 'the config'
+    filename = getattr(cfg, 'filename', None)  # a ConfigDict has none
+    where = osp.basename(filename) if filename else 'the config'
     if benchmark not in BENCHMARKS:
         raise TaskError(f'{where}: benchmark.name={benchmark!r} is unknown; '
                         f'known: {sorted(BENCHMARKS)}')
@@ -340,12 +341,6 @@ def task_recipe(cfg):
         raise TaskError(f'{where}: benchmark.backbone={backbone!r} has no '
                         'rows in the recipe table; known: '
                         f'{sorted({k[0] for k in TASK_HPARAMS})}')
-    recorded = cfg.get('task_recipe', None)
-    if recorded and recorded.get('task') != task:
-        raise TaskError(
-            f'{where} was resolved for task {recorded.get("task")!r} (its '
-            f'`task_recipe`), not {task!r}: start from the benchmark config '
-            f'(configs/classification/) instead of a resolved copy')
     method = cfg.get('method', None)
     if method is None:
         from lspt_mm.models.methods import method_of_backbone
@@ -360,26 +355,86 @@ def task_recipe(cfg):
                 **hp)
 
 
+def _targets(cfg, recipe, root):
+    """Where ``recipe`` puts its values in ``cfg``: ``(container, key,
+    value, label)``; ``root``: the ``data_root`` the dataset roots derive
+    from. Containers the config lacks (GaPT's ``prompt_cfg``) are left
+    out."""
+    from lspt_mm.models.methods import METHODS
+    spec = METHODS.get(recipe['method'])
+    out = []
+    vit = _inner_vit(cfg.model.backbone)
+    uses_prompts = spec.uses_prompts if spec else 'num_prompts' in vit
+    if uses_prompts:
+        out.append((vit, 'num_prompts', recipe['num_prompts'], 'num_prompts'))
+    if recipe['method'] == 'gapt' and vit.get('prompt_cfg', None) is not None:
+        out.append((vit['prompt_cfg'], 'gate_init', recipe['gate_init'],
+                    'gate_init'))
+    n = recipe['num_classes']
+    if cfg.model.get('head', None) is not None:
+        out.append((cfg.model.head, 'num_classes', n,
+                    'model.head.num_classes'))
+    for pre in (cfg.get('data_preprocessor', None),
+                cfg.model.get('data_preprocessor', None)):
+        if pre is not None and 'num_classes' in pre:
+            out.append((pre, 'num_classes', n,
+                        'data_preprocessor.num_classes'))
+    task, benchmark = recipe['task'], recipe['benchmark']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader, None) is None:
+            continue
+        for ds in leaf_dataset_cfgs(cfg[loader]['dataset']):
+            if benchmark == 'fgvc':
+                out.append((ds, 'name', task, f'{loader}.dataset.name'))
+                path = None if root is None else osp.join(
+                    root, FGVC_DATASETS[task]['folder'])
+            else:
+                out.append((ds, 'task', task, f'{loader}.dataset.task'))
+                path = root
+            if path is not None:
+                out.append((ds, 'data_root', path,
+                            f'{loader}.dataset.data_root'))
+    optimizer = cfg.optim_wrapper.optimizer
+    out.append((optimizer, 'lr', recipe['lr'], 'lr'))
+    out.append((optimizer, 'weight_decay', recipe['weight_decay'],
+                'weight_decay'))
+    batch = recipe['batch_size']
+    out.append((cfg.train_dataloader, 'batch_size', batch,
+                'train_dataloader.batch_size'))
+    if cfg.get('auto_scale_lr', None) is not None:
+        out.append((cfg.auto_scale_lr, 'base_batch_size', batch,
+                    'auto_scale_lr.base_batch_size'))
+    return out
+
+
 def apply_task(cfg, log=True):
-    """Fill a benchmark config (:func:`is_benchmark_config`) for its
-    ``task`` from the recipe table; other configs are left alone.
+    """Resolve a benchmark config (:func:`is_benchmark_config`) for its
+    ``task`` and ``method`` from the recipe table; other configs are left
+    alone. Idempotent.
 
     The settings a benchmark config reads: ``task`` (a task name of its
-    benchmark, required), ``method`` (a name of the method table; None:
-    the backbone's own), ``data_root`` (VTAB-1k: the ``vtab-1k`` folder;
+    benchmark), ``method`` (a name of the method table; None: the
+    backbone's own), ``data_root`` (VTAB-1k: the ``vtab-1k`` folder;
     FGVC: the folder holding the dataset folders) and ``benchmark.recipes``
     (a tuned recipe table written by the protocol; its rows replace
-    :data:`TASK_HPARAMS`'). Every value the config leaves ``None`` is
-    filled from the task's row: the class count (head, data
-    preprocessor), the datasets' task / name and data root, lr and weight
-    decay, ``N_p``, GaPT's gate init, the training batch size and
+    :data:`TASK_HPARAMS`'). The task's row gives the class count (head,
+    data preprocessor), the datasets' task / name and data root, lr and
+    weight decay, ``N_p``, GaPT's gate init, the training batch size and
     ``auto_scale_lr.base_batch_size`` (the lr is the one at the recipe's
-    batch). Values set in the config, a child config or ``--cfg-options``
-    are kept (and listed in the log line).
+    batch).
 
-    Call it after ``--cfg-options`` are merged (``tools/train.py``,
-    ``tools/test.py`` and the tuning protocol do). The row used is logged
-    (``log``) and recorded in ``cfg.task_recipe``.
+    A value is replaced when it is None or when it is the value of the
+    row recorded in ``cfg.task_recipe`` (the previous resolution: the
+    benchmark configs resolve their default task when they are loaded,
+    :func:`complete_config`), so ``task=`` / ``method=`` given later
+    (``--cfg-options``, ``Config.merge_from_dict``) re-resolve. Any other
+    value was set by the config, a child config or an option: it is kept,
+    and listed in the log line and in ``cfg.task_recipe['kept']``.
+
+    ``tools/train.py``, ``tools/test.py``, the tuning protocol, mmengine's
+    ``Runner.from_cfg`` (:mod:`lspt_mm.engine.from_cfg`) and
+    :mod:`lspt_mm.apis` call it after the options are merged. The row used
+    is logged (``log``) and recorded in ``cfg.task_recipe``.
 
     Returns:
         dict | None: the recipe (:func:`task_recipe`), or None for a
@@ -388,65 +443,75 @@ def apply_task(cfg, log=True):
     if not is_benchmark_config(cfg):
         return None
     recipe = task_recipe(cfg)
-    task, benchmark = recipe['task'], recipe['benchmark']
     if cfg.get('method', None) is not None:
         _set_method(cfg, recipe['method'])
-    from lspt_mm.models.methods import METHODS
-    spec = METHODS.get(recipe['method'])
-    kept = []
-
-    def fill(where, key, value, label):
-        if where.get(key, None) is None:
-            where[key] = value
-        elif where[key] != value:
-            kept.append(f'{label}={where[key]!r} (recipe: {value!r})')
-
-    vit = _inner_vit(cfg.model.backbone)
-    uses_prompts = spec.uses_prompts if spec else 'num_prompts' in vit
-    if uses_prompts:
-        fill(vit, 'num_prompts', recipe['num_prompts'], 'num_prompts')
-    elif vit.get('num_prompts', 0) is None:
-        vit.pop('num_prompts')
+    root = cfg.get('data_root', None)
+    recorded = cfg.get('task_recipe', None)
+    previous = {}
+    if recorded:
+        previous = {label: value for _, _, value, label in _targets(
+            cfg, recorded, recorded.get('data_root', None))}
     if recipe['method'] == 'gapt':
+        vit = _inner_vit(cfg.model.backbone)
         if vit.get('prompt_cfg', None) is None:
             vit['prompt_cfg'] = dict()
-        fill(vit['prompt_cfg'], 'gate_init', recipe['gate_init'],
-             'gate_init')
-    n = recipe['num_classes']
-    if cfg.model.get('head', None) is not None:
-        fill(cfg.model.head, 'num_classes', n, 'model.head.num_classes')
-    for pre in (cfg.get('data_preprocessor', None),
-                cfg.model.get('data_preprocessor', None)):
-        if pre is not None and 'num_classes' in pre:
-            fill(pre, 'num_classes', n, 'data_preprocessor.num_classes')
-    root = cfg.get('data_root', None)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if cfg.get(loader, None) is None:
-            continue
-        for ds in leaf_dataset_cfgs(cfg[loader]['dataset']):
-            if benchmark == 'fgvc':
-                fill(ds, 'name', task, f'{loader}.dataset.name')
-                path = None if root is None else osp.join(
-                    root, FGVC_DATASETS[task]['folder'])
-            else:
-                fill(ds, 'task', task, f'{loader}.dataset.task')
-                path = root
-            if path is not None:
-                fill(ds, 'data_root', path, f'{loader}.dataset.data_root')
-    optimizer = cfg.optim_wrapper.optimizer
-    fill(optimizer, 'lr', recipe['lr'], 'lr')
-    fill(optimizer, 'weight_decay', recipe['weight_decay'], 'weight_decay')
-    batch = recipe['batch_size']
-    fill(cfg.train_dataloader, 'batch_size', batch,
-         'train_dataloader.batch_size')
-    if cfg.get('auto_scale_lr', None) is not None:
-        fill(cfg.auto_scale_lr, 'base_batch_size', batch,
-             'auto_scale_lr.base_batch_size')
-    cfg.task_recipe = dict(recipe, kept=kept)
+    kept = []
+    for where, key, value, label in _targets(cfg, recipe, root):
+        current = where.get(key, None)
+        if current is None or (label in previous and
+                               current == previous[label]):
+            where[key] = value
+        elif current != value:
+            kept.append(f'{label}={current!r} (recipe: {value!r})')
+    vit = _inner_vit(cfg.model.backbone)
+    if vit.get('num_prompts', 0) is None:  # a method without prompts
+        vit.pop('num_prompts')
+    cfg.task_recipe = dict(recipe, data_root=root, kept=kept)
     if log:
         from mmengine.logging import print_log
         print_log(describe_recipe(recipe, kept), logger='current')
     return recipe
+
+
+# the top-level keys apply_task may change
+_RESOLVED_KEYS = ('model', 'data_preprocessor', 'train_dataloader',
+                  'val_dataloader', 'test_dataloader', 'optim_wrapper',
+                  'auto_scale_lr', 'task_recipe')
+
+
+def complete_config(base, namespace):
+    """Resolve a benchmark config while it is being loaded, so that the
+    loaded config is complete (what ``Config.fromfile`` gives is what
+    runs). A benchmark config (and a child that changes its task, method,
+    data root or model) ends with::
+
+        from lspt_mm.datasets.benchmarks import complete_config
+        globals().update(complete_config(_base_, globals()))
+
+    ``base``: the merged base configs (mmengine's ``_base_``);
+    ``namespace``: the config file's own variables. They are merged as
+    mmengine merges them, resolved by :func:`apply_task` (quietly), and
+    the top-level keys it may change are returned, whole
+    (``_delete_=True``: they replace the bases' values)."""
+    import copy
+    import types
+
+    from mmengine.config import Config, ConfigDict
+    own = {k: copy.deepcopy(v) for k, v in namespace.items()
+           if not k.startswith('__') and k != '_base_'
+           and not isinstance(v, (types.ModuleType, types.FunctionType,
+                                  type))}
+    merged = Config._merge_a_into_b(own, copy.deepcopy(ConfigDict(base)))
+    cfg = Config(merged)
+    apply_task(cfg, log=False)
+    out = {}
+    for key in _RESOLVED_KEYS:
+        if key in cfg and isinstance(cfg[key], dict):
+            value = cfg[key].to_dict()
+            if key in base:  # replace, not merge into, the bases' value
+                value['_delete_'] = True
+            out[key] = value
+    return out
 
 
 def describe_recipe(recipe, kept=()):

@@ -12,7 +12,8 @@ from .run_errors import RunStoppedError
 from .work_dir_lock import WorkDirLock, WorkDirLockedError
 from .optim import (PromptTuningOptimWrapperConstructor,
                     SegLayerDecayOptimWrapperConstructor)
-from .prompt_init_hook import PromptInitHook, ensure_prompt_init_hook
+from .from_cfg import check_hooks, prepare_config  # wraps Runner.from_cfg
+from .prompt_init_hook import PromptInitHook
 from .rng_hook import RNGStateHook
 from .seg_metric import ConciseIoUMetric
 
@@ -20,7 +21,7 @@ __all__ = [
     'AutocastOptimWrapper',
     'AtomicCheckpointHook', 'CheckpointPolicyHook', 'atomic_write_bytes',
     'atomic_write_text',
-    'PromptInitHook', 'ensure_prompt_init_hook',
+    'PromptInitHook', 'check_hooks', 'prepare_config',
     'PromptTuningOptimWrapperConstructor',
     'SegLayerDecayOptimWrapperConstructor', 'RNGStateHook', 'ConciseRunner',
     'ConciseIoUMetric', 'file_only', 'HeadDataCheckHook',

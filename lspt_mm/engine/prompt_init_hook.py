@@ -20,10 +20,10 @@ its weights and loaded ``load_from`` / ``--resume`` checkpoints):
 - test-only runs never call ``before_train``: they are unaffected, and so
   are configs whose backbones keep ``'uniform'`` (nothing is drawn).
 
-``tools/train.py`` adds the hook when the config asks for a data-driven init
-and lacks it (:func:`ensure_prompt_init_hook`), so
-``--cfg-options model.backbone.prompt_init=spt_kmeans`` works on any
-config.
+The runtimes (``configs/_base_/*_runtime.py``) list the hook, so
+``--cfg-options model.backbone.prompt_init=spt_kmeans`` works on any shipped
+config; a config that asks for a data-driven init without the hook is refused
+when its runner is built (:func:`lspt_mm.engine.from_cfg.check_hooks`).
 """
 import random
 
@@ -193,14 +193,3 @@ def _asks_for_data(node):
         return any(_asks_for_data(v) for v in node)
     return False
 
-
-def ensure_prompt_init_hook(cfg):
-    """Add :class:`PromptInitHook` to ``cfg.custom_hooks`` when the model
-    asks for a data-driven ``prompt_init`` and the config lacks the hook.
-    Returns whether it was added."""
-    if not _asks_for_data(cfg.get('model', None)):
-        return False
-    from lspt_mm.utils import add_custom_hook
-    return add_custom_hook(cfg, 'PromptInitHook',
-                           'the model has a data-driven prompt_init, the '
-                           'config lacks the hook')

@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share: applying the common
-command-line options, building the runner (with the checkpoint policy),
-stopping on a checkpoint that does not fit, closing distributed runs."""
+command-line options, building the runner (mmengine's ``from_cfg``: what the
+config says, nothing added), stopping on a checkpoint that does not fit,
+closing distributed runs."""
 import contextlib
 import os.path as osp
 
@@ -20,8 +21,8 @@ def apply_common_args(cfg, args):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    try:
-        recipe = apply_task(cfg)
+    try:  # Runner.from_cfg resolves it again (unchanged) and logs the row
+        recipe = apply_task(cfg, log=False)
     except TaskError as err:
         raise SystemExit(f'error: {err}') from None
     if args.work_dir is not None:
@@ -33,17 +34,6 @@ def apply_common_args(cfg, args):
                 stem += f'_{recipe[key]}'
         cfg.work_dir = osp.join('./work_dirs', stem)
     return cfg
-
-
-def ensure_checkpoint_policy(cfg):
-    """Add :class:`~lspt_mm.engine.CheckpointPolicyHook` to
-    ``cfg.custom_hooks`` unless the config has it: ``load_from`` and
-    ``--resume`` checkpoints must then fit the model (mmengine alone loads
-    them with ``strict=False``). Returns whether it was added."""
-    from lspt_mm.utils import add_custom_hook
-    return add_custom_hook(cfg, 'CheckpointPolicyHook',
-                           'the config lacks it: a load_from / --resume '
-                           'checkpoint must fit the model')
 
 
 @contextlib.contextmanager
@@ -102,12 +92,10 @@ def compile_model(runner, options):
 
 def build_runner(cfg):
     """mmengine's ``Runner``, or the ``RUNNERS`` entry named by
-    ``runner_type``, with the checkpoint policy hook (and the prompt-init
-    hook when the model asks for a data-driven ``prompt_init``); with
-    ``compile`` set, its model compiled (:func:`compile_model`)."""
-    from .prompt_init_hook import ensure_prompt_init_hook
-    ensure_checkpoint_policy(cfg)
-    ensure_prompt_init_hook(cfg)
+    ``runner_type``, built by ``from_cfg`` exactly as for any launcher (the
+    config holds the whole run, hooks included; ``from_cfg`` re-resolves a
+    benchmark task: :mod:`lspt_mm.engine.from_cfg`); with ``compile`` set,
+    its model compiled (:func:`compile_model`)."""
     options = compile_options(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

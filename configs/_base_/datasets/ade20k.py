@@ -1,19 +1,20 @@
 # ADE20K (SceneParsing, ADEChallengeData2016), 150 classes, 512x512 crops.
-# Same pipeline as mmseg::_base_/datasets/ade20k.py, with the checked
-# dataset / loading transforms of lspt_mm.datasets: a missing data root says
-# where the data must be and how to get it; an unreadable image or a label
-# PNG whose size differs from its image is reported by file name (set
-# on_error='skip' on both loaders to log a warning and skip the sample).
+# Same pipeline as mmseg::_base_/datasets/ade20k.py (mmseg's loader names:
+# mmseg's inference_model and MMSegInferencer find them by type), with the
+# checked dataset of lspt_mm.datasets: a missing data root says where the
+# data must be and how to get it; its loaders are the checked ones, so an
+# unreadable image or a label PNG whose size differs from its image is
+# reported by file name (dataset on_error='skip': log a warning and skip the
+# sample).
 # (custom_imports for lspt_mm: in _base_/models/upernet_prompted_vit.py)
 
 dataset_type = 'CheckedADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (512, 512)
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
+    dict(type='LoadImageFromFile'),
     # labels 0..150 on disk; 0 ("other") becomes 255 = ignored
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True,
-         on_error='raise'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(
         type='RandomResize',
         scale=(2048, 512),
@@ -25,16 +26,15 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     # labels are loaded after Resize: metrics use the original resolution
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True,
-         on_error='raise'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
+    dict(type='LoadImageFromFile'),
     dict(
         type='TestTimeAug',
         transforms=[
@@ -46,7 +46,7 @@ tta_pipeline = [
                 dict(type='RandomFlip', prob=0., direction='horizontal'),
                 dict(type='RandomFlip', prob=1., direction='horizontal')
             ],
-            [dict(type='CheckedLoadAnnotations', reduce_zero_label=True)],
+            [dict(type='LoadAnnotations', reduce_zero_label=True)],
             [dict(type='PackSegInputs')]
         ])
 ]

@@ -2,7 +2,10 @@
 # Backbone-specific parts (output token, weights) are set by
 # prompted_vit_cls_mae.py / prompted_vit_cls_mocov3.py.
 model = dict(
-    type='ImageClassifier',
+    # mmpretrain's ImageClassifier that refuses a checkpoint that does not
+    # fit it, whoever loads it (get_model, inferencers, the runner), and
+    # names its task for inference_model (lspt_mm/models/task_models.py)
+    type='PromptedImageClassifier',
     backbone=dict(
         type='PromptedViT',
         arch='base',

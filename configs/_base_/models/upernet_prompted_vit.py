@@ -20,7 +20,10 @@ data_preprocessor = dict(
     # (very wide images, TTA scales < 1): the ViT needs whole patches
     test_cfg=dict(size_divisor=16))
 model = dict(
-    type='EncoderDecoder',
+    # mmseg's EncoderDecoder that refuses a checkpoint that does not fit it
+    # (lspt_mm/models/task_models.py), whoever loads it (init_model, the
+    # inferencer, the runner)
+    type='PromptedEncoderDecoder',
     data_preprocessor=data_preprocessor,
     pretrained=None,
     backbone=dict(

@@ -9,9 +9,9 @@
 # mmpretrain's subclass of mmengine's EMAHook, which validates and tests on
 # the EMA weights and saves them as the checkpoint's state_dict).
 # Used by configs/classification/prompt_init/spt-*.py as whole values:
-#   optim_wrapper = {{_base_.spt_optim_wrapper_mae}}   (or _mocov3)
-#   param_scheduler = {{_base_.spt_param_scheduler}}
-#   custom_hooks = {{_base_.spt_custom_hooks}}
+#   optim_wrapper = _base_.spt_optim_wrapper_mae   (or _mocov3)
+#   param_scheduler = _base_.spt_param_scheduler
+#   custom_hooks = _base_.custom_hooks + [_base_.spt_ema_hook]
 # (names of their own: the benchmark configs these sit next to define
 # optim_wrapper / param_scheduler / custom_hooks already).
 # Differences from the official code, by choice: the EMA weights are
@@ -45,12 +45,6 @@ spt_param_scheduler = [
          begin=10, end=100, convert_to_iter_based=True),
 ]
 spt_batch_size = 32
-spt_custom_hooks = [
-    # the runtime's (configs/_base_/cls_runtime.py) ...
-    dict(type='CheckpointPolicyHook'),
-    dict(type='TrainableParamsHook'),
-    dict(type='RNGStateHook'),
-    # ... the data-driven prompt init and the EMA of the weights
-    dict(type='PromptInitHook'),
-    dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL'),
-]
+# SPT's EMA of the weights, after the runtime's custom_hooks:
+#   custom_hooks = _base_.custom_hooks + [_base_.spt_ema_hook]
+spt_ema_hook = dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL')

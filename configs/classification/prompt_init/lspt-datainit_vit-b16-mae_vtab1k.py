@@ -6,9 +6,9 @@
 # README finds best for LSPT; until that table exists it is SPT's k-means
 # (change it with --cfg-options model.backbone.prompt_init=vipamin, ...).
 #   python tools/train.py <this file> --cfg-options task=dtd [data_root=...]
-_base_ = [
-    '../lspt_vit-b16-mae_vtab1k.py',
-    '../../_base_/prompt_init_hooks.py',
-]
+_base_ = ['../lspt_vit-b16-mae_vtab1k.py']
 model = dict(backbone=dict(prompt_init='spt_kmeans'))
-custom_hooks = {{_base_.prompt_init_custom_hooks}}
+
+# complete for the method's settings now (see the benchmark config)
+from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+globals().update(complete_config(_base_, globals()))

@@ -4,3 +4,7 @@
 _base_ = ['./spt-deep_vit-b16-mae_vtab1k.py']
 method = 'vpt_shallow'
 model = dict(backbone=dict(num_prompts=100))
+
+# complete for the method's settings now (see the benchmark config)
+from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+globals().update(complete_config(_base_, globals()))

@@ -93,11 +93,50 @@ def check_data_root(data_root, data_prefix):
 @DATASETS.register_module()
 class CheckedADE20KDataset(ADE20KDataset):
     """mmseg's ``ADE20KDataset`` that checks its folders exist and are not
-    empty, and says how to prepare ADE20K when they are not."""
+_CHECKED = {'LoadImageFromFile': 'CheckedLoadImageFromFile',
+            'LoadAnnotations': 'CheckedLoadAnnotations'}
 
-    def __init__(self, data_root='', data_prefix=None, **kwargs):
+
+def checked_pipeline(pipeline, on_error='raise'):
+    """``pipeline`` (a list of transform configs; ``TestTimeAug``'s nested
+    ``transforms`` too) with mmseg's ``LoadImageFromFile`` /
+    ``LoadAnnotations`` replaced by ``CheckedLoadImageFromFile`` /
+    ``CheckedLoadAnnotations`` (same arguments, plus ``on_error``).
+
+    The configs name mmseg's loaders, as mmseg's configs do, so that
+    mmseg's ``inference_model`` and ``MMSegInferencer`` (which look for
+    them by type, to drop the label loader and feed arrays) work on them;
+    the datasets check their files through this."""
+    out = []
+    for t in pipeline or []:
+        if isinstance(t, (list, tuple)):
+            out.append(checked_pipeline(t, on_error))
+            continue
+        if not isinstance(t, dict):
+            out.append(t)
+            continue
+        t = dict(t)
+        name = str(t.get('type', '')).split('.')[-1]
+        if name in _CHECKED:
+            t['type'] = _CHECKED[name]
+            t.setdefault('on_error', on_error)
+        if isinstance(t.get('transforms'), (list, tuple)):
+            t['transforms'] = checked_pipeline(t['transforms'], on_error)
+        out.append(t)
+    return out
+
+
+    empty, and says how to prepare ADE20K when they are not; its pipeline's
+    mmseg loaders become the checked ones (:func:`checked_pipeline`, with
+    ``on_error``: ``'raise'`` or ``'skip'``)."""
+
+    def __init__(self, data_root='', data_prefix=None, on_error='raise',
+                 **kwargs):
         data_prefix = dict(img_path='', seg_map_path='') \
             if data_prefix is None else data_prefix
+        if 'pipeline' in kwargs:
+            kwargs['pipeline'] = checked_pipeline(kwargs['pipeline'],
+                                                  check_on_error(on_error))
         if not kwargs.get('ann_file'):
             check_data_root(data_root, data_prefix)
         super().__init__(data_root=data_root, data_prefix=data_prefix,
