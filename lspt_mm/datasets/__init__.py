@@ -9,3 +9,4 @@ from .fashion_mnist import FashionMNISTSubset  # noqa: F401
 from .fgvc import FGVC  # noqa: F401
 from .vtab import VTAB1k  # noqa: F401
 from . import ade20k  # noqa: F401,E402  (ADE20K, mmseg registries)
+from . import camvid  # noqa: F401,E402  (CamVid, mmseg registries)

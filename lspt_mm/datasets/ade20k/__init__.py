@@ -67,9 +67,12 @@ def preparation_help(data_root):
         'See docs/segmentation.md, "Data preparation (real ADE20K)".')
 
 
-def check_data_root(data_root, data_prefix):
-    """Raise ``FileNotFoundError`` with preparation instructions unless the
-    image and annotation folders of a split exist."""
+def check_data_root(data_root, data_prefix, name='ADE20K',
+                    help_fn=preparation_help):
+    """Raise ``FileNotFoundError`` with preparation instructions
+    (``help_fn(data_root)``) unless the image and annotation folders of a
+    split exist; ``name`` is the dataset's, for the message (CamVid reuses
+    this check)."""
     data_root = data_root or ''
     missing = []
     if data_root and not osp.isdir(data_root):
@@ -85,14 +88,11 @@ def check_data_root(data_root, data_prefix):
     if missing:
         where = ', '.join(repr(osp.abspath(m)) for m in missing)
         raise FileNotFoundError(
-            f'ADE20K dataset not found: {where} does not exist (data_root='
+            f'{name} dataset not found: {where} does not exist (data_root='
             f'{data_root!r}, relative to the working directory '
-            f'{os.getcwd()!r}).\n' + preparation_help(data_root))
+            f'{os.getcwd()!r}).\n' + help_fn(data_root))
 
 
-@DATASETS.register_module()
-class CheckedADE20KDataset(ADE20KDataset):
-    """mmseg's ``ADE20KDataset`` that checks its folders exist and are not
 _CHECKED = {'LoadImageFromFile': 'CheckedLoadImageFromFile',
             'LoadAnnotations': 'CheckedLoadAnnotations'}
 
@@ -126,6 +126,9 @@ def checked_pipeline(pipeline, on_error='raise'):
     return out
 
 
+@DATASETS.register_module()
+class CheckedADE20KDataset(ADE20KDataset):
+    """mmseg's ``ADE20KDataset`` that checks its folders exist and are not
     empty, and says how to prepare ADE20K when they are not; its pipeline's
     mmseg loaders become the checked ones (:func:`checked_pipeline`, with
     ``on_error``: ``'raise'`` or ``'skip'``)."""
