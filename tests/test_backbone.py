@@ -93,27 +93,27 @@ def reference_forward(vit, x, method):
         prompts = P[0].expand(B, -1, -1)  # X_P^0 = P^0
     n_p = prompts.shape[1]
     cell = torch.zeros(B * n_p, vit.embed_dims)  # C^0 = 0
-    for k in range(L):  # k: 0-based; block k+1 of method.md (its l)
+    for l in range(L):  # noqa: E741  (l: 0-based; block l+1 of method.md)
         tau = adapter = None
         if method == 'gapt':
-            tau = pm.temperatures[k].clamp(0.01, 10.)
+            tau = pm.temperatures[l].clamp(0.01, 10.)
         if method == 'adapter':
-            a = pm.adapters[k]
+            a = pm.adapters[l]
             adapter = (a.down.weight, a.down.bias, a.up.weight, a.up.bias)
-        out = written_out_block(vit.layers[k], torch.cat([cls, prompts,
+        out = written_out_block(vit.layers[l], torch.cat([cls, prompts,
                                                           patches], 1), tau,
                                 adapter)
         cls, out_prompts, patches = out[:, :1], out[:, 1:1 + n_p], \
             out[:, 1 + n_p:]
-        if k == L - 1:
+        if l == L - 1:
             break  # the last block's prompts feed no further block
         patch_mean = patches.mean(1, keepdim=True)  # patch tokens only
         if method == 'vpt_shallow':
             prompts = out_prompts
         elif method == 'vpt_deep':  # replaced by the next block's own
-            prompts = P[k + 1].expand(B, -1, -1)
+            prompts = P[l + 1].expand(B, -1, -1)
         elif method == 'gapt':
-            g = torch.sigmoid(pm.gate_logits[k])
+            g = torch.sigmoid(pm.gate_logits[l])
             prompts = g * out_prompts + (1 - g) * prompts
         elif method == 'lspt_gspc_only':
             prompts = out_prompts + patch_mean
@@ -122,7 +122,7 @@ def reference_forward(vit, x, method):
                 else out_prompts
             lstm = torch.nn.LSTMCell(vit.embed_dims, vit.embed_dims)
             lstm.load_state_dict(pm.lstm.state_dict())
-            h, cell = lstm(P[k + 1].expand(B, -1, -1).reshape(-1, 32),
+            h, cell = lstm(P[l + 1].expand(B, -1, -1).reshape(-1, 32),
                            (hidden.reshape(-1, 32), cell))
             prompts = h.reshape(B, n_p, -1)
     tokens = torch.cat([cls, out_prompts, patches], 1)
