@@ -178,7 +178,8 @@ class AtomicCheckpointHook(CheckpointHook):
         :class:`CheckpointSaveError` says what is still on disk."""
         real = self.file_backend
         removals = []
-        saved = (copy.copy(self.keep_ckpt_ids), self.last_ckpt,
+        saved = (copy.copy(getattr(self, 'keep_ckpt_ids', None)),
+                 self.last_ckpt,
                  getattr(self, 'best_ckpt_path', None),
                  dict(getattr(self, 'best_ckpt_path_dict', {}) or {}))
         hub = runner.message_hub
@@ -188,7 +189,9 @@ class AtomicCheckpointHook(CheckpointHook):
         try:
             yield
         except Exception as err:
-            self.keep_ckpt_ids, self.last_ckpt = saved[0], saved[1]
+            if saved[0] is not None:
+                self.keep_ckpt_ids = saved[0]
+            self.last_ckpt = saved[1]
             if saved[2] is not None:
                 self.best_ckpt_path = saved[2]
             if saved[3]:
