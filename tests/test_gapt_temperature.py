@@ -153,3 +153,34 @@ def test_saved_temperatures_are_within_range():
     # keep_vars (parameter objects, e.g. for optimisers) is left alone
     assert vit.state_dict(keep_vars=True)[KEY] is \
         vit.prompt_method.temperatures
+
+
+def test_state_dict_hands_back_the_temperature_parameter():
+    """Issue 19, case 8: ``state_dict()`` returns the parameter's own data
+    (clamped in place), as for every other tensor: writing into it changes
+    the parameter, and mmengine's EMA with ``update_buffers=True`` (which
+    averages ``state_dict()`` tensors in place) tracks the temperatures."""
+    from mmengine.model import ExponentialMovingAverage
+    vit = make()
+    pm = vit.prompt_method
+    with torch.no_grad():
+        pm.temperatures.copy_(torch.tensor([25., -3., 1., 2.]))
+    state = vit.state_dict()
+    assert state[KEY].data_ptr() == pm.temperatures.data_ptr()
+    assert pm.temperatures.tolist() == \
+        torch.tensor([HI, LO, 1., 2.]).tolist()  # clamped in place
+    state[KEY].copy_(torch.tensor([.5, .6, .7, .8]))
+    assert torch.equal(pm.temperatures.detach(),
+                       torch.tensor([.5, .6, .7, .8]))
+    ema = ExponentialMovingAverage(vit, momentum=0.5, update_buffers=True)
+    avg = ema.module.prompt_method
+    for step, (tau, gate) in enumerate([(2., 1.), (4., 3.)]):
+        with torch.no_grad():
+            pm.temperatures.fill_(tau)
+            pm.gate_logits.fill_(gate)
+        ema.update_parameters(vit)  # the first update copies
+        want_tau, want_gate = (2., 1.) if step == 0 else (3., 2.)
+        assert torch.allclose(avg.gate_logits.detach(),
+                              torch.full((3, ), want_gate))
+        assert torch.allclose(avg.temperatures.detach(),
+                              torch.full((4, ), want_tau))
