@@ -163,3 +163,27 @@ def test_tiny_train_then_test(tmp_path, monkeypatch):
     cfg.work_dir = str(tmp_path / 'test')
     metrics = Runner.from_cfg(cfg).test()
     assert 0 <= metrics['mIoU'] <= 100 and 'aAcc' in metrics
+
+
+def test_backbone_lr_mult_is_a_protocol_axis():
+    """The tuning protocol's ``backbone_lr_mult`` axis sets
+    ``paramwise_cfg.module_lr_mult.backbone`` of a config: the prompt
+    tensors get that multiple of the head's lr."""
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+
+    from lspt_mm.tuning.protocol import axis_key, grid_points
+    cfg = Config.fromfile(osp.join(ROOT, CPU_CFG))
+    (point, ) = grid_points(dict(backbone_lr_mult=[5.]))
+    cfg.merge_from_dict({axis_key(k): v for k, v in point.items()})
+    model = torch.nn.Module()
+    model.backbone = torch.nn.Module()
+    model.backbone.prompt_method = torch.nn.Module()
+    model.backbone.prompt_method.prompts = torch.nn.Parameter(
+        torch.zeros(2, 4))
+    model.decode_head = torch.nn.Linear(2, 2)
+    lrs = {g['params'][0].shape: g['lr'] for g in build_optim_wrapper(
+        model, cfg.optim_wrapper).optimizer.param_groups}
+    base = cfg.optim_wrapper.optimizer.lr
+    assert lrs[(2, 4)] == pytest.approx(5 * base)
+    assert lrs[(2, 2)] == pytest.approx(base)

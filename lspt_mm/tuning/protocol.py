@@ -65,6 +65,10 @@ AXES = {
     'lr': ('lr', 'optim_wrapper.optimizer.lr'),
     'weight_decay': ('wd', 'optim_wrapper.optimizer.weight_decay'),
     'num_prompts': ('np', 'model.backbone.num_prompts'),
+    # lr of the tuned backbone parts (prompts, LSTM, gates, LoRA, ...)
+    # relative to the head's (paramwise_cfg.module_lr_mult; 1 = one lr)
+    'backbone_lr_mult': (
+        'blr', 'optim_wrapper.paramwise_cfg.module_lr_mult.backbone'),
 }
 SCORE_DIGITS = 6  # scores equal to 1e-6 are a tie
 RULE = ('highest validation score (mean over the tuning seeds; scores equal '
