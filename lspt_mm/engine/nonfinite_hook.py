@@ -138,8 +138,8 @@ class NonFiniteLossHook(Hook):
         it = runner.iter + 1
         terms = ', '.join(f'{k}={_fmt(v)}' for k, v in (outputs or {}).items()
                           if 'loss' in k)
-        lr = ', '.join(
-            f'{k}={"/".join(_fmt(x) for x in v)}'
+        lr = ', '.join(  # one value per distinct lr of the groups
+            f'{k}={"/".join(dict.fromkeys(_fmt(x) for x in v))}'
             for k, v in runner.optim_wrapper.get_lr().items())
         where = f'iteration {it}'
         if isinstance(runner.train_loop, EpochBasedTrainLoop):
