@@ -28,6 +28,7 @@ def make_small_cub(root):
     data root that the demo config's ``data_root`` takes."""
     sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
     import prepare_fgvc_splits as prep
+
     from lspt_mm.datasets.synthetic import make_cub
     folder = osp.join(root, 'CUB_200_2011')
     make_cub(folder, num_classes=NUM_CLASSES, per_class=8, test_per_class=2)

@@ -12,8 +12,14 @@ import lspt_mm  # noqa: F401
 from lspt_mm.models.checkpoint import read_checkpoint
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from fault_cases import (DEMO_C, REPO, demo_options,  # noqa: E402
-                         kill_at_marker, make_small_cub, start_paused_child)
+from fault_cases import (  # noqa: E402
+    DEMO_C,
+    REPO,
+    demo_options,
+    kill_at_marker,
+    make_small_cub,
+    start_paused_child,
+)
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import train  # noqa: E402  (tools/train.py)

@@ -14,15 +14,19 @@ import torch
 import torch.nn as nn
 
 import lspt_mm  # noqa: F401
-from mmengine.model import BaseModel
-from mmengine.runner import Runner
-from lspt_mm.engine import (ConciseRunner, HeadDataMismatchError,
-                            NonFiniteLossError, WorkDirLockedError)
+from lspt_mm.engine import (
+    ConciseRunner,
+    HeadDataMismatchError,
+    NonFiniteLossError,
+    WorkDirLockedError,
+)
 from lspt_mm.engine.work_dir_lock import LOCK_NAME, claim_log_dir
 
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from fault_cases import (DEMO_C, REPO, demo_options,  # noqa: E402
-                         make_small_cub)
+from fault_cases import DEMO_C, REPO, demo_options, make_small_cub  # noqa: E402
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import train  # noqa: E402  (tools/train.py)
@@ -227,10 +231,11 @@ def test_head_that_does_not_fit_the_data_stops_before_training(
 
 
 def test_segmentation_heads_are_checked_against_the_classes():
+    from lspt_mm.engine.head_check_hook import check_head_against_data
+
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
-    from lspt_mm.engine.head_check_hook import check_head_against_data
     cfg = Config.fromfile(osp.join(
         REPO, 'configs', 'segmentation',
         'lspt-vit-tiny_upernet_1xb4-300iter_synthetic-ade20k-64x64_demo.py'))

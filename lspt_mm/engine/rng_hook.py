@@ -34,6 +34,7 @@ import random
 
 import numpy as np
 import torch
+
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
