@@ -238,9 +238,9 @@ def test_update_model_index_writes_entries(tmp_path):
         'configs/segmentation/lspt-mocov3-base_upernet_8xb2-160k_ade20k-'
         '512x512.py',
         'configs/classification/lspt_vit-b14-dinov2_vtab1k.py'])
-    assert metas == ['configs/segmentation/metafile.yml',
-                     'configs/classification/metafile.yml']
-    with open(tmp_path / metas[1]) as f:
+    assert metas == ['configs/classification/metafile.yml',
+                     'configs/segmentation/metafile.yml']
+    with open(tmp_path / metas[0]) as f:
         m, = yaml.safe_load(f)['Models']
     assert m['Name'] == 'lspt_vit-b14-dinov2_vtab1k'
     assert m['Metadata'] == {'Training Data': 'VTAB-1k',
