@@ -80,6 +80,9 @@ class CamVidDataset(BaseSegDataset):
                  void_value=CAMVID_VOID, check_labels_exist=True, **kwargs):
         data_prefix = dict(img_path='train', seg_map_path='trainannot') \
             if data_prefix is None else data_prefix
+        if 'pipeline' in kwargs:  # configs name mmseg's loaders (issue 18)
+            from .ade20k import checked_pipeline
+            kwargs['pipeline'] = checked_pipeline(kwargs['pipeline'])
         self.void_value = void_value
         self.check_labels_exist = check_labels_exist
         if not kwargs.get('ann_file'):

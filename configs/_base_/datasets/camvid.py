@@ -15,9 +15,8 @@ data_root = 'data/camvid'
 crop_size = (512, 512)
 scale = (960, 720)
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=False,
-         on_error='raise'),
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='RandomResize', scale=scale, ratio_range=(0.5, 2.0),
          keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -26,11 +25,10 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=scale, keep_ratio=True),
     # labels loaded after Resize: metrics at the original 360x480
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=False,
-         on_error='raise'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(

@@ -14,9 +14,8 @@ model = dict(
         pretrained='checkpoints/dinov2_vitb14_pretrain.pth'),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(345, 345)))
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=False,
-         on_error='raise'),
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='RandomResize', scale=(960, 720), ratio_range=(0.5, 2.0),
          keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),

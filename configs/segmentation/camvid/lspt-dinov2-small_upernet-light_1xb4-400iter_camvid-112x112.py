@@ -56,9 +56,8 @@ model = dict(
     test_cfg=dict(_delete_=True, mode='whole'))
 
 train_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=False,
-         on_error='raise'),
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='RandomResize', scale=scale, ratio_range=(0.5, 1.5),
          keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -67,10 +66,9 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='CheckedLoadImageFromFile', on_error='raise'),
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=scale, keep_ratio=True),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=False,
-         on_error='raise'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(
