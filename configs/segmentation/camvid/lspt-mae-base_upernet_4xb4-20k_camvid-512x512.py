@@ -12,6 +12,7 @@ _base_ = [
     '../../_base_/seg_runtime.py',
     '../../_base_/schedules/schedule_160k.py'
 ]
+data_root = 'data/camvid'  # the one line to change for a copy elsewhere
 crop_size = (512, 512)
 num_classes = 11
 max_iters = 20000
@@ -31,5 +32,8 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=max_iters,
          by_epoch=False)
 ]
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = dict(dataset=dict(data_root=data_root))
 train_cfg = dict(max_iters=max_iters, val_interval=2000)
 default_hooks = dict(checkpoint=dict(interval=2000))
