@@ -10,8 +10,12 @@ import torch
 
 import lspt_mm  # noqa: F401
 from lspt_mm.datasets import DataFileError
-from lspt_mm.datasets.camvid import (CAMVID_CLASSES, CamVidDataset,
-                                     check_camvid, colour_to_index)
+from lspt_mm.datasets.camvid import (
+    CAMVID_CLASSES,
+    CamVidDataset,
+    check_camvid,
+    colour_to_index,
+)
 
 CPU_CFG = ('configs/segmentation/camvid/'
            'lspt-dinov2-small_upernet-light_1xb4-400iter_camvid-112x112.py')
@@ -169,10 +173,10 @@ def test_backbone_lr_mult_is_a_protocol_axis():
     """The tuning protocol's ``backbone_lr_mult`` axis sets
     ``paramwise_cfg.module_lr_mult.backbone`` of a config: the prompt
     tensors get that multiple of the head's lr."""
+    from lspt_mm.tuning.protocol import axis_key, grid_points
+
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
-
-    from lspt_mm.tuning.protocol import axis_key, grid_points
     cfg = Config.fromfile(osp.join(ROOT, CPU_CFG))
     (point, ) = grid_points(dict(backbone_lr_mult=[5.]))
     cfg.merge_from_dict({axis_key(k): v for k, v in point.items()})

@@ -234,8 +234,9 @@ def convert_official(img_dir, label_dir, out_root, lists, scale=0.5,
     (SegNet's 360x480 is 0.5), labels with nearest neighbour. Returns the
     number of images per split; a missing file raises
     ``FileNotFoundError`` naming it."""
-    import cv2
     import os
+
+    import cv2
     counts = {}
     for split, names in lists.items():
         os.makedirs(osp.join(out_root, split), exist_ok=True)

@@ -58,10 +58,10 @@ def colour(seg):
 
 def predict(config, ckpt, options, img_paths):
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
     from mmseg.apis import inference_model
     from mmseg.registry import MODELS
-    from mmengine.registry import init_default_scope
     init_default_scope('mmseg')
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(options)

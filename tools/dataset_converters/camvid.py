@@ -14,8 +14,11 @@ import argparse
 import sys
 
 import lspt_mm  # noqa: F401
-from lspt_mm.datasets.camvid import (check_camvid, convert_official,
-                                     read_segnet_lists)
+from lspt_mm.datasets.camvid import (
+    check_camvid,
+    convert_official,
+    read_segnet_lists,
+)
 
 
 def main(argv=None):

@@ -8,9 +8,9 @@ import os.path as osp
 import pprint
 
 import lspt_mm  # noqa: F401
-from mmengine.config import Config
-
 from lspt_mm.models.methods import METHODS
+
+from mmengine.config import Config
 
 DIR = 'configs/segmentation/camvid'
 # setting suffix (after the method) -> what the base is
