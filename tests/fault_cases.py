@@ -9,6 +9,7 @@ and sleeps. PAUSE is ``save:<file name>`` (inside the atomic write of that
 checkpoint, after the temporary file is complete, before it is renamed) or
 ``iter:<epoch>:<index>`` (before that training iteration, both 1-based).
 """
+
 import os
 import os.path as osp
 import signal
@@ -17,8 +18,12 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEMO_C = osp.join(REPO, 'configs', 'classification',
-                  'lspt-vit-tiny_1xb16-10e_synthetic-cub-32x32_demo.py')
+DEMO_C = osp.join(
+    REPO,
+    'configs',
+    'classification',
+    'lspt-vit-tiny_1xb16-10e_synthetic-cub-32x32_demo.py',
+)
 NUM_CLASSES = 4
 
 
@@ -30,6 +35,7 @@ def make_small_cub(root):
     import prepare_fgvc_splits as prep
 
     from lspt_mm.datasets.synthetic import make_cub
+
     folder = osp.join(root, 'CUB_200_2011')
     make_cub(folder, num_classes=NUM_CLASSES, per_class=8, test_per_class=2)
     prep.main(['cub', folder])
@@ -59,9 +65,19 @@ def demo_options(data_root, epochs, interval=1, max_keep=1, **extra):
 def start_paused_child(pause, marker, train_args):
     """Start the child (see the module docstring); returns the Popen."""
     return subprocess.Popen(
-        [sys.executable, osp.abspath(__file__), pause, marker, '--',
-         *train_args], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            osp.abspath(__file__),
+            pause,
+            marker,
+            '--',
+            *train_args,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def kill_at_marker(proc, marker, timeout=120):
@@ -69,8 +85,10 @@ def kill_at_marker(proc, marker, timeout=120):
     start = time.time()
     while not osp.exists(marker):
         if proc.poll() is not None:
-            raise AssertionError('the child ended before its pause point:\n'
-                                 + proc.stdout.read())
+            raise AssertionError(
+                'the child ended before its pause point:\n'
+                + proc.stdout.read()
+            )
         if time.time() - start > timeout:
             proc.kill()
             raise AssertionError('the child never reached its pause point')
@@ -103,6 +121,7 @@ def _child(pause, marker, train_args):
         os.replace = slow_replace
     elif kind == 'iter':
         from mmengine.runner import EpochBasedTrainLoop
+
         epoch, index = (int(x) for x in where.split(':'))
         real_run_iter = EpochBasedTrainLoop.run_iter
 
@@ -120,4 +139,4 @@ def _child(pause, marker, train_args):
 if __name__ == '__main__':
     args = sys.argv[1:]
     sep = args.index('--')
-    _child(args[0], args[1], args[sep + 1:])
+    _child(args[0], args[1], args[sep + 1 :])

@@ -2,23 +2,36 @@
 the library, ``lspt_mm.datasets.synthetic``; re-exported here for the tests
 that import them from this module) and ``--cfg-options`` that shrink a
 classification config to a tiny model."""
-from lspt_mm.datasets.synthetic import (FGVC_MAKERS, PALETTE,  # noqa: F401
-                                        make_cars, make_cub, make_dogs,
-                                        make_flowers, make_vtab, save_image,
-                                        write_json)
+
+from lspt_mm.datasets.synthetic import (  # noqa: F401
+    FGVC_MAKERS,
+    PALETTE,
+    make_cars,
+    make_cub,
+    make_dogs,
+    make_flowers,
+    make_vtab,
+    save_image,
+    write_json,
+)
 
 
 # ----------------------------------------------------------- tiny overrides
-def tiny_cfg_options(benchmark, epochs=4, size=32, num_classes=None,
-                     batch_size=16, lr=None):
+def tiny_cfg_options(
+    benchmark, epochs=4, size=32, num_classes=None, batch_size=16, lr=None
+):
     """``--cfg-options`` that shrink a classification config to a tiny,
     randomly initialised ViT on ``size`` px inputs, CPU-friendly loaders and
     an ``epochs``-long schedule (1 warm-up epoch, then cosine)."""
     opts = {
         # _delete_: replace the base's arch='base' by this dict
-        'model.backbone.arch': dict(_delete_=True, embed_dims=32,
-                                    num_layers=2, num_heads=2,
-                                    feedforward_channels=64),
+        'model.backbone.arch': dict(
+            _delete_=True,
+            embed_dims=32,
+            num_layers=2,
+            num_heads=2,
+            feedforward_channels=64,
+        ),
         'model.backbone.img_size': size,
         'model.backbone.patch_size': 8,
         'model.backbone.pretrained': None,
@@ -58,6 +71,7 @@ def tiny_cfg_options(benchmark, epochs=4, size=32, num_classes=None,
 def as_cli(opts):
     """The ``--cfg-options`` command-line words for ``opts`` (dict values
     become one ``key.sub=value`` word per entry)."""
+
     def fmt(v):
         if isinstance(v, tuple):
             return '(' + ','.join(fmt(x) for x in v) + ')'

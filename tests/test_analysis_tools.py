@@ -1,5 +1,6 @@
 """Attention-map and prompt–patch similarity tools on tiny backbones: the
 files they write, their sizes and value ranges."""
+
 import json
 import os.path as osp
 import subprocess
@@ -64,15 +65,23 @@ model = dict(
 
 def write_config(tmp_path, method='lspt', num_prompts=3, name=None):
     path = tmp_path / f'{name or method}.py'
-    path.write_text(CONFIG.format(layers=LAYERS, size=SIZE, patch=PATCH,
-                                  method=method, num_prompts=num_prompts))
+    path.write_text(
+        CONFIG.format(
+            layers=LAYERS,
+            size=SIZE,
+            patch=PATCH,
+            method=method,
+            num_prompts=num_prompts,
+        )
+    )
     return str(path)
 
 
 def write_image(path, size=(40, 56), seed=0):
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(
-        path)
+        path
+    )
     return str(path)
 
 
@@ -98,30 +107,33 @@ def check_attention_files(png, npz, layers, grid, num_prompts, image_hw):
         assert ((pm >= 0) & (pm <= 1)).all()
         assert np.allclose(d['prompt_mass'].sum(1), 1, atol=1e-5)
         # mean over prompts of each prompt's patch mass
-        assert np.allclose(pm.sum((1, 2)), d['prompt_mass'][:, 2],
-                           atol=1e-5)
+        assert np.allclose(pm.sum((1, 2)), d['prompt_mass'][:, 2], atol=1e-5)
         assert (d['prompt_mass'][:, 1] > 0).all()
     else:
         assert np.isnan(d['prompt_to_patch']).all()
     return d
 
 
-@pytest.mark.parametrize('method,num_prompts', [('lspt', 3), ('gapt', 2),
-                                                ('none', 0)])
+@pytest.mark.parametrize(
+    'method,num_prompts', [('lspt', 3), ('gapt', 2), ('none', 0)]
+)
 def test_visualize_attention_random_init(tmp_path, method, num_prompts):
     cfg = write_config(tmp_path, method, max(num_prompts, 1))
     img = write_image(tmp_path / 'cat.png')
     png, npz = visualize_attention.main(
-        [cfg, 'none', '--img', img, '--out-dir', str(tmp_path / 'out')])
+        [cfg, 'none', '--img', img, '--out-dir', str(tmp_path / 'out')]
+    )
     assert png == str(tmp_path / 'out' / 'attention_cat.png')
-    check_attention_files(png, npz, LAYERS, (SIZE // PATCH, ) * 2,
-                          num_prompts, (SIZE, SIZE))
+    check_attention_files(
+        png, npz, LAYERS, (SIZE // PATCH,) * 2, num_prompts, (SIZE, SIZE)
+    )
 
 
 def test_visualize_attention_checkpoint_is_used(tmp_path):
     """A saved checkpoint is loaded: its maps match the model's own
     recorded attention, and differ from another random init."""
     from lspt_mm.analysis.tokens import load_model, normalise
+
     cfg = write_config(tmp_path, 'vpt_deep', 4)
     torch.manual_seed(123)
     model, _ = load_model(cfg)
@@ -132,18 +144,29 @@ def test_visualize_attention_checkpoint_is_used(tmp_path):
     torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
     img = write_image(tmp_path / 'dog.jpg', size=(64, 64), seed=1)
     png, npz = visualize_attention.main(
-        [cfg, ckpt, '--img', img, '--out-dir', str(tmp_path),
-         '--cfg-options', 'model.backbone.prompt_dropout=0.0'])
+        [
+            cfg,
+            ckpt,
+            '--img',
+            img,
+            '--out-dir',
+            str(tmp_path),
+            '--cfg-options',
+            'model.backbone.prompt_dropout=0.0',
+        ]
+    )
     d = check_attention_files(png, npz, LAYERS, (4, 4), 4, (SIZE, SIZE))
     x = normalise(model, d['image'][None])
     with model.backbone.record_attention() as maps:
         model.backbone(x)
     want = torch.stack([m[0].mean(0)[0, 5:] for m in maps]).reshape(
-        LAYERS, 4, 4)
+        LAYERS, 4, 4
+    )
     assert np.allclose(d['cls_to_patch'], want.numpy(), atol=1e-5)
     # random init (no checkpoint) gives other maps
     _, npz2 = visualize_attention.main(
-        [cfg, 'none', '--img', img, '--out-dir', str(tmp_path / 'b')])
+        [cfg, 'none', '--img', img, '--out-dir', str(tmp_path / 'b')]
+    )
     assert not np.allclose(np.load(npz2)['cls_to_patch'], d['cls_to_patch'])
 
 
@@ -153,13 +176,13 @@ def test_visualize_attention_seg_config(tmp_path):
     cfg.write_text(SEG_CONFIG)
     img = write_image(tmp_path / 'street.png', size=(30, 50))
     png, npz = visualize_attention.main(
-        [str(cfg), 'none', '--img', img, '--out-dir', str(tmp_path)])
+        [str(cfg), 'none', '--img', img, '--out-dir', str(tmp_path)]
+    )
     check_attention_files(png, npz, 4, (6, 6), 3, (48, 48))
 
 
 def test_prompt_patch_similarity(tmp_path):
-    cfgs = [write_config(tmp_path, m, 3) for m in ('vpt_deep', 'gapt',
-                                                    'lspt')]
+    cfgs = [write_config(tmp_path, m, 3) for m in ('vpt_deep', 'gapt', 'lspt')]
     seg = tmp_path / 'seg.py'
     seg.write_text(SEG_CONFIG)
     img_dir = tmp_path / 'imgs'
@@ -172,8 +195,21 @@ def test_prompt_patch_similarity(tmp_path):
         args += [c, 'none']
     args += [str(seg), 'none']
     png, js = prompt_patch_similarity.main(
-        args + ['--img', str(img_dir), '--batch', '2', '--out', out,
-                '--labels', 'VPT', 'GaPT', 'LSPT', 'GaPT-seg'])
+        args
+        + [
+            '--img',
+            str(img_dir),
+            '--batch',
+            '2',
+            '--out',
+            out,
+            '--labels',
+            'VPT',
+            'GaPT',
+            'LSPT',
+            'GaPT-seg',
+        ]
+    )
     img = Image.open(png)
     assert img.format == 'PNG' and img.size == (600, 400)
     assert np.asarray(img.convert('L')).std() > 5
@@ -197,12 +233,20 @@ def test_prompt_patch_cosine_matches_written_out():
     output tokens; GaPT's temperature path is captured too."""
     from lspt_mm.analysis.tokens import prompt_patch_cosine
     from lspt_mm.models import PromptedViT
+
     torch.manual_seed(0)
-    vit = PromptedViT(arch=dict(embed_dims=32, num_layers=3, num_heads=2,
-                                feedforward_channels=64), img_size=16,
-                      patch_size=8, prompt_method='gapt', num_prompts=2,
-                      out_type='raw', out_indices=[0, 1, 2],
-                      final_norm=False).eval()
+    vit = PromptedViT(
+        arch=dict(
+            embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64
+        ),
+        img_size=16,
+        patch_size=8,
+        prompt_method='gapt',
+        num_prompts=2,
+        out_type='raw',
+        out_indices=[0, 1, 2],
+        final_norm=False,
+    ).eval()
     with torch.no_grad():
         vit.prompt_method.temperatures.fill_(0.5)
     x = torch.randn(2, 3, 16, 16)
@@ -221,15 +265,27 @@ def test_similarity_rejects_prompt_free_backbone(tmp_path):
     img = write_image(tmp_path / 'a.png')
     with pytest.raises(ValueError, match='no prompt tokens'):
         prompt_patch_similarity.main(
-            [cfg, 'none', '--img', img, '--out', str(tmp_path / 'x.png')])
+            [cfg, 'none', '--img', img, '--out', str(tmp_path / 'x.png')]
+        )
 
 
 def test_tools_run_as_scripts(tmp_path):
     cfg = write_config(tmp_path, 'lspt', 2)
     img = write_image(tmp_path / 'b.png')
     out = subprocess.run(
-        [sys.executable, osp.join(TOOLS, 'visualize_attention.py'), cfg,
-         'none', '--img', img, '--out-dir', str(tmp_path)],
-        capture_output=True, text=True, cwd=str(tmp_path))
+        [
+            sys.executable,
+            osp.join(TOOLS, 'visualize_attention.py'),
+            cfg,
+            'none',
+            '--img',
+            img,
+            '--out-dir',
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert osp.getsize(tmp_path / 'attention_b.png') > 1000

@@ -1,5 +1,6 @@
 """PromptedViT against upstream mmpretrain and against written-out method.md
 equations, on tiny random archs."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,6 +8,7 @@ import torch.nn.functional as F
 import lspt_mm  # noqa: F401
 from lspt_mm.models import METHODS as TABLE
 from lspt_mm.models import PromptedViT
+
 from mmpretrain.models import VisionTransformer
 
 ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
@@ -18,8 +20,12 @@ METHODS = [name for name, spec in TABLE.items() if not spec.wrapper]
 
 def make(method='lspt', num_prompts=3, **kwargs):
     torch.manual_seed(0)
-    vit = PromptedViT(prompt_method=method, num_prompts=num_prompts,
-                      prompt_dropout=0., **{**KW, **kwargs})
+    vit = PromptedViT(
+        prompt_method=method,
+        num_prompts=num_prompts,
+        prompt_dropout=0.0,
+        **{**KW, **kwargs},
+    )
     vit.init_weights()
     with torch.no_grad():  # make every parameter non-trivial
         for name, p in vit.named_parameters():
@@ -36,13 +42,13 @@ def images(b=2, size=32):
 
 
 # ---------------------------------------------------------------- (a)
-@pytest.mark.parametrize('out_type', ['raw', 'cls_token', 'featmap',
-                                      'avg_featmap'])
+@pytest.mark.parametrize(
+    'out_type', ['raw', 'cls_token', 'featmap', 'avg_featmap']
+)
 @pytest.mark.parametrize('size', [32, 48])
 def test_no_prompts_equals_upstream_vit(out_type, size):
     ours = make('none', out_type=out_type, out_indices=[1, 3])
-    upstream = VisionTransformer(out_type=out_type, out_indices=[1, 3],
-                                 **KW)
+    upstream = VisionTransformer(out_type=out_type, out_indices=[1, 3], **KW)
     upstream.load_state_dict(ours.state_dict(), strict=True)
     upstream.eval()
     x = images(size=size)
@@ -58,8 +64,11 @@ def written_out_block(layer, x, tau=None, adapter=None):
     f + W_u·GELU(W_d·f + b_d) + b_u (Pfeiffer, VPT's adapter_block.py)."""
     attn, (B, T, D) = layer.attn, x.shape
     h = layer.ln1(x)
-    q, k, v = F.linear(h, attn.qkv.weight, attn.qkv.bias).reshape(
-        B, T, 3, attn.num_heads, attn.head_dims).permute(2, 0, 3, 1, 4)
+    q, k, v = (
+        F.linear(h, attn.qkv.weight, attn.qkv.bias)
+        .reshape(B, T, 3, attn.num_heads, attn.head_dims)
+        .permute(2, 0, 3, 1, 4)
+    )
     logits = q @ k.transpose(-2, -1) / attn.head_dims**0.5
     if tau is not None:
         logits = logits / tau
@@ -96,15 +105,18 @@ def reference_forward(vit, x, method):
     for l in range(L):  # noqa: E741  (l: 0-based; block l+1 of method.md)
         tau = adapter = None
         if method == 'gapt':
-            tau = pm.temperatures[l].clamp(0.01, 10.)
+            tau = pm.temperatures[l].clamp(0.01, 10.0)
         if method == 'adapter':
             a = pm.adapters[l]
             adapter = (a.down.weight, a.down.bias, a.up.weight, a.up.bias)
-        out = written_out_block(vit.layers[l], torch.cat([cls, prompts,
-                                                          patches], 1), tau,
-                                adapter)
-        cls, out_prompts, patches = out[:, :1], out[:, 1:1 + n_p], \
-            out[:, 1 + n_p:]
+        out = written_out_block(
+            vit.layers[l], torch.cat([cls, prompts, patches], 1), tau, adapter
+        )
+        cls, out_prompts, patches = (
+            out[:, :1],
+            out[:, 1 : 1 + n_p],
+            out[:, 1 + n_p :],
+        )
         if l == L - 1:
             break  # the last block's prompts feed no further block
         patch_mean = patches.mean(1, keepdim=True)  # patch tokens only
@@ -118,12 +130,15 @@ def reference_forward(vit, x, method):
         elif method == 'lspt_gspc_only':
             prompts = out_prompts + patch_mean
         elif method in ('lspt', 'lspt_lpc_only'):
-            hidden = out_prompts + patch_mean if method == 'lspt' \
-                else out_prompts
+            hidden = (
+                out_prompts + patch_mean if method == 'lspt' else out_prompts
+            )
             lstm = torch.nn.LSTMCell(vit.embed_dims, vit.embed_dims)
             lstm.load_state_dict(pm.lstm.state_dict())
-            h, cell = lstm(P[l + 1].expand(B, -1, -1).reshape(-1, 32),
-                           (hidden.reshape(-1, 32), cell))
+            h, cell = lstm(
+                P[l + 1].expand(B, -1, -1).reshape(-1, 32),
+                (hidden.reshape(-1, 32), cell),
+            )
             prompts = h.reshape(B, n_p, -1)
     tokens = torch.cat([cls, out_prompts, patches], 1)
     return vit.ln1(tokens[:, 1:].mean(1))  # MAE head: mean, then norm
@@ -134,15 +149,17 @@ def test_forward_matches_written_out_equations(method):
     vit = make(method)
     x = images()
     with torch.no_grad():
-        ours, = vit(x)
+        (ours,) = vit(x)
         ref = reference_forward(vit, x, method)
     assert (ours - ref).abs().max() < 1e-5
 
 
 def test_lspt_differs_from_its_ablations_and_gates_matter():
     x = images()
-    outs = {m: make(m)(x)[0] for m in ('lspt', 'lspt_lpc_only',
-                                       'lspt_gspc_only', 'vpt_deep')}
+    outs = {
+        m: make(m)(x)[0]
+        for m in ('lspt', 'lspt_lpc_only', 'lspt_gspc_only', 'vpt_deep')
+    }
     for a in outs:
         for b in outs:
             if a != b:
@@ -151,36 +168,65 @@ def test_lspt_differs_from_its_ablations_and_gates_matter():
 
 def test_cls_token_and_featmap_outputs_drop_prompts():
     x = images(size=48)
-    raw, = make('lspt', out_type='raw')(x)
-    cls, = make('lspt', out_type='cls_token')(x)
-    feat, = make('lspt', out_type='featmap')(x)
+    (raw,) = make('lspt', out_type='raw')(x)
+    (cls,) = make('lspt', out_type='cls_token')(x)
+    (feat,) = make('lspt', out_type='featmap')(x)
     assert raw.shape == (2, 1 + 3 + 36, 32)
     assert torch.allclose(cls, raw[:, 0], atol=1e-6)
     assert feat.shape == (2, 32, 6, 6)
-    assert torch.allclose(feat.flatten(2).transpose(1, 2), raw[:, 4:],
-                          atol=1e-6)
+    assert torch.allclose(
+        feat.flatten(2).transpose(1, 2), raw[:, 4:], atol=1e-6
+    )
 
 
 # ---------------------------------------------------------------- (c)
-BIASES = {f'layers.{i}.{m}.bias' for i in range(4) for m in (
-    'ln1', 'attn.qkv', 'attn.proj', 'ln2', 'ffn.layers.0.0', 'ffn.layers.1')}
-LAST_BLOCK = {f'layers.3.{m}.{w}' for m in (
-    'ln1', 'attn.qkv', 'attn.proj', 'ln2', 'ffn.layers.0.0', 'ffn.layers.1')
-    for w in ('weight', 'bias')}
+BIASES = {
+    f'layers.{i}.{m}.bias'
+    for i in range(4)
+    for m in (
+        'ln1',
+        'attn.qkv',
+        'attn.proj',
+        'ln2',
+        'ffn.layers.0.0',
+        'ffn.layers.1',
+    )
+}
+LAST_BLOCK = {
+    f'layers.3.{m}.{w}'
+    for m in (
+        'ln1',
+        'attn.qkv',
+        'attn.proj',
+        'ln2',
+        'ffn.layers.0.0',
+        'ffn.layers.1',
+    )
+    for w in ('weight', 'bias')
+}
 TRAINABLE = {
     'linear': set(),
     'bias': BIASES | {'patch_embed.projection.bias', 'ln1.bias'},
     'partial': LAST_BLOCK | {'ln1.weight', 'ln1.bias'},  # k=1, final norm
-    'adapter': {f'prompt_method.adapters.{i}.{m}.{w}' for i in range(4)
-                for m in ('down', 'up') for w in ('weight', 'bias')},
+    'adapter': {
+        f'prompt_method.adapters.{i}.{m}.{w}'
+        for i in range(4)
+        for m in ('down', 'up')
+        for w in ('weight', 'bias')
+    },
     'vpt_shallow': {'prompt_method.prompts'},
     'vpt_deep': {'prompt_method.prompts'},
     'lspt_gspc_only': {'prompt_method.prompts'},
-    'gapt': {'prompt_method.prompts', 'prompt_method.gate_logits',
-             'prompt_method.temperatures'},
-    'lspt': {'prompt_method.prompts'} | {
+    'gapt': {
+        'prompt_method.prompts',
+        'prompt_method.gate_logits',
+        'prompt_method.temperatures',
+    },
+    'lspt': {'prompt_method.prompts'}
+    | {
         f'prompt_method.lstm.{n}'
-        for n in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')},
+        for n in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')
+    },
 }
 TRAINABLE['lspt_lpc_only'] = TRAINABLE['lspt']
 
@@ -216,9 +262,13 @@ def test_frozen_backbone_stays_in_eval_mode():
         assert torch.equal(vit(x)[0], vit(x)[0])
 
 
-@pytest.mark.parametrize('kwargs', [dict(prompt_method='full'),
-                                    dict(prompt_method='none',
-                                         freeze_backbone=False)])
+@pytest.mark.parametrize(
+    'kwargs',
+    [
+        dict(prompt_method='full'),
+        dict(prompt_method='none', freeze_backbone=False),
+    ],
+)
 def test_full_finetune_trains_everything(kwargs):
     torch.manual_seed(0)
     vit = PromptedViT(drop_path_rate=0.1, **KW, **kwargs).train()
@@ -240,19 +290,24 @@ def test_trainable_parameter_report():
 
 
 # ---------------------------------------------------------------- (e)
-@pytest.mark.parametrize('kwargs,option', [
-    (dict(prompt_method='deep_vpt'), 'prompt_method'),
-    (dict(prompt_method='full', freeze_backbone=True), 'freeze_backbone'),
-    (dict(prompt_method='lora'), 'LoRAModel'),
-    (dict(prompt_method='partial', prompt_cfg=dict(k=5)), 'k must be'),
-    (dict(prompt_method='adapter', prompt_cfg=dict(reduction=0)),
-     'reduction'),
-    (dict(prompt=dict(type='LSPT'), prompt_method='lspt'), 'not both'),
-    (dict(prompt_method='lspt', num_prompts=0), 'num_prompts'),
-    (dict(prompt_method='vpt_deep', num_prompts=-2), 'num_prompts'),
-    (dict(num_register_tokens=-1), 'num_register_tokens'),
-    (dict(out_type='mean'), 'out_type'),
-])
+@pytest.mark.parametrize(
+    'kwargs,option',
+    [
+        (dict(prompt_method='deep_vpt'), 'prompt_method'),
+        (dict(prompt_method='full', freeze_backbone=True), 'freeze_backbone'),
+        (dict(prompt_method='lora'), 'LoRAModel'),
+        (dict(prompt_method='partial', prompt_cfg=dict(k=5)), 'k must be'),
+        (
+            dict(prompt_method='adapter', prompt_cfg=dict(reduction=0)),
+            'reduction',
+        ),
+        (dict(prompt=dict(type='LSPT'), prompt_method='lspt'), 'not both'),
+        (dict(prompt_method='lspt', num_prompts=0), 'num_prompts'),
+        (dict(prompt_method='vpt_deep', num_prompts=-2), 'num_prompts'),
+        (dict(num_register_tokens=-1), 'num_register_tokens'),
+        (dict(out_type='mean'), 'out_type'),
+    ],
+)
 def test_bad_config_raises_value_error_naming_option(kwargs, option):
     with pytest.raises(ValueError, match=option):
         PromptedViT(**{**KW, **kwargs})
@@ -263,7 +318,7 @@ def test_input_not_multiple_of_patch_size_is_padded_as_upstream(method):
     """mmpretrain pads the last partial patch (bottom / right); so do we."""
     vit = make(method, out_type='featmap')
     x = torch.randn(1, 3, 36, 45)
-    fmap, = vit(x)
+    (fmap,) = vit(x)
     assert fmap.shape == (1, 32, 5, 6)
     if method == 'none':
         upstream = VisionTransformer(out_type='featmap', **KW)
@@ -277,6 +332,7 @@ def test_input_not_multiple_of_patch_size_is_padded_as_upstream(method):
 def test_registered_in_mmpretrain_and_mmseg_scopes():
     from mmpretrain.registry import MODELS
     from mmseg.registry import MODELS as SEG_MODELS
+
     cfg = dict(type='PromptedViT', prompt_method='gapt', num_prompts=2, **KW)
     assert isinstance(MODELS.build(cfg), PromptedViT)
     cfg['type'] = 'mmpretrain.PromptedViT'
@@ -293,29 +349,36 @@ def test_record_attention_gives_each_blocks_softmax_with_temperature():
     for m in maps:
         assert torch.allclose(m.sum(-1), torch.ones(()), atol=1e-5)
     # block 1 by hand: logits / (sqrt(d) · τ_1) on the embedded tokens
-    tokens = torch.cat([vit.cls_token.expand(2, -1, -1),
-                        vit.prompt_method.prompts[0].expand(2, -1, -1),
-                        vit.patch_embed(x)[0] + vit.pos_embed[:, 1:]], 1)
+    tokens = torch.cat(
+        [
+            vit.cls_token.expand(2, -1, -1),
+            vit.prompt_method.prompts[0].expand(2, -1, -1),
+            vit.patch_embed(x)[0] + vit.pos_embed[:, 1:],
+        ],
+        1,
+    )
     tokens[:, :1] += vit.pos_embed[:, :1]
-    layer, tau = vit.layers[0], vit.prompt_method.temperatures[0].clamp(
-        0.01, 10.)
+    layer, tau = (
+        vit.layers[0],
+        vit.prompt_method.temperatures[0].clamp(0.01, 10.0),
+    )
     h = layer.ln1(tokens)
-    q, k, _ = layer.attn.qkv(h).reshape(2, 20, 3, 2, 16).permute(2, 0, 3, 1,
-                                                                  4)
-    expected = (q @ k.transpose(-2, -1) / 4. / tau).softmax(-1)
+    q, k, _ = layer.attn.qkv(h).reshape(2, 20, 3, 2, 16).permute(2, 0, 3, 1, 4)
+    expected = (q @ k.transpose(-2, -1) / 4.0 / tau).softmax(-1)
     assert torch.allclose(maps[0], expected, atol=1e-5)
 
 
 def test_vit_base_lspt_shapes_and_parameter_counts():
     torch.manual_seed(0)
-    vit = PromptedViT(arch='base', img_size=224, prompt_method='lspt',
-                      num_prompts=10).eval()
+    vit = PromptedViT(
+        arch='base', img_size=224, prompt_method='lspt', num_prompts=10
+    ).eval()
     trainable, total = lspt_mm.count_parameters(vit)
     lstm = 2 * 4 * 768 * 768 + 2 * 4 * 768
     assert trainable == 12 * 10 * 768 + lstm
     assert total - trainable == 85_798_656  # ViT-B/16 encoder, no head
     with torch.no_grad():
-        out, = vit(torch.randn(1, 3, 224, 224))
+        (out,) = vit(torch.randn(1, 3, 224, 224))
     assert out.shape == (1, 768)
 
 
@@ -323,16 +386,17 @@ def test_lstm_input_term_is_cached_at_inference_only_until_params_change():
     vit = make('lspt')
     x = images()
     with torch.no_grad():
-        first, = vit(x)
+        (first,) = vit(x)
         cached = vit.prompt_method._input_terms_cache[1]
-        again, = vit(x)
+        (again,) = vit(x)
         assert vit.prompt_method._input_terms_cache[1] is cached
         assert torch.equal(first, again)
         vit.prompt_method.prompts[2].add_(0.5)  # in place: version bump
-        changed, = vit(x)
+        (changed,) = vit(x)
         assert vit.prompt_method._input_terms_cache[1] is not cached
-        assert torch.allclose(changed, reference_forward(vit, x, 'lspt'),
-                              atol=1e-5)
+        assert torch.allclose(
+            changed, reference_forward(vit, x, 'lspt'), atol=1e-5
+        )
     with torch.enable_grad():  # training path: never the cache
         vit(x)[0].sum().backward()
     assert vit.prompt_method._input_terms_cache is None

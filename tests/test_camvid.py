@@ -1,6 +1,7 @@
 """CamVid (issue 21): the dataset's checks, the colour converter, the
 separate lr per module, and a tiny train + test run of the CPU config on a
 generated CamVid-layout folder."""
+
 import os.path as osp
 
 import cv2
@@ -17,8 +18,10 @@ from lspt_mm.datasets.camvid import (
     colour_to_index,
 )
 
-CPU_CFG = ('configs/segmentation/camvid/'
-           'lspt-dinov2-small_upernet-light_1xb4-400iter_camvid-112x112.py')
+CPU_CFG = (
+    'configs/segmentation/camvid/'
+    'lspt-dinov2-small_upernet-light_1xb4-400iter_camvid-112x112.py'
+)
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -33,10 +36,11 @@ def make_camvid(root, counts=(4, 2, 2), size=(42, 56), seed=0):
         for i in range(n):
             lab = np.zeros((h, w), np.uint8)
             for k in range(4):  # four bands of random classes
-                lab[k * h // 4:(k + 1) * h // 4] = rng.integers(0, 11)
+                lab[k * h // 4 : (k + 1) * h // 4] = rng.integers(0, 11)
             lab[:, :3] = 11  # void
-            img = (np.stack([lab * 23, 255 - lab * 23, lab * 11], -1)
-                   .astype(np.uint8))
+            img = np.stack([lab * 23, 255 - lab * 23, lab * 11], -1).astype(
+                np.uint8
+            )
             img = np.clip(img + rng.integers(0, 10, img.shape), 0, 255)
             cv2.imwrite(str(root / split / f'f{i}.png'), img.astype(np.uint8))
             cv2.imwrite(str(root / (split + 'annot') / f'f{i}.png'), lab)
@@ -44,9 +48,10 @@ def make_camvid(root, counts=(4, 2, 2), size=(42, 56), seed=0):
 
 
 def loading_pipeline():
-    return [dict(type='mmseg.CheckedLoadImageFromFile'),
-            dict(type='mmseg.CheckedLoadAnnotations',
-                 reduce_zero_label=False)]
+    return [
+        dict(type='mmseg.CheckedLoadImageFromFile'),
+        dict(type='mmseg.CheckedLoadAnnotations', reduce_zero_label=False),
+    ]
 
 
 def test_void_ignored_and_bad_label_value_named(tmp_path):
@@ -59,30 +64,41 @@ def test_void_ignored_and_bad_label_value_named(tmp_path):
     lab = cv2.imread(str(bad), cv2.IMREAD_UNCHANGED)
     lab[5, 5] = 13
     cv2.imwrite(str(bad), lab)
-    with pytest.raises(DataFileError, match=r"f1\.png.*13"):
+    with pytest.raises(DataFileError, match=r'f1\.png.*13'):
         ds[1]
     problems = check_camvid(str(root))
-    assert len(problems) == 1 and 'f1.png' in problems[0] \
-        and '13' in problems[0]
+    assert (
+        len(problems) == 1 and 'f1.png' in problems[0] and '13' in problems[0]
+    )
 
 
 def test_missing_label_file_and_folder_named(tmp_path):
     root = make_camvid(tmp_path / 'camvid')
     (root / 'valannot' / 'f1.png').unlink()
-    with pytest.raises(FileNotFoundError, match=r"valannot/f1\.png"):
-        CamVidDataset(data_root=str(root), pipeline=[],
-                      data_prefix=dict(img_path='val',
-                                       seg_map_path='valannot'))
-    assert any('no label' in p and 'valannot/f1.png' in p
-               for p in check_camvid(str(root)))
-    with pytest.raises(FileNotFoundError,
-                       match=r"CamVid dataset not found.*nowhere"):
+    with pytest.raises(FileNotFoundError, match=r'valannot/f1\.png'):
+        CamVidDataset(
+            data_root=str(root),
+            pipeline=[],
+            data_prefix=dict(img_path='val', seg_map_path='valannot'),
+        )
+    assert any(
+        'no label' in p and 'valannot/f1.png' in p
+        for p in check_camvid(str(root))
+    )
+    with pytest.raises(
+        FileNotFoundError, match=r'CamVid dataset not found.*nowhere'
+    ):
         CamVidDataset(data_root=str(tmp_path / 'nowhere'), pipeline=[])
 
 
 def test_official_colours_to_indices():
-    rgb = np.array([[[128, 128, 128], [64, 192, 0], [192, 0, 192]],
-                    [[0, 0, 0], [1, 2, 3], [128, 64, 128]]], np.uint8)
+    rgb = np.array(
+        [
+            [[128, 128, 128], [64, 192, 0], [192, 0, 192]],
+            [[0, 0, 0], [1, 2, 3], [128, 64, 128]],
+        ],
+        np.uint8,
+    )
     # Sky, Wall -> Building, MotorcycleScooter -> Bicyclist; Void, an
     # unknown colour -> void; Road
     assert colour_to_index(rgb).tolist() == [[0, 1, 10], [11, 11, 3]]
@@ -90,72 +106,96 @@ def test_official_colours_to_indices():
 
 def test_module_lr_mult():
     from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
     model = torch.nn.Module()
     model.backbone = torch.nn.Linear(2, 2)
     model.decode_head = torch.nn.Linear(2, 2)
     model.backbone.weight.requires_grad_(False)
 
     def build(pw):
-        return OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
-            type='PromptTuningOptimWrapperConstructor',
-            optim_wrapper_cfg=dict(type='OptimWrapper', optimizer=dict(
-                type='AdamW', lr=1e-3, weight_decay=0.01)),
-            paramwise_cfg=pw))(model)
+        return OPTIM_WRAPPER_CONSTRUCTORS.build(
+            dict(
+                type='PromptTuningOptimWrapperConstructor',
+                optim_wrapper_cfg=dict(
+                    type='OptimWrapper',
+                    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
+                ),
+                paramwise_cfg=pw,
+            )
+        )(model)
 
-    lrs = {id(g['params'][0]): g['lr'] for g in build(dict(
-        module_lr_mult=dict(decode_head=10., backbone=2.))
-    ).optimizer.param_groups}
-    assert lrs == {id(model.backbone.bias): pytest.approx(2e-3),
-                   id(model.decode_head.weight): pytest.approx(1e-2),
-                   id(model.decode_head.bias): pytest.approx(1e-2)}
+    lrs = {
+        id(g['params'][0]): g['lr']
+        for g in build(
+            dict(module_lr_mult=dict(decode_head=10.0, backbone=2.0))
+        ).optimizer.param_groups
+    }
+    assert lrs == {
+        id(model.backbone.bias): pytest.approx(2e-3),
+        id(model.decode_head.weight): pytest.approx(1e-2),
+        id(model.decode_head.bias): pytest.approx(1e-2),
+    }
     # off by default: one lr
     assert {g['lr'] for g in build(None).optimizer.param_groups} == {1e-3}
     with pytest.raises(ValueError, match='decode_haed'):
-        build(dict(module_lr_mult=dict(decode_haed=10.)))
+        build(dict(module_lr_mult=dict(decode_haed=10.0)))
 
 
 def test_tiny_train_then_test(tmp_path, monkeypatch):
     from mmengine.config import Config
     from mmengine.runner import Runner
+
     monkeypatch.chdir(ROOT)
     root = make_camvid(tmp_path / 'camvid', counts=(6, 2, 3))
     cfg = Config.fromfile(CPU_CFG)
     cfg.work_dir = str(tmp_path / 'work')
     crop = (28, 28)
     scale = (56, 42)
-    cfg.merge_from_dict({
-        'model.data_preprocessor.size': crop,
-        'model.backbone.arch': dict(_delete_=True, embed_dims=32,
-                                    num_layers=4,
-                                    num_heads=2, feedforward_channels=64),
-        'model.backbone.img_size': crop,
-        'model.backbone.pretrained': None,
-        # random ViT: the checkpoint must hold it
-        'model.backbone.save_trainable_only': False,
-        'model.backbone.layer_scale_init_value': 0.,
-        'model.backbone.num_prompts': 2,
-        'model.backbone.out_indices': [0, 1, 2, 3],
-        'model.neck.embed_dim': 32,
-        'model.decode_head.in_channels': [32] * 4,
-        'model.decode_head.channels': 16,
-        'model.auxiliary_head.in_channels': 32,
-        'model.auxiliary_head.channels': 8,
-        'optim_wrapper.paramwise_cfg.module_lr_mult': dict(decode_head=2.),
-        'train_cfg.max_iters': 4, 'train_cfg.val_interval': 4,
-        'default_hooks.checkpoint.interval': 4,
-        'default_hooks.logger.interval': 1,
-        'param_scheduler': [dict(type='ConstantLR', factor=1.,
-                                 by_epoch=False)],
-    })
+    cfg.merge_from_dict(
+        {
+            'model.data_preprocessor.size': crop,
+            'model.backbone.arch': dict(
+                _delete_=True,
+                embed_dims=32,
+                num_layers=4,
+                num_heads=2,
+                feedforward_channels=64,
+            ),
+            'model.backbone.img_size': crop,
+            'model.backbone.pretrained': None,
+            # random ViT: the checkpoint must hold it
+            'model.backbone.save_trainable_only': False,
+            'model.backbone.layer_scale_init_value': 0.0,
+            'model.backbone.num_prompts': 2,
+            'model.backbone.out_indices': [0, 1, 2, 3],
+            'model.neck.embed_dim': 32,
+            'model.decode_head.in_channels': [32] * 4,
+            'model.decode_head.channels': 16,
+            'model.auxiliary_head.in_channels': 32,
+            'model.auxiliary_head.channels': 8,
+            'optim_wrapper.paramwise_cfg.module_lr_mult': dict(
+                decode_head=2.0
+            ),
+            'train_cfg.max_iters': 4,
+            'train_cfg.val_interval': 4,
+            'default_hooks.checkpoint.interval': 4,
+            'default_hooks.logger.interval': 1,
+            'param_scheduler': [
+                dict(type='ConstantLR', factor=1.0, by_epoch=False)
+            ],
+        }
+    )
     for pipe in (cfg.train_pipeline, cfg.test_pipeline):
         for t in pipe:
             if t['type'] in ('RandomResize', 'Resize'):
                 t['scale'] = scale
             if t['type'] == 'RandomCrop':
                 t['crop_size'] = crop
-    for key, pipe in (('train_dataloader', cfg.train_pipeline),
-                      ('val_dataloader', cfg.test_pipeline),
-                      ('test_dataloader', cfg.test_pipeline)):
+    for key, pipe in (
+        ('train_dataloader', cfg.train_pipeline),
+        ('val_dataloader', cfg.test_pipeline),
+        ('test_dataloader', cfg.test_pipeline),
+    ):
         cfg[key].dataset.data_root = str(root)
         cfg[key].dataset.pipeline = pipe
     cfg.train_dataloader.batch_size = 2
@@ -177,17 +217,23 @@ def test_backbone_lr_mult_is_a_protocol_axis():
 
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
+
     cfg = Config.fromfile(osp.join(ROOT, CPU_CFG))
-    (point, ) = grid_points(dict(backbone_lr_mult=[5.]))
+    (point,) = grid_points(dict(backbone_lr_mult=[5.0]))
     cfg.merge_from_dict({axis_key(k): v for k, v in point.items()})
     model = torch.nn.Module()
     model.backbone = torch.nn.Module()
     model.backbone.prompt_method = torch.nn.Module()
     model.backbone.prompt_method.prompts = torch.nn.Parameter(
-        torch.zeros(2, 4))
+        torch.zeros(2, 4)
+    )
     model.decode_head = torch.nn.Linear(2, 2)
-    lrs = {g['params'][0].shape: g['lr'] for g in build_optim_wrapper(
-        model, cfg.optim_wrapper).optimizer.param_groups}
+    lrs = {
+        g['params'][0].shape: g['lr']
+        for g in build_optim_wrapper(
+            model, cfg.optim_wrapper
+        ).optimizer.param_groups
+    }
     base = cfg.optim_wrapper.optimizer.lr
     assert lrs[(2, 4)] == pytest.approx(5 * base)
     assert lrs[(2, 2)] == pytest.approx(base)

@@ -1,6 +1,7 @@
 """Classification data: FGVC split preparation from every official layout,
 the VTAB-1k / FGVC dataset classes and their errors, the configs and the
 benchmark summary. No training here (see test_classification_e2e.py)."""
+
 import json
 import os
 import os.path as osp
@@ -13,8 +14,12 @@ import pytest
 import lspt_mm  # noqa: F401  (compat first)
 import lspt_mm.datasets  # noqa: F401
 from lspt_mm.datasets import FGVC, DataFileError, VTAB1k
-from lspt_mm.datasets.benchmarks import (FGVC_DATASETS, VTAB_GROUPS,
-                                         VTAB_NUM_CLASSES, hparams_of)
+from lspt_mm.datasets.benchmarks import (
+    FGVC_DATASETS,
+    VTAB_GROUPS,
+    VTAB_NUM_CLASSES,
+    hparams_of,
+)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tests'))
@@ -22,16 +27,24 @@ sys.path.insert(0, osp.join(REPO, 'tools'))
 sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
 import prepare_fgvc_splits as prep  # noqa: E402
 import run_benchmark as rb  # noqa: E402
-from lspt_mm.datasets.synthetic import (FGVC_MAKERS, PALETTE,  # noqa: E402
-                                        make_cars, make_vtab, write_json)
+
+from lspt_mm.datasets.synthetic import (  # noqa: E402
+    FGVC_MAKERS,
+    PALETTE,
+    make_cars,
+    make_vtab,
+    write_json,
+)
 
 
 def colour_class(path):
     """The synthetic class an image was drawn for (nearest palette colour
     of its mean, brightness-normalised)."""
     from PIL import Image
-    mean = np.asarray(Image.open(path).convert('RGB'),
-                      dtype=np.float32).mean((0, 1))
+
+    mean = np.asarray(Image.open(path).convert('RGB'), dtype=np.float32).mean(
+        (0, 1)
+    )
     pal = PALETTE / np.linalg.norm(PALETTE, axis=1, keepdims=True)
     return int(np.argmax(pal @ (mean / np.linalg.norm(mean))))
 
@@ -52,15 +65,33 @@ def fgvc_roots(tmp_path_factory):
 def test_benchmark_tables():
     assert sum(len(t) for t in VTAB_GROUPS.values()) == 19
     assert VTAB_NUM_CLASSES == {
-        'caltech101': 102, 'cifar': 100, 'dtd': 47,
-        'oxford_flowers102': 102, 'oxford_iiit_pet': 37, 'svhn': 10,
-        'sun397': 397, 'patch_camelyon': 2, 'eurosat': 10, 'resisc45': 45,
-        'diabetic_retinopathy': 5, 'clevr_count': 8, 'clevr_dist': 6,
-        'dmlab': 6, 'kitti': 4, 'dsprites_loc': 16, 'dsprites_ori': 16,
-        'smallnorb_azi': 18, 'smallnorb_ele': 9}
+        'caltech101': 102,
+        'cifar': 100,
+        'dtd': 47,
+        'oxford_flowers102': 102,
+        'oxford_iiit_pet': 37,
+        'svhn': 10,
+        'sun397': 397,
+        'patch_camelyon': 2,
+        'eurosat': 10,
+        'resisc45': 45,
+        'diabetic_retinopathy': 5,
+        'clevr_count': 8,
+        'clevr_dist': 6,
+        'dmlab': 6,
+        'kitti': 4,
+        'dsprites_loc': 16,
+        'dsprites_ori': 16,
+        'smallnorb_azi': 18,
+        'smallnorb_ele': 9,
+    }
     assert {k: v['num_classes'] for k, v in FGVC_DATASETS.items()} == {
-        'cub': 200, 'nabirds': 555, 'oxford_flowers': 102,
-        'stanford_dogs': 120, 'stanford_cars': 196}
+        'cub': 200,
+        'nabirds': 555,
+        'oxford_flowers': 102,
+        'stanford_dogs': 120,
+        'stanford_cars': 196,
+    }
     with pytest.raises(KeyError, match='cifar10'):
         hparams_of('mae', 'vtab1k', 'cifar10')
 
@@ -104,12 +135,18 @@ def test_text_lists(fgvc_roots, tmp_path):
     root = fgvc_roots['stanford_dogs']
     out = tmp_path / 'lists'
     out.mkdir()
-    prep.main(['stanford_dogs', root, '--format', 'txt', '--out-dir',
-               str(out)])
+    prep.main(
+        ['stanford_dogs', root, '--format', 'txt', '--out-dir', str(out)]
+    )
     line = (out / 'train.txt').read_text().splitlines()[0]
     assert line.startswith('n020') and line.rsplit(' ', 1)[1].isdigit()
-    ds = FGVC(root, 'stanford_dogs', split='test', num_classes=4,
-              ann_file=str(out / 'test.txt'))
+    ds = FGVC(
+        root,
+        'stanford_dogs',
+        split='test',
+        num_classes=4,
+        ann_file=str(out / 'test.txt'),
+    )
     assert len(ds) == 24
 
 
@@ -122,8 +159,9 @@ def test_vpt_json_label_values(fgvc_roots, tmp_path):
     splits = prep.make_splits('nabirds', src)
     sparse = [295, 302, 1010, 700]  # label i -> a sparse id
     for split, samples in splits.items():
-        write_json(root / f'{split}.json',
-                   {p: sparse[lb] for p, lb in samples})
+        write_json(
+            root / f'{split}.json', {p: sparse[lb] for p, lb in samples}
+        )
     ds = FGVC(str(root), 'nabirds', split='test', num_classes=4)
     order = sorted(sparse)
     for (path, lb), i in zip(splits['test'], range(len(ds))):
@@ -171,8 +209,10 @@ def vtab_root(tmp_path_factory):
 
 
 def test_vtab_splits(vtab_root):
-    sizes = {s: len(VTAB1k(vtab_root, 'kitti', split=s))
-             for s in ('train800', 'val200', 'train800val200', 'test')}
+    sizes = {
+        s: len(VTAB1k(vtab_root, 'kitti', split=s))
+        for s in ('train800', 'val200', 'train800val200', 'test')
+    }
     assert sizes == dict(train800=40, val200=12, train800val200=52, test=24)
     ds = VTAB1k(vtab_root, 'kitti')  # the protocol's training split
     assert ds.split == 'train800val200' and len(ds.CLASSES) == 4
@@ -198,11 +238,15 @@ def test_vtab_errors(vtab_root, tmp_path):
         VTAB1k(str(root), 'kitti', split='val200')
     # label outside the task's class count (kitti has 4 classes)
     lines = (task / 'test.txt').read_text().splitlines()
-    (task / 'test.txt').write_text('\n'.join(
-        lines[:-1] + [lines[-1].rsplit(' ', 1)[0] + ' 4']) + '\n')
-    with pytest.raises(DataFileError, match=r'test\.txt: 1 of 24 labels are '
-                       r"outside \[0, 4\) for VTAB-1k task 'kitti'.*"
-                       r'values 4\. First: .*test\.txt:24'):
+    (task / 'test.txt').write_text(
+        '\n'.join(lines[:-1] + [lines[-1].rsplit(' ', 1)[0] + ' 4']) + '\n'
+    )
+    with pytest.raises(
+        DataFileError,
+        match=r'test\.txt: 1 of 24 labels are '
+        r"outside \[0, 4\) for VTAB-1k task 'kitti'.*"
+        r'values 4\. First: .*test\.txt:24',
+    ):
         VTAB1k(str(root), 'kitti', split='test')
     # a listed image that does not exist
     rel = (task / 'train800.txt').read_text().split()[0]
@@ -216,6 +260,7 @@ def test_vtab_errors(vtab_root, tmp_path):
 
 def _grab_warnings():
     from mmengine.logging import MMLogger
+
     records = []
 
     class Grab:
@@ -255,8 +300,9 @@ def test_vtab_out_of_range_labels_named_or_skipped(vtab_root, tmp_path):
     kept = {ds.get_data_info(i)['img_path'] for i in range(len(ds))}
     for i in bad:
         assert str(root / 'kitti' / lines[i].split()[0]) not in kept
-    assert any('values -1, 4, 199' in r and 'skipping these 3' in r
-               for r in records), records
+    assert any(
+        'values -1, 4, 199' in r and 'skipping these 3' in r for r in records
+    ), records
     with pytest.raises(ValueError, match='on_error'):
         VTAB1k(str(root), 'kitti', on_error='ignore')
 
@@ -280,11 +326,14 @@ def test_fgvc_out_of_range_labels_named_or_skipped(fgvc_roots, tmp_path):
             with pytest.raises(DataFileError) as err:
                 FGVC(str(root), 'cub', split=split, num_classes=4)
             msg = str(err.value)
-            assert f'{root / "test.json"}: 1 of 24 labels are outside ' \
-                f'[{base}, {base + 4})' in msg, msg
-            assert f"entry {wrong!r}" in msg and 'values 199' in msg
-        ds = FGVC(str(root), 'cub', split='test', num_classes=4,
-                  on_error='skip')
+            assert (
+                f'{root / "test.json"}: 1 of 24 labels are outside '
+                f'[{base}, {base + 4})' in msg
+            ), msg
+            assert f'entry {wrong!r}' in msg and 'values 199' in msg
+        ds = FGVC(
+            str(root), 'cub', split='test', num_classes=4, on_error='skip'
+        )
         assert len(ds) == 23
         for i in range(len(ds)):
             info = ds.get_data_info(i)
@@ -296,10 +345,14 @@ def test_fgvc_out_of_range_labels_named_or_skipped(fgvc_roots, tmp_path):
     for split in ('train', 'val', 'test'):
         with open(root / f'{split}.json') as f:
             mapping = json.load(f)
-        write_json(root / f'{split}.json',
-                   {k: sparse[v] for k, v in mapping.items()})
-    with pytest.raises(DataFileError, match=r'5 distinct labels.*4 classes'
-                       r'.*199, 295, 302, 700, 1010'):
+        write_json(
+            root / f'{split}.json', {k: sparse[v] for k, v in mapping.items()}
+        )
+    with pytest.raises(
+        DataFileError,
+        match=r'5 distinct labels.*4 classes'
+        r'.*199, 295, 302, 700, 1010',
+    ):
         FGVC(str(root), 'cub', split='test', num_classes=4, on_error='skip')
 
 
@@ -307,42 +360,66 @@ def test_fgvc_out_of_range_labels_named_or_skipped(fgvc_roots, tmp_path):
 def resolved_config(backbone, benchmark, task, **options):
     """The benchmark config with ``task`` (and options) as --cfg-options
     would set them, resolved from the recipe table."""
+    from lspt_mm.datasets.benchmarks import apply_task
+
     from mmengine.config import Config
 
-    from lspt_mm.datasets.benchmarks import apply_task
     cfg = Config.fromfile(rb.benchmark_config(backbone, benchmark))
     cfg.merge_from_dict(dict(task=task, **options))
     apply_task(cfg, log=False)
     return cfg
 
 
-@pytest.mark.parametrize('backbone,benchmark,task', [
-    ('mae', 'fgvc', 'cub'), ('mocov3', 'fgvc', 'nabirds'),
-    ('mae', 'vtab1k', 'sun397'), ('mocov3', 'vtab1k', 'kitti'),
-    ('dinov2', 'fgvc', 'stanford_dogs'), ('dinov2', 'vtab1k', 'dtd')])
+@pytest.mark.parametrize(
+    'backbone,benchmark,task',
+    [
+        ('mae', 'fgvc', 'cub'),
+        ('mocov3', 'fgvc', 'nabirds'),
+        ('mae', 'vtab1k', 'sun397'),
+        ('mocov3', 'vtab1k', 'kitti'),
+        ('dinov2', 'fgvc', 'stanford_dogs'),
+        ('dinov2', 'vtab1k', 'dtd'),
+    ],
+)
 def test_config_content(backbone, benchmark, task):
     cfg = resolved_config(backbone, benchmark, task)
-    n = (VTAB_NUM_CLASSES[task] if benchmark == 'vtab1k' else
-         FGVC_DATASETS[task]['num_classes'])
+    n = (
+        VTAB_NUM_CLASSES[task]
+        if benchmark == 'vtab1k'
+        else FGVC_DATASETS[task]['num_classes']
+    )
     assert cfg.model.head.num_classes == n
     assert cfg.data_preprocessor.num_classes == n
     bb = cfg.model.backbone
     assert (bb.type, bb.prompt_method, bb.freeze_backbone) == (
-        'PromptedViT', 'lspt', True)
+        'PromptedViT',
+        'lspt',
+        True,
+    )
     assert bb.prompt_dropout == 0.1
-    assert bb.num_prompts == hparams_of(backbone, benchmark,
-                                        task)['num_prompts']
-    assert bb.out_type == {'mae': 'avg_token', 'mocov3': 'cls_token',
-                           'dinov2': 'cls_token'}[backbone]
+    assert (
+        bb.num_prompts == hparams_of(backbone, benchmark, task)['num_prompts']
+    )
+    assert (
+        bb.out_type
+        == {'mae': 'avg_token', 'mocov3': 'cls_token', 'dinov2': 'cls_token'}[
+            backbone
+        ]
+    )
     assert bb.pretrained.startswith('checkpoints/')
     assert bb.get('save_trainable_only') is None  # PromptedViT's default
     assert cfg.data_preprocessor.mean == [123.675, 116.28, 103.53]
     opt = cfg.optim_wrapper.optimizer
-    assert (opt.type, opt.momentum, opt.weight_decay) == ('SGD', 0.9, 0.)
+    assert (opt.type, opt.momentum, opt.weight_decay) == ('SGD', 0.9, 0.0)
     assert cfg.train_cfg.max_epochs == 100
     warm, cos = cfg.param_scheduler
     assert (warm.type, warm.end, cos.type, cos.begin, cos.end) == (
-        'LinearLR', 10, 'CosineAnnealingLR', 10, 100)
+        'LinearLR',
+        10,
+        'CosineAnnealingLR',
+        10,
+        100,
+    )
     assert 'lspt_mm' in cfg.custom_imports.imports  # registers datasets
     train = cfg.train_dataloader
     if benchmark == 'vtab1k':
@@ -351,23 +428,36 @@ def test_config_content(backbone, benchmark, task):
         assert cfg.test_dataloader.dataset.split == 'test'
         assert cfg.val_dataloader is None
         assert [t['type'] for t in train.dataset.pipeline] == [
-            'LoadImageFromFile', 'Resize', 'PackInputs']
+            'LoadImageFromFile',
+            'Resize',
+            'PackInputs',
+        ]
         assert train.dataset.pipeline[1]['scale'] == (224, 224)
     else:
         assert train.batch_size == 64 and train.dataset.name == task
-        assert (train.dataset.split, cfg.val_dataloader.dataset.split,
-                cfg.test_dataloader.dataset.split) == ('train', 'val',
-                                                       'test')
+        assert (
+            train.dataset.split,
+            cfg.val_dataloader.dataset.split,
+            cfg.test_dataloader.dataset.split,
+        ) == ('train', 'val', 'test')
         assert [t['type'] for t in train.dataset.pipeline] == [
-            'LoadImageFromFile', 'ResizeEdge', 'RandomCrop', 'RandomFlip',
-            'PackInputs']
-        assert [t['type'] for t in cfg.test_dataloader.dataset.pipeline
-                ] == ['LoadImageFromFile', 'ResizeEdge', 'CenterCrop',
-                      'PackInputs']
+            'LoadImageFromFile',
+            'ResizeEdge',
+            'RandomCrop',
+            'RandomFlip',
+            'PackInputs',
+        ]
+        assert [t['type'] for t in cfg.test_dataloader.dataset.pipeline] == [
+            'LoadImageFromFile',
+            'ResizeEdge',
+            'CenterCrop',
+            'PackInputs',
+        ]
 
 
 def _methods():
     from lspt_mm.models.methods import METHODS
+
     return list(METHODS)
 
 
@@ -377,16 +467,16 @@ def test_method_setting_gives_the_method_tables_backbone(method):
     the method table (the wrapper's own for LoRA), and GaPT's gate init of
     the task (GaPT Table 5: DTD, MAE: gate init 1)."""
     from lspt_mm.models.methods import METHODS
+
     spec = METHODS[method]
     bb = resolved_config('mae', 'vtab1k', 'dtd', method=method).model.backbone
-    expected = dict(spec.wrapper) if spec.wrapper else \
-        spec.backbone_options()
+    expected = dict(spec.wrapper) if spec.wrapper else spec.backbone_options()
     for key, value in expected.items():
         assert bb[key] == value, key
     if method == 'full':
         assert bb.freeze_backbone is False
     if method == 'gapt':
-        assert bb.prompt_cfg == dict(gate_init=1.)
+        assert bb.prompt_cfg == dict(gate_init=1.0)
 
 
 # summaries of benchmark runs: tests/test_protocol.py

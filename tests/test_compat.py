@@ -1,4 +1,5 @@
 """Each compatibility fix is active only when needed, and does its job."""
+
 import subprocess
 import sys
 
@@ -11,17 +12,19 @@ from lspt_mm import compat
 
 def test_torchvision_stand_in_box_ops_match_definition():
     import torchvision.ops.boxes as boxes
+
     if not getattr(sys.modules['torchvision'], '_lspt_stand_in', False):
         pytest.skip('a real torchvision is installed')
-    a = torch.tensor([[0., 0., 2., 2.], [1., 1., 3., 4.]])
-    b = torch.tensor([[1., 1., 2., 2.], [5., 5., 6., 6.]])
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 4.0]])
+    b = torch.tensor([[1.0, 1.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]])
     iou = boxes.box_iou(a, b)
     # overlap of a0 and b0 is 1x1; union 4 + 1 - 1
-    assert torch.allclose(iou, torch.tensor([[0.25, 0.], [1 / 6, 0.]]))
+    assert torch.allclose(iou, torch.tensor([[0.25, 0.0], [1 / 6, 0.0]]))
     giou = boxes.generalized_box_iou(a, b)
     assert giou[0, 0] == iou[0, 0]  # b0 inside a0: hull is a0
     assert giou[0, 1] < 0  # disjoint boxes
     from mmpretrain.models.utils.box_utils import box_iou  # imports work
+
     assert torch.allclose(box_iou(a, b), iou)
 
 
@@ -29,13 +32,15 @@ def test_torchvision_wrapped_transform_fails_clearly():
     if not getattr(sys.modules['torchvision'], '_lspt_stand_in', False):
         pytest.skip('a real torchvision is installed')
     from torchvision.transforms import RandomResizedCrop
+
     with pytest.raises(RuntimeError, match='torchvision'):
         RandomResizedCrop(224)
 
 
 def test_mmseg_imports_and_compiled_ops_fail_only_when_called():
-    import mmseg.models  # noqa: F401  (imports mmcv.ops at module level)
     import mmcv._ext as ext
+    import mmseg.models  # noqa: F401  (imports mmcv.ops at module level)
+
     if 'mmcv_ext' not in compat.APPLIED:
         pytest.skip('full mmcv with compiled ops is installed')
     with pytest.raises(RuntimeError, match='nms.*mmcv-lite'):
@@ -47,21 +52,28 @@ def test_fixes_are_idempotent_and_logged_once():
     compat.apply_all()
     assert compat.APPLIED == before
     import mmengine.runner.checkpoint as ckpt
+
     assert isinstance(ckpt.torch, compat._TorchWithSafeLoad)
     assert ckpt.torch.float32 is torch.float32  # everything else is torch's
 
 
 def test_import_order_does_not_matter_for_tools():
     """`import lspt_mm` after mmengine (as via custom_imports) still works."""
-    code = ('import mmengine.runner; import lspt_mm, mmseg.models, '
-            'mmpretrain.models; from mmseg.registry import MODELS; '
-            "print(MODELS.get('mmpretrain.PromptedViT').__name__)")
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, check=True).stdout
+    code = (
+        'import mmengine.runner; import lspt_mm, mmseg.models, '
+        'mmpretrain.models; from mmseg.registry import MODELS; '
+        "print(MODELS.get('mmpretrain.PromptedViT').__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', code],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == 'PromptedViT'
 
 
-DDP_SCRIPT = '''
+DDP_SCRIPT = """
 import os, sys, torch
 import lspt_mm
 from mmengine.dist import init_dist, get_rank, get_world_size
@@ -85,11 +97,12 @@ torch.distributed.barrier()  # no rank leaves while another still talks
 # a gloo group still alive at interpreter exit can abort the process
 # ("terminate called without an active exception"); tools/ close it too
 torch.distributed.destroy_process_group()
-'''
+"""
 
 
 def free_port():
     import socket
+
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
@@ -101,13 +114,23 @@ def test_ddp_runs_on_cpu_with_gloo(tmp_path):
     script = tmp_path / 'ddp.py'
     script.write_text(DDP_SCRIPT)
     proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         f'--master_port={free_port()}', str(script)], capture_output=True,
-        text=True, timeout=300)
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node=2',
+            f'--master_port={free_port()}',
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for rank in (0, 1):
-        assert f'rank {rank} of 2 backend gloo grads synced True' in \
-            proc.stdout
+        assert (
+            f'rank {rank} of 2 backend gloo grads synced True' in proc.stdout
+        )
 
 
 # ------------------------------------------- checkpoint hook (files, pointer)
@@ -132,15 +155,19 @@ class _FakeRunner:
 
     def __init__(self, work_dir, name):
         from mmengine.logging import MessageHub
+
         self.work_dir = str(work_dir)
         self.message_hub = MessageHub.get_instance(name)
         self.logger = _Log()
 
     def save_checkpoint(self, out_dir, filename, *args, meta=None, **kw):
         from mmengine.runner.checkpoint import save_checkpoint
-        save_checkpoint({'meta': meta, 'state_dict': {'w': torch.ones(2)}},
-                        f'{out_dir}/{filename}',
-                        backend_args=kw.get('backend_args'))
+
+        save_checkpoint(
+            {'meta': meta, 'state_dict': {'w': torch.ones(2)}},
+            f'{out_dir}/{filename}',
+            backend_args=kw.get('backend_args'),
+        )
 
 
 def _without(*names):
@@ -153,13 +180,16 @@ def test_checkpoint_pointer_copy_behaves_as_upstream(tmp_path, monkeypatch):
     step by step, with max_keep_ckpts; it says so once."""
     import os
 
+    from lspt_mm.engine import AtomicCheckpointHook
+
     from mmengine.hooks import CheckpointHook
 
-    from lspt_mm.engine import AtomicCheckpointHook
     monkeypatch.setattr(compat, 'APPLIED', _without('checkpoint_pointer'))
     runs = {}
-    for kind, cls in (('upstream', CheckpointHook),
-                      ('copy', AtomicCheckpointHook)):
+    for kind, cls in (
+        ('upstream', CheckpointHook),
+        ('copy', AtomicCheckpointHook),
+    ):
         work = tmp_path / kind
         work.mkdir()
         runner = _FakeRunner(work, f'pointer_{kind}')
@@ -169,17 +199,25 @@ def test_checkpoint_pointer_copy_behaves_as_upstream(tmp_path, monkeypatch):
         for step in (1, 2, 3, 3, 4):
             hook._save_checkpoint_with_step(runner, step, dict(iter=step))
             pointer = (work / 'last_checkpoint').read_text()
-            states.append((sorted(os.listdir(work)),
-                           pointer.replace(str(work), '<w>'),
-                           list(hook.keep_ckpt_ids),
-                           runner.message_hub.get_info('keep_ckpt_ids'),
-                           runner.message_hub.get_info('last_ckpt').replace(
-                               str(work), '<w>'),
-                           hook.last_ckpt.replace(str(work), '<w>')))
+            states.append(
+                (
+                    sorted(os.listdir(work)),
+                    pointer.replace(str(work), '<w>'),
+                    list(hook.keep_ckpt_ids),
+                    runner.message_hub.get_info('keep_ckpt_ids'),
+                    runner.message_hub.get_info('last_ckpt').replace(
+                        str(work), '<w>'
+                    ),
+                    hook.last_ckpt.replace(str(work), '<w>'),
+                )
+            )
         runs[kind] = (states, runner.logger.lines)
     assert runs['copy'][0] == runs['upstream'][0]
-    assert runs['copy'][0][-1][0] == ['iter_3.pth', 'iter_4.pth',
-                                      'last_checkpoint']
+    assert runs['copy'][0][-1][0] == [
+        'iter_3.pth',
+        'iter_4.pth',
+        'last_checkpoint',
+    ]
     notes = [line for line in runs['copy'][1] if 'compat' in line]
     assert len(notes) == 1 and 'last_checkpoint atomically' in notes[0]
     assert 'checkpoint_pointer' in compat.APPLIED
@@ -188,11 +226,13 @@ def test_checkpoint_pointer_copy_behaves_as_upstream(tmp_path, monkeypatch):
 def test_checkpoint_pointer_copy_is_version_guarded(tmp_path, monkeypatch):
     """Another mmengine: its own method runs, then the pointer is written
     again atomically; a note says so once."""
+    import lspt_mm.engine.checkpoint_hook as ch
+
     import mmengine
 
-    import lspt_mm.engine.checkpoint_hook as ch
-    monkeypatch.setattr(compat, 'APPLIED',
-                        _without('checkpoint_pointer_skipped'))
+    monkeypatch.setattr(
+        compat, 'APPLIED', _without('checkpoint_pointer_skipped')
+    )
     monkeypatch.setattr(mmengine, '__version__', '0.11.0')
     writes = []
 
@@ -204,10 +244,12 @@ def test_checkpoint_pointer_copy_is_version_guarded(tmp_path, monkeypatch):
     hook = ch.AtomicCheckpointHook(interval=1, by_epoch=False)
     hook.before_train(runner)
     for step in (1, 2):
-        compat.save_checkpoint_with_step(hook, runner, step, dict(iter=step),
-                                         write_pointer=pointer)
-    assert (tmp_path / 'last_checkpoint').read_text() == \
-        str(tmp_path / 'iter_2.pth')
+        compat.save_checkpoint_with_step(
+            hook, runner, step, dict(iter=step), write_pointer=pointer
+        )
+    assert (tmp_path / 'last_checkpoint').read_text() == str(
+        tmp_path / 'iter_2.pth'
+    )
     assert writes == [str(tmp_path / 'last_checkpoint')] * 2
     notes = [line for line in runner.logger.lines if 'compat' in line]
     assert len(notes) == 1 and 'mmengine 0.11.0' in notes[0]
@@ -215,21 +257,25 @@ def test_checkpoint_pointer_copy_is_version_guarded(tmp_path, monkeypatch):
 
 
 def test_checkpoint_files_use_the_registered_atomic_backend():
-    from mmengine.fileio import get_file_backend
-
     from lspt_mm.engine import AtomicCheckpointHook
     from lspt_mm.engine.checkpoint_hook import AtomicLocalBackend
+
+    from mmengine.fileio import get_file_backend
+
     hook = AtomicCheckpointHook(interval=1)
     assert hook.backend_args == dict(backend='atomic_local')
-    assert type(get_file_backend('/x', backend_args=hook.backend_args)) is \
-        AtomicLocalBackend
+    assert (
+        type(get_file_backend('/x', backend_args=hook.backend_args))
+        is AtomicLocalBackend
+    )
     # given backend_args are kept (the files are then that backend's)
-    other = AtomicCheckpointHook(interval=1, backend_args=dict(
-        backend='local'))
+    other = AtomicCheckpointHook(
+        interval=1, backend_args=dict(backend='local')
+    )
     assert other.backend_args == dict(backend='local')
 
 
-TOY = '''
+TOY = """
 import sys, torch
 from torch.utils.data import DataLoader
 import lspt_mm
@@ -263,7 +309,7 @@ try:
     runner.train()
 except KeyboardInterrupt:
     print('interrupted', flush=True)
-'''
+"""
 
 
 def test_real_runner_saves_through_the_atomic_backend(tmp_path):
@@ -271,22 +317,28 @@ def test_real_runner_saves_through_the_atomic_backend(tmp_path):
     save_checkpoint: a save killed before its rename leaves no partial
     iter_2.pth, no temporary file, and last_checkpoint on iter_1.pth."""
     import os
-    out = subprocess.run([sys.executable, '-c', TOY, str(tmp_path)],
-                         capture_output=True, text=True,
-                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+
+    out = subprocess.run(
+        [sys.executable, '-c', TOY, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS='1'),
+    )
     assert 'interrupted' in out.stdout, out.stdout + out.stderr[-3000:]
     files = sorted(n for n in os.listdir(tmp_path) if not n[0].isdigit())
     assert files == ['iter_1.pth', 'last_checkpoint'], files
-    assert (tmp_path / 'last_checkpoint').read_text() == \
-        str(tmp_path / 'iter_1.pth')
+    assert (tmp_path / 'last_checkpoint').read_text() == str(
+        tmp_path / 'iter_1.pth'
+    )
     state = torch.load(tmp_path / 'iter_1.pth', weights_only=False)
     assert state['meta']['iter'] == 1
 
 
 # --------------------------------------- optimiser constructor's warnings
 def _frozen_model():
-    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.LayerNorm(3),
-                                torch.nn.Linear(3, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 3), torch.nn.LayerNorm(3), torch.nn.Linear(3, 2)
+    )
     for p in list(model.parameters())[:4]:
         p.requires_grad = False
     return model  # 4 frozen tensors (18 parameters), 2 trainable
@@ -295,6 +347,7 @@ def _frozen_model():
 class _Records:
     def __init__(self, log):
         import logging
+
         self.records = []
         self.handler = logging.Handler()
         self.handler.emit = self.records.append
@@ -313,6 +366,7 @@ class _Records:
 
 def _mm_logger():
     from mmengine.logging import MMLogger
+
     return MMLogger.get_instance('compat_optim_test', log_level='INFO')
 
 
@@ -320,32 +374,40 @@ def test_frozen_param_warnings_match_mmengine_and_are_dropped(monkeypatch):
     """mmengine 0.10 logs one warning per frozen tensor; the filter drops
     exactly those (a changed upstream wording fails the count), and
     PromptTuningOptimWrapperConstructor leaves one summary line."""
+    from lspt_mm.engine import PromptTuningOptimWrapperConstructor
+
     from mmengine.optim import DefaultOptimWrapperConstructor
 
-    from lspt_mm.engine import PromptTuningOptimWrapperConstructor
     monkeypatch.setattr(compat, 'APPLIED', _without('frozen_param_warning'))
     log = _mm_logger()
     cfg = dict(optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4))
-    paramwise = dict(norm_decay_mult=0.)
+    paramwise = dict(norm_decay_mult=0.0)
     with _Records(log) as plain:
         DefaultOptimWrapperConstructor(cfg, paramwise)(_frozen_model())
-    per_tensor = [m for m in plain.messages()
-                  if compat.FROZEN_PARAM_WARNING in m]
+    per_tensor = [
+        m for m in plain.messages() if compat.FROZEN_PARAM_WARNING in m
+    ]
     assert len(per_tensor) == 4
-    with _Records(log) as dropped, \
-            compat.frozen_param_warnings_dropped(log) as drop:
+    with (
+        _Records(log) as dropped,
+        compat.frozen_param_warnings_dropped(log) as drop,
+    ):
         DefaultOptimWrapperConstructor(cfg, paramwise)(_frozen_model())
     assert drop.count == 4
-    assert not [m for m in dropped.messages()
-                if compat.FROZEN_PARAM_WARNING in m]
+    assert not [
+        m for m in dropped.messages() if compat.FROZEN_PARAM_WARNING in m
+    ]
     assert len([m for m in dropped.messages() if 'compat' in m]) == 1
     with _Records(log) as ours:
         wrapper = PromptTuningOptimWrapperConstructor(cfg, paramwise)(
-            _frozen_model())
+            _frozen_model()
+        )
     messages = ours.messages()
     assert not [m for m in messages if compat.FROZEN_PARAM_WARNING in m]
-    assert 'optimizer: 4 frozen tensors (18 parameters, requires_grad=' \
+    assert (
+        'optimizer: 4 frozen tensors (18 parameters, requires_grad='
         'False) are not trained' in messages
+    )
     assert not [m for m in messages if 'compat' in m]  # said once before
     groups = wrapper.optimizer.param_groups
     assert sum(len(g['params']) for g in groups) == 2  # frozen left out
@@ -354,18 +416,24 @@ def test_frozen_param_warnings_match_mmengine_and_are_dropped(monkeypatch):
 def test_frozen_param_warnings_filter_is_version_guarded(monkeypatch):
     import mmengine
     from mmengine.optim import DefaultOptimWrapperConstructor
-    monkeypatch.setattr(compat, 'APPLIED',
-                        _without('frozen_param_warning_skipped'))
+
+    monkeypatch.setattr(
+        compat, 'APPLIED', _without('frozen_param_warning_skipped')
+    )
     monkeypatch.setattr(mmengine, '__version__', '0.11.0')
     log = _mm_logger()
     cfg = dict(optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4))
-    paramwise = dict(norm_decay_mult=0.)
-    with _Records(log) as seen, \
-            compat.frozen_param_warnings_dropped(log) as drop:
+    paramwise = dict(norm_decay_mult=0.0)
+    with (
+        _Records(log) as seen,
+        compat.frozen_param_warnings_dropped(log) as drop,
+    ):
         DefaultOptimWrapperConstructor(cfg, paramwise)(_frozen_model())
     assert drop.count == 0
-    assert len([m for m in seen.messages()
-                if compat.FROZEN_PARAM_WARNING in m]) == 4
+    assert (
+        len([m for m in seen.messages() if compat.FROZEN_PARAM_WARNING in m])
+        == 4
+    )
     assert 'frozen_param_warning_skipped' in compat.APPLIED
 
 
@@ -378,25 +446,43 @@ def test_train_tool_keeps_the_configs_checkpoint_hook(tmp_path):
     import os.path as osp
 
     from mmengine.config import Config
+
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     spec = importlib.util.spec_from_file_location(
-        'train_tool', osp.join(root, 'tools', 'train.py'))
+        'train_tool', osp.join(root, 'tools', 'train.py')
+    )
     train = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train)
-    demo = osp.join(root, 'configs', 'segmentation', 'lspt-vit-tiny_upernet_'
-                    '1xb4-300iter_synthetic-ade20k-64x64_demo.py')
+    demo = osp.join(
+        root,
+        'configs',
+        'segmentation',
+        'lspt-vit-tiny_upernet_1xb4-300iter_synthetic-ade20k-64x64_demo.py',
+    )
     log = _mm_logger()
-    args = train.parse_args([demo, '--work-dir', str(tmp_path),
-                             '--cfg-options',
-                             'default_hooks.checkpoint.type=CheckpointHook'])
+    args = train.parse_args(
+        [
+            demo,
+            '--work-dir',
+            str(tmp_path),
+            '--cfg-options',
+            'default_hooks.checkpoint.type=CheckpointHook',
+        ]
+    )
     with _Records(log) as seen:
         cfg = train.merge_args(Config.fromfile(demo), args)
     assert cfg.default_hooks.checkpoint.type == 'CheckpointHook'
     assert any('AtomicCheckpointHook' in m for m in seen.messages())
-    configs = [p for p in glob.glob(osp.join(root, 'configs', '**', '*.py'),
-                                    recursive=True) if '_base_' not in p]
+    configs = [
+        p
+        for p in glob.glob(
+            osp.join(root, 'configs', '**', '*.py'), recursive=True
+        )
+        if '_base_' not in p
+    ]
     assert len(configs) > 20
     for path in configs:
         hooks = Config.fromfile(path).get('default_hooks', {})
-        assert hooks.get('checkpoint', {}).get('type') == \
-            'AtomicCheckpointHook', path
+        assert (
+            hooks.get('checkpoint', {}).get('type') == 'AtomicCheckpointHook'
+        ), path

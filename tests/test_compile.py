@@ -8,14 +8,13 @@ AOTAutograd's compiled backward and functionalisation (of GaPT's in-place
 clamp) are those of ``inductor``, without its C++ builds (a minute per
 graph on this CPU). Inductor's numerics on ViT-B are measured by the cost
 tool (``compile_max_abs_diff``, docs/benchmarks.md)."""
+
 import os.path as osp
 import sys
 
 import pytest
 import torch
 import torch._dynamo
-from mmengine.config import Config
-from mmengine.hooks import Hook
 from torch._dynamo.testing import CompileCounterWithBackend
 from torch._dynamo.utils import counters
 
@@ -24,17 +23,29 @@ from lspt_mm.analysis import cost
 from lspt_mm.models import METHODS as TABLE
 from lspt_mm.models import PromptedViT
 
+from mmengine.config import Config
+from mmengine.hooks import Hook
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
 KW = dict(arch=ARCH, img_size=32, patch_size=8)
 METHODS = [name for name, spec in TABLE.items() if not spec.wrapper]
 BACKEND = 'aot_eager'
-CLS_CONFIG = osp.join(ROOT, 'configs', 'classification',
-                      'lspt_vit-b16-mae_fgvc.py')
-SEG_CONFIG = osp.join(ROOT, 'configs', 'segmentation',
-                      'lspt-mae-base_upernet_8xb2-160k_ade20k-512x512.py')
-DEMO = osp.join(ROOT, 'configs', 'classification',
-                'lspt-vit-tiny_1xb16-10e_synthetic-cub-32x32_demo.py')
+CLS_CONFIG = osp.join(
+    ROOT, 'configs', 'classification', 'lspt_vit-b16-mae_fgvc.py'
+)
+SEG_CONFIG = osp.join(
+    ROOT,
+    'configs',
+    'segmentation',
+    'lspt-mae-base_upernet_8xb2-160k_ade20k-512x512.py',
+)
+DEMO = osp.join(
+    ROOT,
+    'configs',
+    'classification',
+    'lspt-vit-tiny_1xb16-10e_synthetic-cub-32x32_demo.py',
+)
 
 
 @pytest.fixture(autouse=True)
@@ -47,24 +58,29 @@ def fresh_dynamo():
 
 def make(method, **kwargs):
     torch.manual_seed(0)
-    opts = dict(num_prompts=3, prompt_dropout=0.) \
-        if TABLE[method].uses_prompts else {}
-    vit = PromptedViT(prompt_method=method, out_indices=[1, 3],
-                      **{**KW, **opts, **kwargs})
+    opts = (
+        dict(num_prompts=3, prompt_dropout=0.0)
+        if TABLE[method].uses_prompts
+        else {}
+    )
+    vit = PromptedViT(
+        prompt_method=method, out_indices=[1, 3], **{**KW, **opts, **kwargs}
+    )
     vit.init_weights()
     with torch.no_grad():  # non-trivial gates, temperatures, adapters
         for name, p in vit.named_parameters():
             if 'prompt_method' in name:
                 p.add_(0.3 * torch.randn_like(p))
         if method == 'gapt':  # one τ outside the range: the clamp acts
-            vit.prompt_method.temperatures[1] = 20.
+            vit.prompt_method.temperatures[1] = 20.0
     return vit
 
 
 def step(model, x):
     outs = model(x)
-    loss = sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum()
-               for o in outs)
+    loss = sum(
+        (o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs
+    )
     if loss.requires_grad:
         loss.backward()
     return [o.detach() for o in outs]
@@ -88,7 +104,7 @@ def test_compiled_equals_eager_in_training_and_inference(method):
         if p.grad is not None:
             assert (p.grad - pc.grad).abs().max() <= 1e-5, name
     if method == 'gapt':  # the in-place clamp reached the parameter
-        assert comp.prompt_method.temperatures[1].item() == 10.
+        assert comp.prompt_method.temperatures[1].item() == 10.0
     assert counter.frame_count == 1 and breaks() == 0  # one graph
     eager.eval()
     comp.eval()
@@ -114,14 +130,24 @@ def test_checkpointed_blocks_compile_to_the_same_gradients():
 
 def _case(method, task, counter, **options):
     settings = cost.CostSettings(
-        configs=dict(cls=CLS_CONFIG, seg=SEG_CONFIG), arch='tiny',
-        patch_size=8, cfg_options=dict(
+        configs=dict(cls=CLS_CONFIG, seg=SEG_CONFIG),
+        arch='tiny',
+        patch_size=8,
+        cfg_options=dict(
             cls={'task': 'cub', 'model.head.num_classes': 5},
-            seg={'model.decode_head.channels': 32,
-                 'model.auxiliary_head.channels': 16}),
-        threads=1, compile=dict(backend=counter), **options)
-    return cost.CostCase(dict(method=method, task=task, img_size=32,
-                              num_prompts=2, batch=2), settings)
+            seg={
+                'model.decode_head.channels': 32,
+                'model.auxiliary_head.channels': 16,
+            },
+        ),
+        threads=1,
+        compile=dict(backend=counter),
+        **options,
+    )
+    return cost.CostCase(
+        dict(method=method, task=task, img_size=32, num_prompts=2, batch=2),
+        settings,
+    )
 
 
 @pytest.mark.parametrize('method', ['lspt', 'gapt', 'vpt_deep'])
@@ -142,10 +168,10 @@ def test_train_steps_compile_once(method):
     for _ in range(2):
         if method == 'gapt':  # an optimiser step past the bound
             with torch.no_grad():
-                vit.prompt_method.temperatures[0] = 50.
+                vit.prompt_method.temperatures[0] = 50.0
         case.train_step()
         if method == 'gapt':  # clamped to 10 in the forward, then stepped
-            assert abs(vit.prompt_method.temperatures[0].item() - 10.) < .01
+            assert abs(vit.prompt_method.temperatures[0].item() - 10.0) < 0.01
     assert counter.frame_count == after_first
     case.infer()
     after_eval = counter.frame_count
@@ -175,6 +201,7 @@ def test_segmentation_train_steps_compile_once():
 def cub_root(tmp_path_factory):
     sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
     from make_synthetic_cls import make_synthetic_cls
+
     out = str(tmp_path_factory.mktemp('synthetic_cub'))
     make_synthetic_cls(out, per_class=6, test_per_class=2, splits=True)
     return out
@@ -186,8 +213,9 @@ class GraphCount(Hook):
     def __init__(self):
         self.after_iter = []
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None):
+    def after_train_iter(
+        self, runner, batch_idx, data_batch=None, outputs=None
+    ):
         self.after_iter.append(counters['frames']['ok'])
 
 
@@ -197,12 +225,19 @@ def test_compile_key_compiles_training_and_testing(cub_root, tmp_path):
     compiled, predictions equal the eager model's."""
     from lspt_mm.datasets.benchmarks import apply_task
     from lspt_mm.engine.runner_utils import build_runner
+
     cfg = Config.fromfile(DEMO)
-    cfg.merge_from_dict({
-        'data_root': cub_root, 'train_cfg.max_epochs': 2,
-        'train_cfg.val_interval': 2, 'default_hooks.checkpoint.interval': 2,
-        'train_dataloader.batch_size': 8, 'train_dataloader.drop_last': True,
-        'compile': dict(backend=BACKEND)})
+    cfg.merge_from_dict(
+        {
+            'data_root': cub_root,
+            'train_cfg.max_epochs': 2,
+            'train_cfg.val_interval': 2,
+            'default_hooks.checkpoint.interval': 2,
+            'train_dataloader.batch_size': 8,
+            'train_dataloader.drop_last': True,
+            'compile': dict(backend=BACKEND),
+        }
+    )
     apply_task(cfg, log=False)
     cfg.work_dir = str(tmp_path)
     runner = build_runner(cfg)
@@ -227,10 +262,12 @@ def test_compile_key_compiles_training_and_testing(cub_root, tmp_path):
 
 def test_bad_compile_value_is_named():
     from lspt_mm.engine.runner_utils import compile_options
+
     assert compile_options(Config(dict())) is None
     assert compile_options(Config(dict(compile=False))) is None
     assert compile_options(Config(dict(compile=True))) == {}
-    assert compile_options(Config(dict(compile=dict(mode='reduce-overhead')))
-                           ) == dict(mode='reduce-overhead')
+    assert compile_options(
+        Config(dict(compile=dict(mode='reduce-overhead')))
+    ) == dict(mode='reduce-overhead')
     with pytest.raises(ValueError, match='compile='):
         compile_options(Config(dict(compile='yes')))

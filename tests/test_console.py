@@ -3,6 +3,7 @@ ConciseRunner's set-up dumps, the demo's untrained model), and how
 checkpoints are left on disk (mode, stale temporary files of killed saves).
 The end-to-end console of tools/train.py is checked in test_segmentation.py
 (test_console_shows_progress_and_the_log_file_keeps_everything)."""
+
 import io
 import logging
 import os
@@ -12,11 +13,13 @@ import subprocess
 import sys
 import time
 
-import lspt_mm  # noqa: F401  (compat first)
-import lspt_mm.engine  # noqa: F401
 import numpy as np
 import pytest
 import torch
+
+import lspt_mm  # noqa: F401  (compat first)
+import lspt_mm.engine  # noqa: F401
+
 from mmengine.logging import MMLogger
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -26,10 +29,12 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 def logger(tmp_path):
     """An MMLogger with a log file (as a runner's) whose console stream is
     captured."""
-    log = MMLogger.get_instance(f'console_test_{tmp_path.name}',
-                                log_file=str(tmp_path / 'run.log'))
-    console = [h for h in log.handlers
-               if not isinstance(h, logging.FileHandler)][0]
+    log = MMLogger.get_instance(
+        f'console_test_{tmp_path.name}', log_file=str(tmp_path / 'run.log')
+    )
+    console = [
+        h for h in log.handlers if not isinstance(h, logging.FileHandler)
+    ][0]
     stream = io.StringIO()
     old = console.setStream(stream)
     yield log, stream
@@ -43,6 +48,7 @@ def _seg_results(num_classes, present, n_images=3, seed=0):
     ground truth uses the classes ``present`` and whose predictions are
     right on ~70% of pixels (else any class)."""
     from mmseg.evaluation import IoUMetric
+
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n_images):
@@ -50,21 +56,28 @@ def _seg_results(num_classes, present, n_images=3, seed=0):
         pred = label.clone()
         wrong = torch.from_numpy(rng.random((32, 32)) < 0.3)
         pred[wrong] = torch.from_numpy(
-            rng.integers(0, num_classes, size=int(wrong.sum())))
-        out.append(IoUMetric.intersect_and_union(pred, label, num_classes,
-                                                 ignore_index=255))
+            rng.integers(0, num_classes, size=int(wrong.sum()))
+        )
+        out.append(
+            IoUMetric.intersect_and_union(
+                pred, label, num_classes, ignore_index=255
+            )
+        )
     return out
 
 
 @pytest.mark.parametrize('present', [[3, 4, 10, 7, 13], list(range(0, 60, 3))])
-def test_concise_iou_metric_same_numbers_short_console(logger, tmp_path,
-                                                       present):
+def test_concise_iou_metric_same_numbers_short_console(
+    logger, tmp_path, present
+):
     """Same metrics as mmseg's IoUMetric; the 150-row table goes to the log
     file only, the console shows the classes that occur (all of few, else
     the best and worst 5)."""
+    from lspt_mm.engine import ConciseIoUMetric
+
     from mmseg.datasets import ADE20KDataset
     from mmseg.evaluation import IoUMetric
-    from lspt_mm.engine import ConciseIoUMetric
+
     log, console = logger
     classes = ADE20KDataset.METAINFO['classes']
     results = _seg_results(150, present)
@@ -72,8 +85,9 @@ def test_concise_iou_metric_same_numbers_short_console(logger, tmp_path,
     ref.dataset_meta = dict(classes=classes)
     metric = ConciseIoUMetric(iou_metrics=['mIoU'])
     metric.dataset_meta = dict(classes=classes)
-    file_handler = [h for h in log.handlers
-                    if isinstance(h, logging.FileHandler)][0]
+    file_handler = [
+        h for h in log.handlers if isinstance(h, logging.FileHandler)
+    ][0]
     file_handler.setLevel(logging.CRITICAL)  # the reference: not logged
     expected = ref.compute_metrics(list(results))
     file_handler.setLevel(logging.INFO)
@@ -106,6 +120,7 @@ def test_concise_iou_metric_same_numbers_short_console(logger, tmp_path,
 
 def test_file_only_keeps_warnings_on_the_console(logger, tmp_path):
     from lspt_mm.engine import file_only
+
     log, console = logger
     with file_only(log):
         log.info('bulky dump')
@@ -125,15 +140,24 @@ def test_demo_untrained_model_init_report_goes_to_a_file(tmp_path):
     """The demo's untrained model is built and initialised in-process; its
     ~440-line per-parameter initialisation report (mmengine prints it to
     the console when the logger has no file) goes to a file."""
-    config = osp.join(ROOT, 'configs', 'segmentation',
-                      'lspt-vit-tiny_upernet_1xb4-300iter_synthetic-'
-                      'ade20k-64x64_demo.py')
+    config = osp.join(
+        ROOT,
+        'configs',
+        'segmentation',
+        'lspt-vit-tiny_upernet_1xb4-300iter_synthetic-ade20k-64x64_demo.py',
+    )
     path = str(tmp_path / 'untrained.pth')
-    code = ('import sys; sys.path.insert(0, "tools"); import demo; '
-            f'demo.save_untrained({config!r}, {path!r}, {{}})')
-    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
-                          capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS='1'))
+    code = (
+        'import sys; sys.path.insert(0, "tools"); import demo; '
+        f'demo.save_untrained({config!r}, {path!r}, {{}})'
+    )
+    proc = subprocess.run(
+        [sys.executable, '-c', code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS='1'),
+    )
     printed = proc.stdout + proc.stderr
     assert proc.returncode == 0, printed[-3000:]
     assert 'backbone.pos_embed' not in printed
@@ -149,6 +173,7 @@ class _Runner:
 
     def __init__(self, work_dir):
         from mmengine.logging import MessageHub
+
         self.work_dir = str(work_dir)
         self.message_hub = MessageHub.get_instance(f'ckpt_{work_dir}')
         self.logger = MMLogger.get_instance(f'ckpt_{work_dir}')
@@ -156,9 +181,12 @@ class _Runner:
 
     def save_checkpoint(self, out_dir, filename, *args, meta=None, **kw):
         from mmengine.runner.checkpoint import save_checkpoint
-        save_checkpoint({'meta': meta, 'state_dict': {'w': torch.ones(3)}},
-                        osp.join(out_dir, filename),  # as mmengine's Runner
-                        backend_args=kw.get('backend_args'))
+
+        save_checkpoint(
+            {'meta': meta, 'state_dict': {'w': torch.ones(3)}},
+            osp.join(out_dir, filename),  # as mmengine's Runner
+            backend_args=kw.get('backend_args'),
+        )
 
 
 @pytest.mark.parametrize('umask', [0o022, 0o027])
@@ -166,6 +194,7 @@ def test_checkpoints_get_the_umask_mode(tmp_path, umask):
     """Saved like a plain open() would (0644 with umask 022: readable by
     the group), not mkstemp's 0600."""
     from lspt_mm.engine import AtomicCheckpointHook
+
     old = os.umask(umask)
     try:
         runner = _Runner(tmp_path)
@@ -179,7 +208,7 @@ def test_checkpoints_get_the_umask_mode(tmp_path, umask):
         assert mode == 0o666 & ~umask, (name, oct(mode))
 
 
-KILLED_SAVE = '''
+KILLED_SAVE = """
 import os, sys, time
 import lspt_mm  # noqa
 import lspt_mm.engine.checkpoint_hook as ch
@@ -188,7 +217,7 @@ def stall(fd):
     time.sleep(60)
 ch.os.fsync = stall
 ch.atomic_write_bytes(sys.argv[1], b'x' * 1000)
-'''
+"""
 
 
 def test_stale_temp_file_of_a_killed_save_is_removed(tmp_path):
@@ -196,10 +225,14 @@ def test_stale_temp_file_of_a_killed_save_is_removed(tmp_path):
     `.iter_2.pth.XXXXXXXX.tmp`; the next run's checkpoint hook removes it
     (and only such files) before training."""
     from lspt_mm.engine import AtomicCheckpointHook
+
     proc = subprocess.Popen(
         [sys.executable, '-c', KILLED_SAVE, str(tmp_path / 'iter_2.pth')],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT))
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     try:
         assert proc.stdout.readline().strip() == 'writing'
     finally:

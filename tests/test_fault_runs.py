@@ -1,6 +1,7 @@
 """Issue 19, cases 2, 3 and 5: a diverged run stops (or skips the step),
 two runs cannot share a work dir (nor a log folder), and a head whose class
 count is not the data's stops before the first iteration."""
+
 import copy
 import os
 import os.path as osp
@@ -51,7 +52,6 @@ class InfGrad(torch.autograd.Function):
 
 
 class Toy(BaseModel):
-
     def __init__(self):
         super().__init__()
         self.w = nn.Parameter(torch.ones(2))
@@ -60,7 +60,7 @@ class Toy(BaseModel):
         out = (self.w * x).sum(1)
         if kind is not None and 'grad' in kind:
             out = InfGrad.apply(out)
-        return dict(loss_fit=((out - y)**2).mean())
+        return dict(loss_fit=((out - y) ** 2).mean())
 
 
 class Items(torch.utils.data.Dataset):
@@ -76,32 +76,42 @@ class Items(torch.utils.data.Dataset):
 
     def __getitem__(self, k):
         i = self.ids[k]
-        x = torch.tensor([1., i / 10])
+        x = torch.tensor([1.0, i / 10])
         if self.bad.get(i) == 'loss':
             x[1] = float('nan')
-        return dict(x=x, y=torch.tensor(1.), kind=self.bad.get(i, 'ok'))
+        return dict(x=x, y=torch.tensor(1.0), kind=self.bad.get(i, 'ok'))
 
 
 def toy_run(work_dir, data, hook):
     runner = Runner(
-        model=Toy(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=data, batch_size=1, num_workers=0,
-                              sampler=dict(type='DefaultSampler',
-                                           shuffle=False),
-                              collate_fn=dict(type='default_collate')),
+        model=Toy(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=data,
+            batch_size=1,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate'),
+        ),
         train_cfg=dict(by_epoch=True, max_epochs=1),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        default_hooks=dict(checkpoint=dict(
-            type='AtomicCheckpointHook', interval=2, by_epoch=False)),
-        custom_hooks=[hook], default_scope='mmengine',
-        experiment_name=f'toy_{work_dir.name}_{time.time()}')
+        default_hooks=dict(
+            checkpoint=dict(
+                type='AtomicCheckpointHook', interval=2, by_epoch=False
+            )
+        ),
+        custom_hooks=[hook],
+        default_scope='mmengine',
+        experiment_name=f'toy_{work_dir.name}_{time.time()}',
+    )
     return runner
 
 
 @pytest.mark.parametrize('kind', ['loss', 'grad'])
 def test_non_finite_step_stops_the_run_before_it_is_applied(tmp_path, kind):
-    runner = toy_run(tmp_path, Items(bad={3: kind}),
-                     dict(type='NonFiniteLossHook'))
+    runner = toy_run(
+        tmp_path, Items(bad={3: kind}), dict(type='NonFiniteLossHook')
+    )
     with pytest.raises(NonFiniteLossError) as exc:
         runner.train()
     msg = str(exc.value)
@@ -111,8 +121,9 @@ def test_non_finite_step_stops_the_run_before_it_is_applied(tmp_path, kind):
     assert 'lr=0.01' in msg
     assert 'iter_2.pth' in msg  # the last checkpoint, from before it
     assert torch.isfinite(runner.model.w).all()
-    assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.pth')) \
-        == ['iter_2.pth']
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.pth')) == [
+        'iter_2.pth'
+    ]
     # the parameters are those after iteration 3: the step was not applied
     ref = toy_run(tmp_path / 'ref', Items(n=3), dict(type='RNGStateHook'))
     ref.train()
@@ -120,21 +131,28 @@ def test_non_finite_step_stops_the_run_before_it_is_applied(tmp_path, kind):
 
 
 def test_skip_mode_counts_and_skips_the_steps(tmp_path):
-    runner = toy_run(tmp_path, Items(bad={1: 'loss', 4: 'grad'}),
-                     dict(type='NonFiniteLossHook', action='skip'))
+    runner = toy_run(
+        tmp_path,
+        Items(bad={1: 'loss', 4: 'grad'}),
+        dict(type='NonFiniteLossHook', action='skip'),
+    )
     runner.train()
-    hook = [h for h in runner.hooks if type(h).__name__ ==
-            'NonFiniteLossHook'][0]
+    hook = [
+        h for h in runner.hooks if type(h).__name__ == 'NonFiniteLossHook'
+    ][0]
     assert hook.skipped == [2, 5]
     # as if the two samples were not there (plain SGD, constant lr)
-    ref = toy_run(tmp_path / 'ref', Items(drop=(1, 4)),
-                  dict(type='RNGStateHook'))
+    ref = toy_run(
+        tmp_path / 'ref', Items(drop=(1, 4)), dict(type='RNGStateHook')
+    )
     ref.train()
     assert torch.equal(runner.model.w, ref.model.w)
     # more skips than max_skips stop the run
-    runner = toy_run(tmp_path / 'max', Items(bad={1: 'loss', 4: 'grad'}),
-                     dict(type='NonFiniteLossHook', action='skip',
-                          max_skips=1))
+    runner = toy_run(
+        tmp_path / 'max',
+        Items(bad={1: 'loss', 4: 'grad'}),
+        dict(type='NonFiniteLossHook', action='skip', max_skips=1),
+    )
     with pytest.raises(NonFiniteLossError, match='more than max_skips=1'):
         runner.train()
 
@@ -144,8 +162,16 @@ def test_diverged_demo_run_exits_with_status_1(data_root, tmp_path):
     message and status 1; no checkpoint holds NaN."""
     work_dir = str(tmp_path / 'work')
     with pytest.raises(SystemExit) as exc:
-        train.main([DEMO_C, '--work-dir', work_dir, *demo_options(
-            data_root, epochs=2, **{'optim_wrapper.optimizer.lr': 1e30})])
+        train.main(
+            [
+                DEMO_C,
+                '--work-dir',
+                work_dir,
+                *demo_options(
+                    data_root, epochs=2, **{'optim_wrapper.optimizer.lr': 1e30}
+                ),
+            ]
+        )
     msg = exc.value.code
     assert isinstance(msg, str) and msg.startswith('error: Training stopped')
     assert 'at iteration' in msg and 'loss=' in msg and 'lr=' in msg
@@ -154,13 +180,13 @@ def test_diverged_demo_run_exits_with_status_1(data_root, tmp_path):
 
 
 # ------------------------------------------------- case 3: shared work dir
-HOLDER = '''
+HOLDER = """
 import sys, time
 from lspt_mm.engine.work_dir_lock import WorkDirLock
 WorkDirLock(sys.argv[1]).acquire()
 print('locked', flush=True)
 time.sleep(600)
-'''
+"""
 
 
 _count = iter(range(10**6))
@@ -168,15 +194,21 @@ _count = iter(range(10**6))
 
 def runner_on(work_dir):
     return ConciseRunner(
-        model=Toy(), work_dir=str(work_dir), default_scope='mmengine',
-        experiment_name=f'lock_{os.getpid()}_{next(_count)}')
+        model=Toy(),
+        work_dir=str(work_dir),
+        default_scope='mmengine',
+        experiment_name=f'lock_{os.getpid()}_{next(_count)}',
+    )
 
 
 def test_second_run_on_a_live_work_dir_is_refused(tmp_path):
     work_dir = tmp_path / 'work'
     holder = subprocess.Popen(
         [sys.executable, '-c', HOLDER, str(work_dir), 'holder-tag'],
-        stdout=subprocess.PIPE, text=True, cwd=REPO)
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         assert holder.stdout.readline().strip() == 'locked'
         with pytest.raises(WorkDirLockedError) as exc:
@@ -197,7 +229,8 @@ def test_second_run_on_a_live_work_dir_is_refused(tmp_path):
 
 
 def test_runs_started_in_the_same_second_get_their_own_log_folders(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     # two runners of this process (they share the lock), in one second
     now = time.time()
     monkeypatch.setattr(time, 'time', lambda: now)
@@ -215,14 +248,27 @@ def test_runs_started_in_the_same_second_get_their_own_log_folders(
 # ------------------------------------------- case 5: head and data disagree
 @pytest.mark.parametrize('num_classes', [3, 10])
 def test_head_that_does_not_fit_the_data_stops_before_training(
-        data_root, tmp_path, num_classes, monkeypatch):
+    data_root, tmp_path, num_classes, monkeypatch
+):
     from mmengine.runner import EpochBasedTrainLoop
+
     ran = []
-    monkeypatch.setattr(EpochBasedTrainLoop, 'run_iter',
-                        lambda *a: ran.append(1))
+    monkeypatch.setattr(
+        EpochBasedTrainLoop, 'run_iter', lambda *a: ran.append(1)
+    )
     with pytest.raises(SystemExit) as exc:
-        train.main([DEMO_C, '--work-dir', str(tmp_path), *demo_options(
-            data_root, epochs=2, **{'model.head.num_classes': num_classes})])
+        train.main(
+            [
+                DEMO_C,
+                '--work-dir',
+                str(tmp_path),
+                *demo_options(
+                    data_root,
+                    epochs=2,
+                    **{'model.head.num_classes': num_classes},
+                ),
+            ]
+        )
     msg = exc.value.code
     assert f'model.head.num_classes={num_classes}' in msg, msg
     assert 'has 4 classes' in msg and 'train_dataloader' in msg
@@ -236,15 +282,24 @@ def test_segmentation_heads_are_checked_against_the_classes():
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
-    cfg = Config.fromfile(osp.join(
-        REPO, 'configs', 'segmentation',
-        'lspt-vit-tiny_upernet_1xb4-300iter_synthetic-ade20k-64x64_demo.py'))
+
+    cfg = Config.fromfile(
+        osp.join(
+            REPO,
+            'configs',
+            'segmentation',
+            'lspt-vit-tiny_upernet_1xb4-300iter_synthetic-ade20k-64x64_demo.py',
+        )
+    )
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(cfg.model)
 
     class Data:
-        metainfo = dict(classes=tuple(str(i) for i in range(
-            model.decode_head.num_classes + 1)))
+        metainfo = dict(
+            classes=tuple(
+                str(i) for i in range(model.decode_head.num_classes + 1)
+            )
+        )
 
     with pytest.raises(HeadDataMismatchError) as exc:
         check_head_against_data(model, Data(), 'train_dataloader')

@@ -7,29 +7,37 @@ unclamped. A temperature an optimiser step pushed past a bound returns to the
 bound and keeps learning. The reference below is that procedure written out
 on a copy of the model (no code shared with ``GaPT.temperature``).
 """
+
 import copy
 
 import torch
 import torch.nn.functional as F
-from mmengine.runner.checkpoint import get_state_dict
 
 import lspt_mm  # noqa: F401
 from lspt_mm.models import PromptedViT
 from lspt_mm.models.prompted_vit import block_forward
 
+from mmengine.runner.checkpoint import get_state_dict
+
 ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
-LO, HI = 0.01, 10.
+LO, HI = 0.01, 10.0
 KEY = 'prompt_method.temperatures'
 
 
 def make():
     torch.manual_seed(0)
-    vit = PromptedViT(prompt_method='gapt', num_prompts=3, prompt_dropout=0.,
-                      arch=ARCH, img_size=32, patch_size=8,
-                      out_type='avg_token')
+    vit = PromptedViT(
+        prompt_method='gapt',
+        num_prompts=3,
+        prompt_dropout=0.0,
+        arch=ARCH,
+        img_size=32,
+        patch_size=8,
+        out_type='avg_token',
+    )
     vit.init_weights()
     with torch.no_grad():
-        vit.prompt_method.gate_logits.fill_(0.)  # gates at 0.5: all paths
+        vit.prompt_method.gate_logits.fill_(0.0)  # gates at 0.5: all paths
     return vit
 
 
@@ -48,15 +56,22 @@ def official_forward(vit, x):
     tokens = torch.cat([vit.cls_token.expand(B, -1, -1), tokens], 1)
     tokens = tokens + vit.pos_embed
     n_p = pm.num_prompts
-    x = torch.cat([tokens[:, :1], pm.prompts[0].expand(B, -1, -1),
-                   tokens[:, 1:]], 1)
+    x = torch.cat(
+        [tokens[:, :1], pm.prompts[0].expand(B, -1, -1), tokens[:, 1:]], 1
+    )
     for i, layer in enumerate(vit.layers):
-        prompt_in = x[:, 1:1 + n_p]
+        prompt_in = x[:, 1 : 1 + n_p]
         x = block_forward(layer, x, pm.temperatures[i])
         if i < len(vit.layers) - 1:
             gate = pm.gate_logits[i].sigmoid()
-            x = torch.cat([x[:, :1], gate * x[:, 1:1 + n_p] +
-                           (1 - gate) * prompt_in, x[:, 1 + n_p:]], 1)
+            x = torch.cat(
+                [
+                    x[:, :1],
+                    gate * x[:, 1 : 1 + n_p] + (1 - gate) * prompt_in,
+                    x[:, 1 + n_p :],
+                ],
+                1,
+            )
     return vit.ln1(x[:, 1:].mean(1))
 
 
@@ -71,7 +86,9 @@ def test_out_of_range_temperature_returns_to_bound_and_keeps_learning():
     head = torch.nn.Linear(32, 4)
     vit = make().train()
     with torch.no_grad():
-        vit.prompt_method.temperatures.copy_(torch.tensor([25., -3., 1., 2.]))
+        vit.prompt_method.temperatures.copy_(
+            torch.tensor([25.0, -3.0, 1.0, 2.0])
+        )
     loss_of(vit(x)[0], head, y).backward()
     tau = vit.prompt_method.temperatures
     assert tau.tolist()[:2] == [HI, torch.tensor(LO).item()]
@@ -80,10 +97,11 @@ def test_out_of_range_temperature_returns_to_bound_and_keeps_learning():
 
     ref = make().train()
     with torch.no_grad():
-        ref.prompt_method.temperatures.copy_(torch.tensor([HI, LO, 1., 2.]))
+        ref.prompt_method.temperatures.copy_(torch.tensor([HI, LO, 1.0, 2.0]))
     loss_of(ref(x)[0], head, y).backward()
-    assert torch.allclose(grad, ref.prompt_method.temperatures.grad,
-                          rtol=1e-5, atol=1e-8)
+    assert torch.allclose(
+        grad, ref.prompt_method.temperatures.grad, rtol=1e-5, atol=1e-8
+    )
 
 
 def test_sgd_trajectory_matches_official_reinit_temp():
@@ -97,12 +115,14 @@ def test_sgd_trajectory_matches_official_reinit_temp():
     with torch.no_grad():
         for vit in (ours, ref):
             vit.prompt_method.temperatures.copy_(
-                torch.tensor([9.5, 0.02, 1., 5.]))
+                torch.tensor([9.5, 0.02, 1.0, 5.0])
+            )
 
     def sgd(vit, h):
         params = [p for p in vit.parameters() if p.requires_grad]
-        return torch.optim.SGD([*params, *h.parameters()], lr=200.,
-                               momentum=0.9)
+        return torch.optim.SGD(
+            [*params, *h.parameters()], lr=200.0, momentum=0.9
+        )
 
     opt, ref_opt = sgd(ours, head), sgd(ref, ref_head)
     left_range, ours_taus = False, []
@@ -119,12 +139,12 @@ def test_sgd_trajectory_matches_official_reinit_temp():
         t = ours.prompt_method.temperatures.detach()
         left_range |= bool(((t < LO) | (t > HI)).any())
         ours_taus.append(t.clone())
-        assert torch.allclose(t, ref.prompt_method.temperatures.detach(),
-                              rtol=1e-4, atol=1e-6)
+        assert torch.allclose(
+            t, ref.prompt_method.temperatures.detach(), rtol=1e-4, atol=1e-6
+        )
     assert left_range, 'the test must push a temperature out of range'
     # and at least one out-of-range τ came back and moved again
-    assert any(not torch.equal(a, b)
-               for a, b in zip(ours_taus, ours_taus[1:]))
+    assert any(not torch.equal(a, b) for a, b in zip(ours_taus, ours_taus[1:]))
 
 
 def test_saved_temperatures_are_within_range():
@@ -133,26 +153,29 @@ def test_saved_temperatures_are_within_range():
     model loaded from it gives the same outputs."""
     vit = make().eval()
     with torch.no_grad():
-        vit.prompt_method.temperatures.copy_(torch.tensor([25., -3., 1., 2.]))
+        vit.prompt_method.temperatures.copy_(
+            torch.tensor([25.0, -3.0, 1.0, 2.0])
+        )
     for state in (vit.state_dict(), get_state_dict(vit)):
         tau = state[KEY]
         assert tau.min() >= LO and tau.max() <= HI, tau
-        assert tau.tolist() == torch.tensor([HI, LO, 1., 2.]).tolist()
+        assert tau.tolist() == torch.tensor([HI, LO, 1.0, 2.0]).tolist()
     # eval does not touch the parameter, and uses the clamped value
     # (state_dict() above clamped the parameter in place: push it out again)
     with torch.no_grad():
-        vit.prompt_method.temperatures[0] = 25.
+        vit.prompt_method.temperatures[0] = 25.0
     x, _ = batch()
     with torch.no_grad():
         out = vit(x)[0]
-    assert vit.prompt_method.temperatures[0].item() == 25.
+    assert vit.prompt_method.temperatures[0].item() == 25.0
     loaded = make().eval()
     loaded.load_state_dict(vit.state_dict())
     with torch.no_grad():
         assert torch.allclose(loaded(x)[0], out, atol=1e-6)
     # keep_vars (parameter objects, e.g. for optimisers) is left alone
-    assert vit.state_dict(keep_vars=True)[KEY] is \
-        vit.prompt_method.temperatures
+    assert (
+        vit.state_dict(keep_vars=True)[KEY] is vit.prompt_method.temperatures
+    )
 
 
 def test_state_dict_hands_back_the_temperature_parameter():
@@ -161,26 +184,31 @@ def test_state_dict_hands_back_the_temperature_parameter():
     the parameter, and mmengine's EMA with ``update_buffers=True`` (which
     averages ``state_dict()`` tensors in place) tracks the temperatures."""
     from mmengine.model import ExponentialMovingAverage
+
     vit = make()
     pm = vit.prompt_method
     with torch.no_grad():
-        pm.temperatures.copy_(torch.tensor([25., -3., 1., 2.]))
+        pm.temperatures.copy_(torch.tensor([25.0, -3.0, 1.0, 2.0]))
     state = vit.state_dict()
     assert state[KEY].data_ptr() == pm.temperatures.data_ptr()
-    assert pm.temperatures.tolist() == \
-        torch.tensor([HI, LO, 1., 2.]).tolist()  # clamped in place
-    state[KEY].copy_(torch.tensor([.5, .6, .7, .8]))
-    assert torch.equal(pm.temperatures.detach(),
-                       torch.tensor([.5, .6, .7, .8]))
+    assert (
+        pm.temperatures.tolist() == torch.tensor([HI, LO, 1.0, 2.0]).tolist()
+    )  # clamped in place
+    state[KEY].copy_(torch.tensor([0.5, 0.6, 0.7, 0.8]))
+    assert torch.equal(
+        pm.temperatures.detach(), torch.tensor([0.5, 0.6, 0.7, 0.8])
+    )
     ema = ExponentialMovingAverage(vit, momentum=0.5, update_buffers=True)
     avg = ema.module.prompt_method
-    for step, (tau, gate) in enumerate([(2., 1.), (4., 3.)]):
+    for step, (tau, gate) in enumerate([(2.0, 1.0), (4.0, 3.0)]):
         with torch.no_grad():
             pm.temperatures.fill_(tau)
             pm.gate_logits.fill_(gate)
         ema.update_parameters(vit)  # the first update copies
-        want_tau, want_gate = (2., 1.) if step == 0 else (3., 2.)
-        assert torch.allclose(avg.gate_logits.detach(),
-                              torch.full((3, ), want_gate))
-        assert torch.allclose(avg.temperatures.detach(),
-                              torch.full((4, ), want_tau))
+        want_tau, want_gate = (2.0, 1.0) if step == 0 else (3.0, 2.0)
+        assert torch.allclose(
+            avg.gate_logits.detach(), torch.full((3,), want_gate)
+        )
+        assert torch.allclose(
+            avg.temperatures.detach(), torch.full((4,), want_tau)
+        )

@@ -9,23 +9,27 @@
 - Every table method: analytic FLOPs equal FlopCounterMode's; generated
   classification configs and the segmentation configs build it.
 """
+
 import os.path as osp
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.config import Config
-from mmengine.registry import MODELS as ROOT_MODELS
-from mmengine.registry import DefaultScope, Registry, init_default_scope
 
 import lspt_mm  # noqa: F401
 from lspt_mm.analysis.flops import count_flops, model_flops
 from lspt_mm.models import METHODS, PromptedViT, PromptMethod
-from lspt_mm.models.checkpoint_policy import (CheckpointMismatchError,
-                                              check_checkpoint,
-                                              checkpoint_holds_backbone,
-                                              load_checkpoint)
+from lspt_mm.models.checkpoint_policy import (
+    CheckpointMismatchError,
+    check_checkpoint,
+    checkpoint_holds_backbone,
+    load_checkpoint,
+)
+
+from mmengine.config import Config
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import DefaultScope, Registry, init_default_scope
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEG = osp.join(ROOT, 'configs', 'segmentation')
@@ -40,14 +44,16 @@ MY_MODELS = Registry('model', parent=ROOT_MODELS, scope='my_pkg')
 class ScaledCarry(PromptMethod):
     """A user's method: VPT-shallow prompts, scaled by a learnable ``s``
     after every block: ``X_P^l = s·X̂_P^l``."""
+
     num_prompt_sets = 1
 
     def __init__(self, *args, scale=0.5, **kwargs):
         super().__init__(*args, **kwargs)
         self.scale = nn.Parameter(torch.tensor(float(scale)))
 
-    def next_prompts(self, layer_index, in_prompts, out_prompts, patches,
-                     state):
+    def next_prompts(
+        self, layer_index, in_prompts, out_prompts, patches, state
+    ):
         return self.scale * out_prompts, state
 
 
@@ -77,27 +83,43 @@ def loss(features):
 def test_user_method_builds_from_config_in_mmpretrain_and_mmseg():
     from mmpretrain.registry import MODELS
     from mmseg.registry import MODELS as SEG_MODELS
-    prompt = dict(type='my_pkg.ScaledCarry', num_prompts=2, scale=1.0,
-                  prompt_dropout=0.)
+
+    prompt = dict(
+        type='my_pkg.ScaledCarry', num_prompts=2, scale=1.0, prompt_dropout=0.0
+    )
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         torch.manual_seed(0)
         vit = MODELS.build(dict(type='PromptedViT', prompt=prompt, **KW))
     with DefaultScope.overwrite_default_scope('mmseg'):
         torch.manual_seed(0)
-        seg = SEG_MODELS.build(dict(type='mmpretrain.PromptedViT',
-                                    prompt=prompt, out_type='featmap', **KW))
+        seg = SEG_MODELS.build(
+            dict(
+                type='mmpretrain.PromptedViT',
+                prompt=prompt,
+                out_type='featmap',
+                **KW,
+            )
+        )
     for model in (vit, seg):
         assert type(model.prompt_method) is ScaledCarry
         assert model.method_name == 'my_pkg.ScaledCarry'
-        assert set(model.state_dict()) >= {'prompt_method.prompts',
-                                           'prompt_method.scale'}
+        assert set(model.state_dict()) >= {
+            'prompt_method.prompts',
+            'prompt_method.scale',
+        }
     # s = 1 is VPT-shallow with the same prompts; s != 1 is not
     torch.manual_seed(0)
-    shallow = PromptedViT(prompt_method='vpt_shallow', num_prompts=2,
-                          prompt_dropout=0., **KW).eval()
+    shallow = PromptedViT(
+        prompt_method='vpt_shallow', num_prompts=2, prompt_dropout=0.0, **KW
+    ).eval()
     vit.eval()
-    shallow.load_state_dict({k: v for k, v in vit.state_dict().items()
-                             if k != 'prompt_method.scale'})
+    shallow.load_state_dict(
+        {
+            k: v
+            for k, v in vit.state_dict().items()
+            if k != 'prompt_method.scale'
+        }
+    )
     x = images()
     assert torch.allclose(vit(x)[0], shallow(x)[0], atol=1e-6)
     with torch.no_grad():
@@ -115,9 +137,14 @@ def test_method_registered_in_mmseg_is_found_unscoped_in_mmseg_scope():
         num_prompt_sets = 1
 
     with DefaultScope.overwrite_default_scope('mmseg'):
-        vit = SEG_MODELS.build(dict(
-            type='mmpretrain.PromptedViT', prompt_method='SegUserShallow',
-            num_prompts=3, **KW))
+        vit = SEG_MODELS.build(
+            dict(
+                type='mmpretrain.PromptedViT',
+                prompt_method='SegUserShallow',
+                num_prompts=3,
+                **KW,
+            )
+        )
     assert type(vit.prompt_method) is SegUserShallow
     assert vit.prompt_method.prompts.shape == (1, 3, 32)
 
@@ -133,16 +160,21 @@ def test_unknown_or_foreign_prompt_type_is_refused():
 
 def test_prompt_dict_and_prompt_method_build_the_same_state():
     torch.manual_seed(0)
-    a = PromptedViT(prompt=dict(type='GaPT', num_prompts=4, gate_init=5.),
-                    **KW)
+    a = PromptedViT(
+        prompt=dict(type='GaPT', num_prompts=4, gate_init=5.0), **KW
+    )
     torch.manual_seed(0)
-    b = PromptedViT(prompt_method='gapt', num_prompts=4,
-                    prompt_cfg=dict(gate_init=5.), **KW)
+    b = PromptedViT(
+        prompt_method='gapt',
+        num_prompts=4,
+        prompt_cfg=dict(gate_init=5.0),
+        **KW,
+    )
     assert a.method_name == b.method_name == 'gapt'
     sa, sb = a.state_dict(), b.state_dict()
     assert list(sa) == list(sb)
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert sa['prompt_method.gate_logits'][0] == -5.
+    assert sa['prompt_method.gate_logits'][0] == -5.0
     # a checkpoint of one loads into the other (names prompt_method.*)
     assert sa._metadata['']['lspt_mm'] == sb._metadata['']['lspt_mm']
 
@@ -164,16 +196,19 @@ def test_adapter_starts_as_the_pretrained_block_and_both_matrices_learn():
             a.up.weight.add_(0.1)  # after a step, W_down learns too
     adapter.zero_grad()
     loss(adapter(x)[0]).backward()
-    assert all(a.down.weight.grad.abs().sum() > 0
-               for a in adapter.prompt_method.adapters)
+    assert all(
+        a.down.weight.grad.abs().sum() > 0
+        for a in adapter.prompt_method.adapters
+    )
 
 
 def test_vpt_zero_init_adapter_only_ever_learns_its_output_bias():
     """VPT's code zeroes both projections: GELU(0) = 0 leaves W_down, b_down
     and W_up without gradient (documented in MLPAdapter)."""
     torch.manual_seed(0)
-    vit = PromptedViT(prompt_method='adapter', prompt_cfg=dict(init='vpt'),
-                      **KW)
+    vit = PromptedViT(
+        prompt_method='adapter', prompt_cfg=dict(init='vpt'), **KW
+    )
     loss(vit(images())[0]).backward()
     for a in vit.prompt_method.adapters:
         for p in (a.down.weight, a.down.bias, a.up.weight):
@@ -182,22 +217,31 @@ def test_vpt_zero_init_adapter_only_ever_learns_its_output_bias():
 
 
 def test_adapter_hidden_width_is_embed_dims_over_reduction():
-    vit = PromptedViT(prompt_method='adapter', prompt_cfg=dict(reduction=4),
-                      **KW)
+    vit = PromptedViT(
+        prompt_method='adapter', prompt_cfg=dict(reduction=4), **KW
+    )
     assert vit.prompt_method.adapters[0].down.weight.shape == (8, 32)
     assert len(vit.prompt_method.adapters) == 4
 
 
 # --------------------------------------------------------------- partial-k
 def test_partial_k_trains_the_last_k_blocks_in_train_mode():
-    vit = PromptedViT(prompt_method='partial', prompt_cfg=dict(k=2),
-                      drop_path_rate=0.3, **KW).train()
-    trained = {n.split('.')[0] + ('.' + n.split('.')[1]
-                                  if n.startswith('layers') else '')
-               for n, p in vit.named_parameters() if p.requires_grad}
+    vit = PromptedViT(
+        prompt_method='partial', prompt_cfg=dict(k=2), drop_path_rate=0.3, **KW
+    ).train()
+    trained = {
+        n.split('.')[0]
+        + ('.' + n.split('.')[1] if n.startswith('layers') else '')
+        for n, p in vit.named_parameters()
+        if p.requires_grad
+    }
     assert trained == {'layers.2', 'layers.3', 'ln1'}
-    assert [layer.training for layer in vit.layers] == [False, False, True,
-                                                        True]
+    assert [layer.training for layer in vit.layers] == [
+        False,
+        False,
+        True,
+        True,
+    ]
     assert vit.layers[3].ffn.dropout_layer.training  # drop-path: trained
     assert not vit.patch_embed.training and not vit.drop_after_pos.training
     vit.eval()
@@ -209,32 +253,52 @@ def _pretrained_file(tmp_path):
     torch.manual_seed(5)
     vit = PromptedViT(prompt_method='linear', **KW)
     path = str(tmp_path / 'vit.pth')
-    torch.save({'state_dict': {'backbone.' + k: v
-                               for k, v in vit.state_dict().items()}}, path)
+    torch.save(
+        {
+            'state_dict': {
+                'backbone.' + k: v for k, v in vit.state_dict().items()
+            }
+        },
+        path,
+    )
     return path
 
 
 def classifier(backbone, seed=0):
     from mmpretrain.registry import MODELS
+
     init_default_scope('mmpretrain')
     torch.manual_seed(seed)
-    return MODELS.build(dict(
-        type='ImageClassifier', backbone=backbone,
-        head=dict(type='LinearClsHead', num_classes=5, in_channels=32,
-                  loss=dict(type='CrossEntropyLoss')))).eval()
+    return MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=backbone,
+            head=dict(
+                type='LinearClsHead',
+                num_classes=5,
+                in_channels=32,
+                loss=dict(type='CrossEntropyLoss'),
+            ),
+        )
+    ).eval()
 
 
 @pytest.mark.parametrize('method', ['bias', 'partial'])
-def test_trainable_only_checkpoint_keeps_trained_vit_tensors(method,
-                                                             tmp_path):
+def test_trainable_only_checkpoint_keeps_trained_vit_tensors(method, tmp_path):
     pretrained = _pretrained_file(tmp_path)
-    cfg = dict(type='PromptedViT', prompt_method=method, pretrained=pretrained,
-               save_trainable_only=True, **KW)
+    cfg = dict(
+        type='PromptedViT',
+        prompt_method=method,
+        pretrained=pretrained,
+        save_trainable_only=True,
+        **KW,
+    )
     trained = perturb(classifier(cfg), trained_only=True)
     sd = trained.state_dict()
     vit = trained.backbone
-    expected = {'backbone.' + n for n, p in vit.named_parameters()
-                if p.requires_grad} | {'head.fc.weight', 'head.fc.bias'}
+    expected = {
+        'backbone.' + n for n, p in vit.named_parameters() if p.requires_grad
+    } | {'head.fc.weight', 'head.fc.bias'}
     assert set(sd) == expected  # trained ViT tensors kept, frozen left out
     path = str(tmp_path / 'ckpt.pth')
     torch.save({'state_dict': sd}, path)
@@ -251,8 +315,15 @@ def test_trainable_only_checkpoint_keeps_trained_vit_tensors(method,
 
 # --------------------------------------------------------------- LoRA
 def lora_backbone(pretrained=None, **kwargs):
-    module = dict(type='PromptedViT', prompt_method='lspt', num_prompts=3,
-                  prompt_dropout=0.1, pretrained=pretrained, **KW, **kwargs)
+    module = dict(
+        type='PromptedViT',
+        prompt_method='lspt',
+        num_prompts=3,
+        prompt_dropout=0.1,
+        pretrained=pretrained,
+        **KW,
+        **kwargs,
+    )
     return METHODS['lora'].apply(module)
 
 
@@ -267,9 +338,11 @@ def written_out_lora_vit(vit, x, scaling):
         h = layer.ln1(tokens)
         lin = attn.qkv.original_layer
         qkv = F.linear(h, lin.weight, lin.bias) + scaling * (
-            h @ attn.qkv.lora_down.weight.T @ attn.qkv.lora_up.weight.T)
-        q, k, v = qkv.reshape(B, T, 3, attn.num_heads,
-                              attn.head_dims).permute(2, 0, 3, 1, 4)
+            h @ attn.qkv.lora_down.weight.T @ attn.qkv.lora_up.weight.T
+        )
+        q, k, v = qkv.reshape(B, T, 3, attn.num_heads, attn.head_dims).permute(
+            2, 0, 3, 1, 4
+        )
         a = ((q @ k.transpose(-2, -1)) / attn.head_dims**0.5).softmax(-1)
         tokens = tokens + attn.proj((a @ v).transpose(1, 2).reshape(B, T, D))
         fc1, fc2 = layer.ffn.layers[0][0], layer.ffn.layers[1]
@@ -283,21 +356,25 @@ def test_lora_config_wraps_a_prompt_free_promptedvit():
     assert cfg['module']['prompt_method'] == 'linear'
     assert 'num_prompts' not in cfg['module']
     assert cfg['module']['save_trainable_only']
-    seg = METHODS['lora'].apply(dict(type='mmpretrain.PromptedViT'),
-                                scope='mmseg')
+    seg = METHODS['lora'].apply(
+        dict(type='mmpretrain.PromptedViT'), scope='mmseg'
+    )
     assert seg['type'] == 'mmpretrain.LoRAModel'
 
 
 def test_lora_frozen_weights_load_at_construction_and_forward_matches(
-        tmp_path):
+    tmp_path,
+):
     pretrained = _pretrained_file(tmp_path)
     file_sd = torch.load(pretrained)['state_dict']
     model = classifier(lora_backbone(pretrained))
     vit = model.backbone.module
     assert isinstance(vit, PromptedViT) and vit.method_name == 'linear'
     for i, layer in enumerate(vit.layers):
-        assert torch.equal(layer.attn.qkv.original_layer.weight,
-                           file_sd[f'backbone.layers.{i}.attn.qkv.weight'])
+        assert torch.equal(
+            layer.attn.qkv.original_layer.weight,
+            file_sd[f'backbone.layers.{i}.attn.qkv.weight'],
+        )
     perturb(model.backbone)  # lora_up starts at zero
     x = images()
     with torch.no_grad():
@@ -307,7 +384,8 @@ def test_lora_frozen_weights_load_at_construction_and_forward_matches(
 
 
 def test_lora_gradients_reach_exactly_the_lora_tensors_and_dropout_trains(
-        tmp_path):
+    tmp_path,
+):
     model = perturb(classifier(lora_backbone(_pretrained_file(tmp_path))))
     model.train()
     vit = model.backbone.module
@@ -317,10 +395,14 @@ def test_lora_gradients_reach_exactly_the_lora_tensors_and_dropout_trains(
     assert not qkv.original_layer.training
     feats = model.extract_feat(images())[0]
     F.cross_entropy(model.head.fc(feats), torch.tensor([1, 3])).backward()
-    trained = {n for n, p in model.backbone.named_parameters()
-               if p.requires_grad}
-    assert trained == {f'module.layers.{i}.attn.qkv.lora_{w}.weight'
-                       for i in range(4) for w in ('down', 'up')}
+    trained = {
+        n for n, p in model.backbone.named_parameters() if p.requires_grad
+    }
+    assert trained == {
+        f'module.layers.{i}.attn.qkv.lora_{w}.weight'
+        for i in range(4)
+        for w in ('down', 'up')
+    }
     for name, p in model.backbone.named_parameters():
         if p.requires_grad:
             assert p.grad.abs().sum() > 0, name
@@ -330,12 +412,13 @@ def test_lora_gradients_reach_exactly_the_lora_tensors_and_dropout_trains(
 
 def test_lora_trainable_only_checkpoint_round_trip(tmp_path):
     pretrained = _pretrained_file(tmp_path)
-    trained = perturb(classifier(lora_backbone(pretrained)),
-                      trained_only=True)
+    trained = perturb(classifier(lora_backbone(pretrained)), trained_only=True)
     sd = trained.state_dict()
     assert {k for k in sd if not k.startswith('head.')} == {
         f'backbone.module.layers.{i}.attn.qkv.lora_{w}.weight'
-        for i in range(4) for w in ('down', 'up')}
+        for i in range(4)
+        for w in ('down', 'up')
+    }
     setup = sd._metadata['backbone.module']['lspt_mm']
     assert setup['trainable_only'] is True
     path = str(tmp_path / 'lora.pth')
@@ -356,11 +439,13 @@ def test_analytic_flops_equal_counted_flops(method):
     cfg = spec.apply(dict(type='PromptedViT', num_prompts=3, **KW))
     if spec.wrapper:
         from mmpretrain.registry import MODELS
+
         backbone = MODELS.build(cfg)
         vit = backbone.module
     else:
-        backbone = vit = PromptedViT(**{k: v for k, v in cfg.items()
-                                        if k != 'type'})
+        backbone = vit = PromptedViT(
+            **{k: v for k, v in cfg.items() if k != 'type'}
+        )
     backbone.train()
     x = images()
     _, fwd = count_flops(lambda: backbone(x)[0].sum())
@@ -376,31 +461,43 @@ def test_analytic_flops_equal_counted_flops(method):
 # --------------------------------------------------------------- configs
 TINY_SEG = {
     'model.backbone.arch': dict(ARCH, _delete_=True),
-    'model.backbone.img_size': 32, 'model.backbone.patch_size': 8,
-    'model.backbone.pretrained': None, 'model.backbone.num_prompts': 2,
+    'model.backbone.img_size': 32,
+    'model.backbone.patch_size': 8,
+    'model.backbone.pretrained': None,
+    'model.backbone.num_prompts': 2,
 }
 
 
 @pytest.mark.parametrize('method', ['bias', 'partial', 'adapter', 'lora'])
 def test_segmentation_baseline_configs(method):
     from mmseg.registry import MODELS
+
     name = f'{method}-mae-base_upernet_8xb2-160k_ade20k-512x512.py'
     cfg = Config.fromfile(osp.join(SEG, name))
-    main = Config.fromfile(osp.join(
-        SEG, 'lspt-mae-base_upernet_8xb2-160k_ade20k-512x512.py'))
+    main = Config.fromfile(
+        osp.join(SEG, 'lspt-mae-base_upernet_8xb2-160k_ade20k-512x512.py')
+    )
     assert cfg.model.decode_head == main.model.decode_head
     assert cfg.optim_wrapper == main.optim_wrapper
     b = cfg.model.backbone
     if method == 'lora':
         # the LSPT config's backbone with the method swapped, nothing else
         assert b.to_dict() == METHODS['lora'].apply(
-            main.model.backbone.to_dict(), scope='mmseg')
+            main.model.backbone.to_dict(), scope='mmseg'
+        )
         b = b.module
     init_default_scope('mmseg')
-    b = dict(b.to_dict(), arch=ARCH, img_size=32, patch_size=8,
-             out_indices=[1, 3], pretrained=None)
-    wrapped = METHODS[method].apply(b, scope='mmseg') if method == 'lora' \
-        else b
+    b = dict(
+        b.to_dict(),
+        arch=ARCH,
+        img_size=32,
+        patch_size=8,
+        out_indices=[1, 3],
+        pretrained=None,
+    )
+    wrapped = (
+        METHODS[method].apply(b, scope='mmseg') if method == 'lora' else b
+    )
     model = MODELS.build(wrapped)
     vit = model.module if method == 'lora' else model
     assert vit.method_name == ('linear' if method == 'lora' else method)
@@ -412,11 +509,15 @@ def test_segmentation_baseline_configs(method):
 def test_benchmark_config_builds_the_method(method):
     """``method=<name>`` on the benchmark config (the task as a setting,
     lspt_mm.datasets.benchmarks.apply_task) builds that method."""
+    from lspt_mm.datasets.benchmarks import apply_task
+
     from mmpretrain.registry import MODELS
 
-    from lspt_mm.datasets.benchmarks import apply_task
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'classification',
-                                   'lspt_vit-b16-mae_vtab1k.py'))
+    cfg = Config.fromfile(
+        osp.join(
+            ROOT, 'configs', 'classification', 'lspt_vit-b16-mae_vtab1k.py'
+        )
+    )
     cfg.merge_from_dict(dict(task='dtd', method=method.replace('_', '-')))
     recipe = apply_task(cfg, log=False)
     assert recipe['method'] == method
@@ -431,8 +532,11 @@ def test_benchmark_config_builds_the_method(method):
 
 
 # --------------------------------------------------------------- one list
-NAME_SPELLINGS = {'none', 'finetune'} | set(METHODS) | {
-    n.replace('_', '-') for n in METHODS}
+NAME_SPELLINGS = (
+    {'none', 'finetune'}
+    | set(METHODS)
+    | {n.replace('_', '-') for n in METHODS}
+)
 
 
 def method_name_lists(root=ROOT):
@@ -444,6 +548,7 @@ def method_name_lists(root=ROOT):
     measures any checkout (docs/DEVELOPING.md)."""
     import ast
     import os
+
     places = []
     for top in ('lspt_mm', 'tools'):
         for folder, _, files in os.walk(osp.join(root, top)):
@@ -457,13 +562,18 @@ def method_name_lists(root=ROOT):
                     elif isinstance(node, (ast.List, ast.Tuple, ast.Set)):
                         elts = node.elts
                     else:
-                        registered |= isinstance(node, ast.Call) and \
-                            getattr(node.func, 'id', '') == \
-                            'register_prompt_method'
+                        registered |= (
+                            isinstance(node, ast.Call)
+                            and getattr(node.func, 'id', '')
+                            == 'register_prompt_method'
+                        )
                         continue
-                    found = {e.value for e in elts
-                             if isinstance(e, ast.Constant)
-                             and e.value in NAME_SPELLINGS}
+                    found = {
+                        e.value
+                        for e in elts
+                        if isinstance(e, ast.Constant)
+                        and e.value in NAME_SPELLINGS
+                    }
                     if len(found) >= 3:
                         places.append(f'{rel}:{node.lineno}')
                 if registered:
@@ -475,8 +585,11 @@ def test_method_names_are_listed_only_in_the_table():
     places = method_name_lists()
     # the table itself is MethodSpec(...) calls, not a literal list;
     # tools/analysis_tools/methods_table.py's --methods default predates it
-    assert [p for p in places if not p.startswith(
-        'tools/analysis_tools/methods_table.py:')] == []
+    assert [
+        p
+        for p in places
+        if not p.startswith('tools/analysis_tools/methods_table.py:')
+    ] == []
 
 
 def _lora_step(model, x, seed=7):
@@ -487,9 +600,11 @@ def _lora_step(model, x, seed=7):
     feats = model.extract_feat(x)[0]
     loss = F.cross_entropy(model.head.fc(feats), torch.tensor([1, 3]))
     loss.backward()
-    return feats.detach(), {n: p.grad.clone() for n, p in
-                            model.backbone.named_parameters()
-                            if p.grad is not None}
+    return feats.detach(), {
+        n: p.grad.clone()
+        for n, p in model.backbone.named_parameters()
+        if p.grad is not None
+    }
 
 
 def _assert_same_step(a, b, tol):
@@ -515,8 +630,9 @@ def test_lora_compiles_to_the_eager_step():
     """torch.compile of a LoRA model (aot_eager: dynamo and AOTAutograd,
     no C++ build): outputs and LoRA gradients equal eager ones, one graph."""
     from torch._dynamo.testing import CompileCounterWithBackend
+
     torch._dynamo.reset()
-    cfg = dict(lora_backbone(), drop_rate=0.)  # RNG streams would differ
+    cfg = dict(lora_backbone(), drop_rate=0.0)  # RNG streams would differ
     eager = perturb(classifier(cfg), trained_only=True)
     comp = perturb(classifier(cfg), trained_only=True)
     counter = CompileCounterWithBackend('aot_eager')

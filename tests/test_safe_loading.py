@@ -3,6 +3,7 @@ runner checkpoints load through torch's weights_only unpickler plus an
 allow-list of what mmengine writes; anything else needs
 LSPT_MM_TRUST_CHECKPOINTS=1. Every loading path is tried with a file whose
 unpickling would create a marker file."""
+
 import datetime
 import os
 import os.path as osp
@@ -17,9 +18,13 @@ import torch
 import lspt_mm  # noqa: F401
 from lspt_mm import compat
 from lspt_mm.models import PromptedViT
-from lspt_mm.models.checkpoint import (TRUST_ENV, NotACheckpointError,
-                                       UntrustedCheckpointError,
-                                       read_checkpoint, safe_load)
+from lspt_mm.models.checkpoint import (
+    TRUST_ENV,
+    NotACheckpointError,
+    UntrustedCheckpointError,
+    read_checkpoint,
+    safe_load,
+)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
@@ -32,12 +37,18 @@ class _Marker:
         self.path = str(path)
 
     def __reduce__(self):
-        return (os.makedirs, (self.path, ))
+        return (os.makedirs, (self.path,))
 
 
 def _vit(**kwargs):
-    return PromptedViT(arch=ARCH, img_size=32, patch_size=8,
-                       prompt_method='lspt', num_prompts=2, **kwargs)
+    return PromptedViT(
+        arch=ARCH,
+        img_size=32,
+        patch_size=8,
+        prompt_method='lspt',
+        num_prompts=2,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -47,10 +58,15 @@ def malicious(tmp_path, monkeypatch):
     monkeypatch.delenv(TRUST_ENV, raising=False)
     marker = tmp_path / 'code_ran'
     path = str(tmp_path / 'downloaded.pth')
-    torch.save({'meta': {'note': _Marker(marker)},
-                'state_dict': {'backbone.' + k: v
-                               for k, v in _vit().state_dict().items()}},
-               path)
+    torch.save(
+        {
+            'meta': {'note': _Marker(marker)},
+            'state_dict': {
+                'backbone.' + k: v for k, v in _vit().state_dict().items()
+            },
+        },
+        path,
+    )
     return path, marker
 
 
@@ -70,14 +86,15 @@ def test_read_checkpoint_does_not_run_code(malicious):
 def test_mmengine_loaders_do_not_run_code(malicious):
     """load_from, --resume and init_cfg=Pretrained read through mmengine's
     checkpoint module (before: patched to weights_only=False)."""
-    from mmengine.runner.checkpoint import (_load_checkpoint,
-                                            load_checkpoint)
+    from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
+
     path, marker = malicious
     with pytest.raises(UntrustedCheckpointError):
         _load_checkpoint(path, map_location='cpu')
     with pytest.raises(UntrustedCheckpointError):
         load_checkpoint(_vit(), path, map_location='cpu')
     from mmengine.model.weight_init import PretrainedInit
+
     with pytest.raises(UntrustedCheckpointError):
         PretrainedInit(checkpoint=path)(torch.nn.Linear(2, 2))
     assert not marker.exists()
@@ -98,21 +115,38 @@ def test_test_tool_and_resume_do_not_run_code(malicious, tmp_path):
     the runner gets as far as the checkpoint)."""
     sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
     from make_synthetic_ade20k import make_synthetic_ade20k
-    root = make_synthetic_ade20k(str(tmp_path / 'ade'), num_train=2,
-                                 num_val=1, min_size=64, max_size=64)
+
+    root = make_synthetic_ade20k(
+        str(tmp_path / 'ade'), num_train=2, num_val=1, min_size=64, max_size=64
+    )
     path, marker = malicious
-    demo = osp.join(ROOT, 'configs', 'segmentation', 'lspt-vit-tiny_upernet_'
-                    '1xb4-300iter_synthetic-ade20k-64x64_demo.py')
+    demo = osp.join(
+        ROOT,
+        'configs',
+        'segmentation',
+        'lspt-vit-tiny_upernet_1xb4-300iter_synthetic-ade20k-64x64_demo.py',
+    )
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
     env.pop(TRUST_ENV, None)
-    data = [f'{s}_dataloader.dataset.data_root={root}'
-            for s in ('train', 'val', 'test')]
-    for args in (['tools/test.py', demo, path],
-                 ['tools/train.py', demo, '--resume', path]):
+    data = [
+        f'{s}_dataloader.dataset.data_root={root}'
+        for s in ('train', 'val', 'test')
+    ]
+    for args in (
+        ['tools/test.py', demo, path],
+        ['tools/train.py', demo, '--resume', path],
+    ):
         proc = subprocess.run(
-            [sys.executable] + args + ['--work-dir', str(tmp_path / 'w'),
-                                       '--cfg-options'] + data,
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+            [sys.executable]
+            + args
+            + ['--work-dir', str(tmp_path / 'w'), '--cfg-options']
+            + data,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 1, proc.stderr[-3000:]
         assert f"error: Refusing to unpickle '{path}'" in proc.stderr
         assert TRUST_ENV in proc.stderr
@@ -124,6 +158,7 @@ def _message_hub_state():
     0.10 writes them: HistoryBuffer (numpy arrays, its statistics methods
     pickled as getattr(HistoryBuffer, name)), numpy scalars."""
     from mmengine.logging import MessageHub
+
     hub = MessageHub.get_instance('test_safe_loading')
     for value in (3.5, 2.25):
         hub.update_scalar('train/loss', value)
@@ -132,22 +167,24 @@ def _message_hub_state():
     return hub.state_dict()
 
 
-def test_runner_checkpoint_loads_without_full_unpickle(tmp_path,
-                                                       monkeypatch):
+def test_runner_checkpoint_loads_without_full_unpickle(tmp_path, monkeypatch):
     monkeypatch.delenv(TRUST_ENV, raising=False)
-    state = {'meta': {'epoch': 1, 'iter': 4, 'seed': 0},
-             'state_dict': _vit().state_dict(),
-             'message_hub': _message_hub_state(),
-             'optimizer': {'state': {}, 'param_groups': [{'lr': 0.1}]},
-             'rng_state': {'torch': torch.get_rng_state()}}
+    state = {
+        'meta': {'epoch': 1, 'iter': 4, 'seed': 0},
+        'state_dict': _vit().state_dict(),
+        'message_hub': _message_hub_state(),
+        'optimizer': {'state': {}, 'param_groups': [{'lr': 0.1}]},
+        'rng_state': {'torch': torch.get_rng_state()},
+    }
     path = str(tmp_path / 'iter_4.pth')
     torch.save(state, path)
     with pytest.raises(pickle.UnpicklingError):  # plain weights_only refuses
         torch.load(path, weights_only=True)
     ours = safe_load(path)
     full = torch.load(path, weights_only=False)
-    loss, ref = (c['message_hub']['log_scalars']['train/loss']
-                 for c in (ours, full))
+    loss, ref = (
+        c['message_hub']['log_scalars']['train/loss'] for c in (ours, full)
+    )
     assert np.array_equal(loss.data[0], ref.data[0]) and loss.mean() == 2.875
     assert loss.statistics('current') == 2.25
     info = ours['message_hub']['runtime_info']
@@ -185,17 +222,23 @@ def test_other_objects_need_the_trust_variable(tmp_path, monkeypatch):
         assert safe_load(path)['date'] == datetime.date(2024, 1, 2)
 
 
-@pytest.mark.parametrize('content', [b'hello world\n',
-                                     b'version https://git-lfs.github.com/'
-                                     b'spec/v1\noid sha256:0\n',
-                                     b'<html>404</html>', b''])
+@pytest.mark.parametrize(
+    'content',
+    [
+        b'hello world\n',
+        b'version https://git-lfs.github.com/spec/v1\noid sha256:0\n',
+        b'<html>404</html>',
+        b'',
+    ],
+)
 def test_text_file_is_not_a_pytorch_checkpoint(tmp_path, content):
     """Before: 'Cannot read checkpoint ...: 101' (KeyError from the
     unpickler) or a full unpickle attempt."""
     path = tmp_path / 'weights.pth'
     path.write_bytes(content)
-    with pytest.raises(NotACheckpointError,
-                       match='is not a PyTorch checkpoint'):
+    with pytest.raises(
+        NotACheckpointError, match='is not a PyTorch checkpoint'
+    ):
         read_checkpoint(str(path))
     with pytest.raises(NotACheckpointError):
         _vit(pretrained=str(path))
@@ -212,6 +255,7 @@ def test_legacy_format_and_plain_weights_load(tmp_path):
 def test_compat_patch_is_scoped_and_version_guarded(monkeypatch):
     import mmengine
     import mmengine.runner.checkpoint as ckpt
+
     assert isinstance(ckpt.torch, compat._TorchWithSafeLoad)
     assert ckpt.torch.save is torch.save  # everything but load is torch's
     assert ckpt.load_url is compat._safe_load_url
@@ -222,5 +266,8 @@ def test_compat_patch_is_scoped_and_version_guarded(monkeypatch):
     monkeypatch.setattr(mmengine, '__version__', '0.11.0')
     compat.ensure_safe_checkpoint_loading()
     assert ckpt.torch is torch and 'safe_load_skipped' in compat.APPLIED
-    monkeypatch.setattr(compat, 'APPLIED', [
-        a for a in compat.APPLIED if a != 'safe_load_skipped'])
+    monkeypatch.setattr(
+        compat,
+        'APPLIED',
+        [a for a in compat.APPLIED if a != 'safe_load_skipped'],
+    )

@@ -1,6 +1,7 @@
 """tools/analysis_tools/{analyze_logs,confusion_matrix}.py and
 tools/misc/{print_config,browse_dataset}.py: mmpretrain's / mmseg's own
 tools run on this project's configs and work dirs."""
+
 import json
 import os
 import os.path as osp
@@ -23,36 +24,56 @@ import confusion_matrix  # noqa: E402
 import print_config  # noqa: E402
 from make_synthetic_ade20k import make_synthetic_ade20k  # noqa: E402
 
-SEG_DEMO = osp.join(ROOT, 'configs', 'segmentation', 'lspt-vit-tiny_upernet_'
-                    '1xb4-300iter_synthetic-ade20k-64x64_demo.py')
-CLS_DEMO = osp.join(ROOT, 'configs', 'classification',
-                    'lspt-vit-tiny_1xb16-10e_synthetic-cub-32x32_demo.py')
+SEG_DEMO = osp.join(
+    ROOT,
+    'configs',
+    'segmentation',
+    'lspt-vit-tiny_upernet_1xb4-300iter_synthetic-ade20k-64x64_demo.py',
+)
+CLS_DEMO = osp.join(
+    ROOT,
+    'configs',
+    'classification',
+    'lspt-vit-tiny_1xb16-10e_synthetic-cub-32x32_demo.py',
+)
 PNG = b'\x89PNG'
 
 
 def _work_dir(tmp_path):
     """A work dir as mmengine leaves it: two runs, metrics per step."""
-    for ts, loss0 in (('20260101_000000', 9.), ('20260102_000000', 5.)):
+    for ts, loss0 in (('20260101_000000', 9.0), ('20260102_000000', 5.0)):
         vis = tmp_path / 'work' / ts / 'vis_data'
         vis.mkdir(parents=True)
         with open(vis / f'{ts}.json', 'w') as f:
             for it in range(1, 6):
-                f.write(json.dumps(dict(lr=0.01, loss=loss0 / it, time=0.5,
-                                        data_time=0.1, iter=it * 10,
-                                        step=it * 10)) + '\n')
-            f.write(json.dumps(dict(mIoU=40.5, aAcc=80., step=50)) + '\n')
+                f.write(
+                    json.dumps(
+                        dict(
+                            lr=0.01,
+                            loss=loss0 / it,
+                            time=0.5,
+                            data_time=0.1,
+                            iter=it * 10,
+                            step=it * 10,
+                        )
+                    )
+                    + '\n'
+                )
+            f.write(json.dumps(dict(mIoU=40.5, aAcc=80.0, step=50)) + '\n')
         (vis / 'scalars.json').write_text('{}\n')
     return str(tmp_path / 'work')
 
 
 def test_analyze_logs_curves_from_a_work_dir(tmp_path, capsys):
     work = _work_dir(tmp_path)
-    log, = find_json_logs([work])
-    assert log.endswith(osp.join('20260102_000000', 'vis_data',
-                                 '20260102_000000.json'))  # newest run
+    (log,) = find_json_logs([work])
+    assert log.endswith(
+        osp.join('20260102_000000', 'vis_data', '20260102_000000.json')
+    )  # newest run
     out = str(tmp_path / 'curves.png')
-    analyze_logs.main(['plot_curve', work, '--keys', 'loss', 'mIoU',
-                       '--out', out])
+    analyze_logs.main(
+        ['plot_curve', work, '--keys', 'loss', 'mIoU', '--out', out]
+    )
     with open(out, 'rb') as f:
         assert f.read(4) == PNG
     analyze_logs.main(['cal_train_time', work])
@@ -62,8 +83,9 @@ def test_analyze_logs_curves_from_a_work_dir(tmp_path, capsys):
 
 
 def test_print_config_resolves_task_and_method(capsys):
-    cfg = osp.join(ROOT, 'configs', 'classification',
-                   'lspt_vit-b16-mae_vtab1k.py')
+    cfg = osp.join(
+        ROOT, 'configs', 'classification', 'lspt_vit-b16-mae_vtab1k.py'
+    )
     print_config.main([cfg, '--cfg-options', 'task=dtd', 'method=gapt'])
     text = capsys.readouterr().out
     assert "task='dtd'" in text or 'task = ' in text
@@ -78,9 +100,16 @@ def test_browse_dataset_segmentation(tmp_path):
     make_synthetic_ade20k(str(data), num_train=3, num_val=1)
     out = tmp_path / 'browse'
     root = data / 'ADEChallengeData2016'
-    browse_dataset.main([SEG_DEMO, '--output-dir', str(out), '--not-show',
-                         '--cfg-options',
-                         f'train_dataloader.dataset.data_root={root}'])
+    browse_dataset.main(
+        [
+            SEG_DEMO,
+            '--output-dir',
+            str(out),
+            '--not-show',
+            '--cfg-options',
+            f'train_dataloader.dataset.data_root={root}',
+        ]
+    )
     pics = sorted(os.listdir(out / 'vis_data' / 'vis_image'))
     assert len(pics) == 3 and pics[0].startswith('ADE_train_')
     with open(out / 'vis_data' / 'vis_image' / pics[0], 'rb') as f:
@@ -89,15 +118,30 @@ def test_browse_dataset_segmentation(tmp_path):
 
 def test_confusion_matrix_of_saved_predictions(tmp_path):
     # tools/test.py --out writes this list for classification configs
-    preds = [dict(pred_label=torch.tensor([p]), gt_label=torch.tensor([g]),
-                  pred_score=torch.eye(6)[p], num_classes=6)
-             for g, p in [(0, 0), (1, 1), (1, 2), (3, 3), (5, 4)]]
+    preds = [
+        dict(
+            pred_label=torch.tensor([p]),
+            gt_label=torch.tensor([g]),
+            pred_score=torch.eye(6)[p],
+            num_classes=6,
+        )
+        for g, p in [(0, 0), (1, 1), (1, 2), (3, 3), (5, 4)]
+    ]
     pkl = tmp_path / 'preds.pkl'
     with open(pkl, 'wb') as f:
         pickle.dump(preds, f)
     out, png = tmp_path / 'cm.pkl', tmp_path / 'cm.png'
-    confusion_matrix.main([CLS_DEMO, str(pkl), '--out', str(out),
-                           '--show-path', str(png), '--include-values'])
+    confusion_matrix.main(
+        [
+            CLS_DEMO,
+            str(pkl),
+            '--out',
+            str(out),
+            '--show-path',
+            str(png),
+            '--include-values',
+        ]
+    )
     with open(out, 'rb') as f:
         cm = np.asarray(pickle.load(f))
     assert cm.shape == (6, 6) and cm.sum() == 5

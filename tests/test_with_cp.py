@@ -1,6 +1,7 @@
 """Activation checkpointing of PromptedViT's blocks (``with_cp``): the same
 outputs and gradients as the plain step, fewer tensors saved for backward,
 and exactly the selected blocks recomputed."""
+
 import copy
 
 import pytest
@@ -19,19 +20,26 @@ METHODS = [name for name, spec in TABLE.items() if not spec.wrapper]
 
 def make(method, with_cp=False, **kwargs):
     torch.manual_seed(0)
-    opts = dict(num_prompts=3, prompt_dropout=0.3) \
-        if TABLE[method].uses_prompts else {}
+    opts = (
+        dict(num_prompts=3, prompt_dropout=0.3)
+        if TABLE[method].uses_prompts
+        else {}
+    )
     if method == 'full':  # dropout / drop-path run inside trained blocks
         opts.update(drop_path_rate=0.3, drop_rate=0.2)
-    vit = PromptedViT(prompt_method=method, with_cp=with_cp,
-                      out_indices=[1, 3], **{**KW, **opts, **kwargs})
+    vit = PromptedViT(
+        prompt_method=method,
+        with_cp=with_cp,
+        out_indices=[1, 3],
+        **{**KW, **opts, **kwargs},
+    )
     vit.init_weights()
     with torch.no_grad():  # non-trivial gates, temperatures, adapters
         for name, p in vit.named_parameters():
             if 'prompt_method' in name:
                 p.add_(0.3 * torch.randn_like(p))
         if method == 'gapt':  # one τ outside the range: the clamp acts
-            vit.prompt_method.temperatures[1] = 20.
+            vit.prompt_method.temperatures[1] = 20.0
     return vit.train()
 
 
@@ -40,12 +48,14 @@ def step(vit, x):
     the trained tensors."""
     torch.manual_seed(7)
     outs = vit(x)
-    loss = sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum()
-               for o in outs)
+    loss = sum(
+        (o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs
+    )
     if loss.requires_grad:  # (the linear probe trains only its head)
         loss.backward()
-    grads = {n: p.grad.clone() for n, p in vit.named_parameters()
-             if p.requires_grad}
+    grads = {
+        n: p.grad.clone() for n, p in vit.named_parameters() if p.requires_grad
+    }
     return [o.detach() for o in outs], grads
 
 
@@ -110,9 +120,12 @@ def saved_bytes(vit, x):
 def block_calls(vit, x, grad=True):
     """How often each block's LN1 ran in one forward (+ backward)."""
     calls = [0] * len(vit.layers)
-    hooks = [layer.ln1.register_forward_hook(
-        lambda *a, i=i: calls.__setitem__(i, calls[i] + 1))
-        for i, layer in enumerate(vit.layers)]
+    hooks = [
+        layer.ln1.register_forward_hook(
+            lambda *a, i=i: calls.__setitem__(i, calls[i] + 1)
+        )
+        for i, layer in enumerate(vit.layers)
+    ]
     with torch.set_grad_enabled(grad):
         outs = vit(x)
         if grad:
@@ -122,9 +135,16 @@ def block_calls(vit, x, grad=True):
     return calls
 
 
-@pytest.mark.parametrize('with_cp,recomputed', [
-    (False, []), (True, [0, 1, 2, 3]), (2, [0, 2]), (3, [0, 3]),
-    ([1, -1], [1, 3])])
+@pytest.mark.parametrize(
+    'with_cp,recomputed',
+    [
+        (False, []),
+        (True, [0, 1, 2, 3]),
+        (2, [0, 2]),
+        (3, [0, 3]),
+        ([1, -1], [1, 3]),
+    ],
+)
 def test_selected_blocks_are_recomputed_and_save_less(with_cp, recomputed):
     vit = make('lspt', with_cp=with_cp)
     calls = block_calls(vit, images())
@@ -161,9 +181,16 @@ def test_checkpoint_blocks_and_bad_values():
 def test_with_cp_from_a_segmentation_config_builds():
     """mmseg's spelling in a backbone config reaches the blocks."""
     from mmseg.registry import MODELS
-    cfg = dict(type='mmpretrain.PromptedViT', prompt_method='lspt',
-               num_prompts=2,
-               with_cp=True, out_type='featmap', out_indices=[3], **KW)
+
+    cfg = dict(
+        type='mmpretrain.PromptedViT',
+        prompt_method='lspt',
+        num_prompts=2,
+        with_cp=True,
+        out_type='featmap',
+        out_indices=[3],
+        **KW,
+    )
     vit = MODELS.build(copy.deepcopy(cfg))
     assert vit._cp_blocks == {0, 1, 2, 3}
     vit.train()
@@ -179,39 +206,71 @@ def test_cost_tool_measures_with_cp_side_by_side(tmp_path):
     import json
     import os.path as osp
     import sys
+
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     sys.path.insert(0, osp.join(root, 'tools', 'analysis_tools'))
     import benchmark_methods as bm
+
     from lspt_mm.analysis import cost_report
+
     out = tmp_path / 'cp.json'
-    bm.main(['--in-process', '--tasks', 'seg', '--seg-size', '32',
-             '--seg-batch', '2', '--seg-num-prompts', '2', '--methods',
-             'lspt', 'full', '--compare', 'with_cp', '--arch', 'tiny',
-             '--patch-size', '8', '--threads', '1', '--repeats', '1',
-             '--warmup', '1', '--no-alloc-peak', '--seg-cfg-options',
-             'model.decode_head.channels=32',
-             'model.auxiliary_head.channels=16', '--out', str(out)])
+    bm.main(
+        [
+            '--in-process',
+            '--tasks',
+            'seg',
+            '--seg-size',
+            '32',
+            '--seg-batch',
+            '2',
+            '--seg-num-prompts',
+            '2',
+            '--methods',
+            'lspt',
+            'full',
+            '--compare',
+            'with_cp',
+            '--arch',
+            'tiny',
+            '--patch-size',
+            '8',
+            '--threads',
+            '1',
+            '--repeats',
+            '1',
+            '--warmup',
+            '1',
+            '--no-alloc-peak',
+            '--seg-cfg-options',
+            'model.decode_head.channels=32',
+            'model.auxiliary_head.channels=16',
+            '--out',
+            str(out),
+        ]
+    )
     records = json.load(open(out))
     by = {cost_report.label(r): r for r in records}
     assert set(by) == {'lspt', 'full', 'lspt +with_cp'}
     plain, cp = by['lspt'], by['lspt +with_cp']
     assert cp['with_cp'] is True and not plain['with_cp']
-    assert 0 < cp['backbone_activation_mb'] < \
-        0.5 * plain['backbone_activation_mb']
+    assert (
+        0
+        < cp['backbone_activation_mb']
+        < 0.5 * plain['backbone_activation_mb']
+    )
     # neck and heads save what they saved (up to the backbone's output
     # features, counted where first saved: in the last block or the neck)
-    assert cp['activation_mb'] - cp['backbone_activation_mb'] == \
-        pytest.approx(plain['activation_mb'] -
-                      plain['backbone_activation_mb'], rel=0.02)
+    assert cp['activation_mb'] - cp['backbone_activation_mb'] == pytest.approx(
+        plain['activation_mb'] - plain['backbone_activation_mb'], rel=0.02
+    )
     for key in ('trainable_params', 'grad_mb', 'optim_state_mb'):
         assert cp[key] == plain[key]
     # frozen backbone: no backbone gradient or optimiser state but LSPT's
     assert 0 < plain['backbone_grad_mb'] < by['full']['backbone_grad_mb']
     text = cost_report.report(records)
     assert '### Variants' in text and '| lspt | with_cp |' in text
-    assert 'lspt +with_cp: backbone saved activations <= 0.25 x plain' \
-        in text
-    assert "of every frozen-backbone method < 5% of full" in text
+    assert 'lspt +with_cp: backbone saved activations <= 0.25 x plain' in text
+    assert 'of every frozen-backbone method < 5% of full' in text
 
 
 def test_blocks_without_backward_are_not_checkpointed():
@@ -221,6 +280,7 @@ def test_blocks_without_backward_are_not_checkpointed():
     x = images()
     calls = []
     with torch.autograd.graph.saved_tensors_hooks(
-            lambda t: calls.append(t) or t, lambda t: t):
+        lambda t: calls.append(t) or t, lambda t: t
+    ):
         vit(x)
     assert calls == []

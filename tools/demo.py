@@ -21,6 +21,7 @@ settings' short names.) Each run
    classification, on the test split;
 5. prints the metric untrained vs. trained.
 """
+
 import argparse
 import glob
 import json
@@ -37,6 +38,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 @dataclass(frozen=True)
 class DemoTask:
     """What differs between the two demos."""
+
     config: str  # relative to the repository root
     scope: str  # the registry scope the model builds in
     work_dir: str
@@ -54,22 +56,38 @@ TASKS = {
     'segmentation': DemoTask(
         config='configs/segmentation/lspt-vit-tiny_upernet_1xb4-300iter_'
         'synthetic-ade20k-64x64_demo.py',
-        scope='mmseg', work_dir='work_dirs/demo_ade20k',
-        data_dir='data/synthetic_ade', data_folder='ADEChallengeData2016',
-        data_marker='', make_data=(
-            'tools/dataset_converters/make_synthetic_ade20k.py',),
-        metric='mIoU', metric_title='mIoU', same_keys=('aAcc', 'mIoU', 'mAcc'),
-        test_split_too=False),
+        scope='mmseg',
+        work_dir='work_dirs/demo_ade20k',
+        data_dir='data/synthetic_ade',
+        data_folder='ADEChallengeData2016',
+        data_marker='',
+        make_data=('tools/dataset_converters/make_synthetic_ade20k.py',),
+        metric='mIoU',
+        metric_title='mIoU',
+        same_keys=('aAcc', 'mIoU', 'mAcc'),
+        test_split_too=False,
+    ),
     'classification': DemoTask(
         config='configs/classification/lspt-vit-tiny_1xb16-10e_synthetic-'
         'cub-32x32_demo.py',
-        scope='mmpretrain', work_dir='work_dirs/demo_cls',
-        data_dir='data/synthetic_fgvc', data_folder='CUB_200_2011',
-        data_marker='test.json', make_data=(
-            'tools/dataset_converters/make_synthetic_cls.py', '--layout',
-            'fgvc', '--dataset', 'cub', '--splits'),
-        metric='accuracy/top1', metric_title='top-1',
-        same_keys=('accuracy/top1',), test_split_too=True),
+        scope='mmpretrain',
+        work_dir='work_dirs/demo_cls',
+        data_dir='data/synthetic_fgvc',
+        data_folder='CUB_200_2011',
+        data_marker='test.json',
+        make_data=(
+            'tools/dataset_converters/make_synthetic_cls.py',
+            '--layout',
+            'fgvc',
+            '--dataset',
+            'cub',
+            '--splits',
+        ),
+        metric='accuracy/top1',
+        metric_title='top-1',
+        same_keys=('accuracy/top1',),
+        test_split_too=True,
+    ),
 }
 TASKS['ade20k'], TASKS['cls'] = TASKS['segmentation'], TASKS['classification']
 
@@ -78,16 +96,22 @@ def run(cmd, capture_prefix='Test metrics: '):
     """Run ``cmd`` in the repository root, stream its output, return the
     parsed ``Test metrics`` line (or None)."""
     print('$ ' + ' '.join(cmd), flush=True)
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     metrics = None
     for line in proc.stdout:
         sys.stdout.write(line)
         if line.startswith(capture_prefix):
-            metrics = json.loads(line[len(capture_prefix):])
+            metrics = json.loads(line[len(capture_prefix) :])
     if proc.wait():
-        raise SystemExit(f'command failed ({proc.returncode}): '
-                         + ' '.join(cmd))
+        raise SystemExit(
+            f'command failed ({proc.returncode}): ' + ' '.join(cmd)
+        )
     return metrics
 
 
@@ -95,8 +119,9 @@ def last_val_metrics(work_dir, metric):
     """The last validation metrics written during training (LocalVisBackend
     scalars) holding ``metric``."""
     last = None
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))):
+    for path in sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    ):
         with open(path) as f:
             for line in f:
                 record = json.loads(line)
@@ -111,16 +136,18 @@ def save_untrained(config, path, cfg_options, scope='mmseg'):
     initialisation report goes to ``<path stem>_init.log``, not the
     console."""
     sys.path.insert(0, ROOT)
-    import lspt_mm  # noqa: F401
     import importlib
 
     import torch
+
+    import lspt_mm  # noqa: F401
+    from lspt_mm.engine import file_only
+
     from mmengine.config import Config
     from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
     from mmengine.runner import set_random_seed
 
-    from lspt_mm.engine import file_only
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -129,28 +156,38 @@ def save_untrained(config, path, cfg_options, scope='mmseg'):
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     logger = MMLogger.get_instance(
         f'demo_untrained_{osp.abspath(path)}',
-        log_file=osp.splitext(path)[0] + '_init.log', file_mode='w')
+        log_file=osp.splitext(path)[0] + '_init.log',
+        file_mode='w',
+    )
     set_random_seed(cfg.randomness.seed)
     with file_only(logger):
         model = models.build(cfg.model)
         model.init_weights()
-    torch.save({'meta': {'note': 'untrained (initialised) demo model'},
-                'state_dict': model.state_dict()}, path)
+    torch.save(
+        {
+            'meta': {'note': 'untrained (initialised) demo model'},
+            'state_dict': model.state_dict(),
+        },
+        path,
+    )
 
 
 def main(argv=None, task=None):
     """Run the demo of ``task`` (or the one named on the command line)."""
     sys.path.insert(0, ROOT)
     from mmengine.config import DictAction
+
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     if task is None:
-        parser.add_argument('task', nargs='?', default='segmentation',
-                            choices=sorted(TASKS))
+        parser.add_argument(
+            'task', nargs='?', default='segmentation', choices=sorted(TASKS)
+        )
     parser.add_argument('--config', default=None)
     parser.add_argument('--work-dir', default=None)
     parser.add_argument('--data-dir', default=None)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={})
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={}
+    )
     args = parser.parse_args(argv)
     demo = TASKS[task or args.task]
     config = args.config or osp.join(ROOT, demo.config)
@@ -160,16 +197,28 @@ def main(argv=None, task=None):
     os.chdir(ROOT)
     data_root = osp.join(data_dir, demo.data_folder)
     if not osp.exists(osp.join(data_root, demo.data_marker)):
-        run([sys.executable, demo.make_data[0], data_dir,
-             *demo.make_data[1:]], capture_prefix='\0')
+        run(
+            [sys.executable, demo.make_data[0], data_dir, *demo.make_data[1:]],
+            capture_prefix='\0',
+        )
     options = dict(args.cfg_options)
     for split in ('train', 'val', 'test'):
         options[f'{split}_dataloader.dataset.data_root'] = data_root
     opts = ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
 
     def test(ckpt, name, *extra):
-        return run([sys.executable, 'tools/test.py', config, ckpt,
-                    '--work-dir', osp.join(work_dir, name), *opts, *extra])
+        return run(
+            [
+                sys.executable,
+                'tools/test.py',
+                config,
+                ckpt,
+                '--work-dir',
+                osp.join(work_dir, name),
+                *opts,
+                *extra,
+            ]
+        )
 
     print('\n== 1/3 untrained model ==', flush=True)
     untrained_ckpt = osp.join(work_dir, 'untrained.pth')
@@ -177,8 +226,11 @@ def main(argv=None, task=None):
     before = test(untrained_ckpt, 'test_untrained')
 
     print('\n== 2/3 training ==', flush=True)
-    run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
-        + opts, capture_prefix='\0')
+    run(
+        [sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
+        + opts,
+        capture_prefix='\0',
+    )
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     val = last_val_metrics(work_dir, demo.metric)
@@ -189,12 +241,13 @@ def main(argv=None, task=None):
         after = test(ckpt, 'test')
     else:  # the demo's test split is its val split
         on_val = after = test(ckpt, 'test')
-    same = val is not None and all(on_val[k] == val[k]
-                                   for k in demo.same_keys)
+    same = val is not None and all(on_val[k] == val[k] for k in demo.same_keys)
     name, key = demo.metric_title, demo.metric
-    rows = [(f'{name} untrained', before[key]),
-            (f'{name} trained, last validation', val[key]),
-            (f'{name} trained, tools/test.py', on_val[key])]
+    rows = [
+        (f'{name} untrained', before[key]),
+        (f'{name} trained, last validation', val[key]),
+        (f'{name} trained, tools/test.py', on_val[key]),
+    ]
     if demo.test_split_too:
         rows[0] = (f'{name} untrained, test split', before[key])
         rows[2] = (f'{name} trained, tools/test.py (val)', on_val[key])
@@ -204,13 +257,17 @@ def main(argv=None, task=None):
     for i, (title, value) in enumerate(rows):
         tail = f'  ({ckpt})' if i == len(rows) - 1 else ''
         print(f'{title + ":":<{width}}{value:6.2f}{tail}')
-    print(f'test reproduces validation: {"yes" if same else "NO"}; '
-          f'total time {time.time() - start:.0f} s')
+    print(
+        f'test reproduces validation: {"yes" if same else "NO"}; '
+        f'total time {time.time() - start:.0f} s'
+    )
     if not same:
-        raise SystemExit('tools/test.py did not reproduce the validation '
-                         'metrics')
-    return dict(untrained=before, val=val, test_val=on_val, test=after,
-                checkpoint=ckpt)
+        raise SystemExit(
+            'tools/test.py did not reproduce the validation metrics'
+        )
+    return dict(
+        untrained=before, val=val, test_val=on_val, test=after, checkpoint=ckpt
+    )
 
 
 if __name__ == '__main__':

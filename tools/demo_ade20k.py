@@ -1,5 +1,6 @@
 """The segmentation quick start: ``python tools/demo_ade20k.py`` is
 ``python tools/demo.py segmentation`` (see tools/demo.py)."""
+
 import os.path as osp
 import sys
 

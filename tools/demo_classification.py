@@ -1,5 +1,6 @@
 """The classification quick start: ``python tools/demo_classification.py``
 is ``python tools/demo.py classification`` (see tools/demo.py)."""
+
 import os.path as osp
 import sys
 

@@ -4,9 +4,7 @@ default_scope = 'mmpretrain'
 # optimiser settings go to the work dir's log file only, not the console
 # (runner_type = 'Runner' shows them there too)
 runner_type = 'ConciseRunner'
-custom_imports = dict(
-    imports=['lspt_mm'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['lspt_mm'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -15,8 +13,11 @@ default_hooks = dict(
     # the last checkpoint is what is tested; keep one
     # writes epoch_N.pth and `last_checkpoint` atomically (temp + rename)
     checkpoint=dict(
-        type='AtomicCheckpointHook', interval=10, max_keep_ckpts=1,
-        save_last=True),
+        type='AtomicCheckpointHook',
+        interval=10,
+        max_keep_ckpts=1,
+        save_last=True,
+    ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )

@@ -16,9 +16,11 @@ default_hooks = dict(
         interval=16000,
         max_keep_ckpts=3,
         save_best='mIoU',
-        rule='greater'),
+        rule='greater',
+    ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+)
 custom_hooks = [
     # load_from / --resume checkpoints must fit the model (no random parts)
     dict(type='CheckpointPolicyHook'),
@@ -41,7 +43,8 @@ env_cfg = dict(
 )
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
-    type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+    type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer'
+)
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None

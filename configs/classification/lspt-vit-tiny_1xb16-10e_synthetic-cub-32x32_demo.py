@@ -31,55 +31,70 @@ model = dict(
             embed_dims=embed_dims,
             num_layers=4,
             num_heads=4,
-            feedforward_channels=4 * embed_dims),
+            feedforward_channels=4 * embed_dims,
+        ),
         img_size=size,
         patch_size=8,
         num_prompts=4,
-        pretrained=None),
-    head=dict(num_classes=num_classes, in_channels=embed_dims))
+        pretrained=None,
+    ),
+    head=dict(num_classes=num_classes, in_channels=embed_dims),
+)
 data_preprocessor = dict(num_classes=num_classes)
 
 # VPT's FGVC transforms, scaled from 256 -> 224 to 36 -> 32
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=36, edge='short',
-         interpolation='bilinear'),
+    dict(type='ResizeEdge', scale=36, edge='short', interpolation='bilinear'),
     dict(type='RandomCrop', crop_size=size),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=36, edge='short',
-         interpolation='bilinear'),
+    dict(type='ResizeEdge', scale=36, edge='short', interpolation='bilinear'),
     dict(type='CenterCrop', crop_size=size),
     dict(type='PackInputs'),
 ]
 loader = dict(batch_size=16, num_workers=0, persistent_workers=False)
 train_dataloader = dict(
-    **loader,
-    dataset=dict(num_classes=num_classes, pipeline=train_pipeline))
+    **loader, dataset=dict(num_classes=num_classes, pipeline=train_pipeline)
+)
 val_dataloader = dict(
-    **loader,
-    dataset=dict(num_classes=num_classes, pipeline=test_pipeline))
+    **loader, dataset=dict(num_classes=num_classes, pipeline=test_pipeline)
+)
 test_dataloader = dict(
-    **loader,
-    dataset=dict(num_classes=num_classes, pipeline=test_pipeline))
+    **loader, dataset=dict(num_classes=num_classes, pipeline=test_pipeline)
+)
 
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=0.,
-         by_epoch=True, begin=1, end=max_epochs, convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1e-3,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - 1,
+        eta_min=0.0,
+        by_epoch=True,
+        begin=1,
+        end=max_epochs,
+        convert_to_iter_based=True,
+    ),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=2)
 default_hooks = dict(
-    logger=dict(interval=5),
-    checkpoint=dict(interval=max_epochs))
+    logger=dict(interval=5), checkpoint=dict(interval=max_epochs)
+)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0, deterministic=True)
 
 # complete for this config's data root and model now (see the benchmark
 # config): what Config.fromfile gives is what runs
 from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+
 globals().update(complete_config(_base_, globals()))

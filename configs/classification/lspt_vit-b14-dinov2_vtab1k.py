@@ -27,4 +27,5 @@ method = None  # None: the backbone's (LSPT); e.g. gapt, vpt_deep, linear
 
 # complete for `task` now: what Config.fromfile gives is what runs
 from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+
 globals().update(complete_config(_base_, globals()))

@@ -5,4 +5,5 @@
 # lspt_mm/models/methods.py; init: lspt_mm/models/baselines.py).
 _base_ = ['./lspt-mae-base_upernet_8xb2-160k_ade20k-512x512.py']
 model = dict(
-    backbone=dict(prompt_method='adapter', prompt_cfg=dict(reduction=8)))
+    backbone=dict(prompt_method='adapter', prompt_cfg=dict(reduction=8))
+)

@@ -8,18 +8,23 @@
 _base_ = ['./lspt-mae-base_upernet_8xb2-160k_ade20k-512x512.py']
 model = dict(
     backbone=dict(
-        prompt_method='none', freeze_backbone=False, drop_path_rate=0.1))
+        prompt_method='none', freeze_backbone=False, drop_path_rate=0.1
+    )
+)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=8e-5, betas=(0.9, 0.999), weight_decay=0.05),
+        type='AdamW', lr=8e-5, betas=(0.9, 0.999), weight_decay=0.05
+    ),
     constructor='SegLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(
         layer_decay_rate=0.8,
-        norm_decay_mult=0.,
-        bias_decay_mult=0.,
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
         custom_keys={
-            'pos_embed': dict(decay_mult=0.),
-            'cls_token': dict(decay_mult=0.),
-        }))
+            'pos_embed': dict(decay_mult=0.0),
+            'cls_token': dict(decay_mult=0.0),
+        },
+    ),
+)

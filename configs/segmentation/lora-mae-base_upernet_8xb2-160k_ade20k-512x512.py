@@ -25,4 +25,7 @@ model = dict(
             drop_path_rate=0.0,
             prompt_method='linear',
             pretrained='checkpoints/mae_pretrain_vit_base.pth',
-            save_trainable_only=True)))
+            save_trainable_only=True,
+        ),
+    )
+)

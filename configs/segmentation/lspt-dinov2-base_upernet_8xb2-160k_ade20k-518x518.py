@@ -18,23 +18,29 @@ model = dict(
         arch='dinov2-base',  # patch 14, LayerScale
         img_size=518,
         patch_size=14,
-        pretrained='checkpoints/dinov2_vitb14_pretrain.pth'),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(345, 345)))
+        pretrained='checkpoints/dinov2_vitb14_pretrain.pth',
+    ),
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(345, 345)),
+)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(2048, 518), ratio_range=(0.5, 2.0),
-         keep_ratio=True),
+    dict(
+        type='RandomResize',
+        scale=(2048, 518),
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True,
+    ),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
+    dict(type='PackSegInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 518), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')
+    dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

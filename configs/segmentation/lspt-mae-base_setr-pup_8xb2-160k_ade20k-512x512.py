@@ -28,7 +28,9 @@ model = dict(
         kernel_size=3,
         align_corners=False,
         loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0
+        ),
+    ),
     auxiliary_head=[
         dict(
             type='SETRUPHead',
@@ -43,17 +45,28 @@ model = dict(
             kernel_size=3,
             align_corners=False,
             loss_decode=dict(
-                type='CrossEntropyLoss', use_sigmoid=False,
-                loss_weight=0.4)) for i in (0, 1, 2)
-    ])
+                type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4
+            ),
+        )
+        for i in (0, 1, 2)
+    ],
+)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=1e-3, momentum=0.9, weight_decay=0.0),
     constructor='PromptTuningOptimWrapperConstructor',
     paramwise_cfg=dict(
-        module_lr_mult=dict(decode_head=10., auxiliary_head=10.)))
+        module_lr_mult=dict(decode_head=10.0, auxiliary_head=10.0)
+    ),
+)
 param_scheduler = [
-    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=160000,
-         by_epoch=False)
+    dict(
+        type='PolyLR',
+        eta_min=0.0,
+        power=0.9,
+        begin=0,
+        end=160000,
+        by_epoch=False,
+    )
 ]

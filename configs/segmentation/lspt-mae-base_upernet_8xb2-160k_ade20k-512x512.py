@@ -4,8 +4,10 @@
 # Weights: checkpoints/mae_pretrain_vit_base.pth
 #   (https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth)
 _base_ = [
-    '../_base_/models/upernet_prompted_vit.py', '../_base_/datasets/ade20k.py',
-    '../_base_/seg_runtime.py', '../_base_/schedules/schedule_160k.py'
+    '../_base_/models/upernet_prompted_vit.py',
+    '../_base_/datasets/ade20k.py',
+    '../_base_/seg_runtime.py',
+    '../_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
@@ -14,4 +16,6 @@ model = dict(
     backbone=dict(
         prompt_method='lspt',
         num_prompts=100,
-        pretrained='checkpoints/mae_pretrain_vit_base.pth'))
+        pretrained='checkpoints/mae_pretrain_vit_base.pth',
+    ),
+)

@@ -4,4 +4,5 @@
 #   https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/linear-vit-b-300ep.pth.tar
 _base_ = ['./lspt-mae-base_upernet_8xb2-160k_ade20k-512x512.py']
 model = dict(
-    backbone=dict(pretrained='checkpoints/linear-vit-b-300ep.pth.tar'))
+    backbone=dict(pretrained='checkpoints/linear-vit-b-300ep.pth.tar')
+)

@@ -29,57 +29,74 @@ model = dict(
             embed_dims=embed_dims,
             num_layers=4,
             num_heads=4,
-            feedforward_channels=4 * embed_dims),
+            feedforward_channels=4 * embed_dims,
+        ),
         img_size=crop_size,
         patch_size=8,
         out_indices=[0, 1, 2, 3],
         num_prompts=4,
-        pretrained=None),
+        pretrained=None,
+    ),
     neck=dict(embed_dim=embed_dims, norm_cfg=norm_cfg),
     decode_head=dict(
-        in_channels=[embed_dims] * 4, channels=64, norm_cfg=norm_cfg),
+        in_channels=[embed_dims] * 4, channels=64, norm_cfg=norm_cfg
+    ),
     auxiliary_head=dict(
-        in_channels=embed_dims, channels=32, norm_cfg=norm_cfg),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(43, 43)))
+        in_channels=embed_dims, channels=32, norm_cfg=norm_cfg
+    ),
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(43, 43)),
+)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=scale, ratio_range=(0.5, 2.0),
-         keep_ratio=True),
+    dict(
+        type='RandomResize',
+        scale=scale,
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True,
+    ),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
+    dict(type='PackSegInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=scale, keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')
+    dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
     batch_size=4,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+    dataset=dict(data_root=data_root, pipeline=train_pipeline),
+)
 val_dataloader = dict(
     batch_size=1,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    dataset=dict(data_root=data_root, pipeline=test_pipeline),
+)
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
-         end=30),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=30, end=max_iters,
-         by_epoch=False)
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=30),
+    dict(
+        type='PolyLR',
+        eta_min=0.0,
+        power=1.0,
+        begin=30,
+        end=max_iters,
+        by_epoch=False,
+    ),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=100)
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=100, max_keep_ckpts=3, save_best=None))
+    checkpoint=dict(interval=100, max_keep_ckpts=3, save_best=None),
+)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0, deterministic=True)

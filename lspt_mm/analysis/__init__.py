@@ -8,6 +8,7 @@
 - :mod:`.cost_report`: tables and PASS/FAIL targets of cost records;
 - :mod:`.tokens`: attention maps and prompt-patch similarity.
 """
+
 from .flops import METHOD_SPECS, analytic_flops, count_flops, flop_counter
 
 # .cost and .cost_report are imported by name (``python -m

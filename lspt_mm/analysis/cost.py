@@ -37,6 +37,7 @@ runs either in a fresh process (``python -m lspt_mm.analysis.cost``), so
 that peak memory is per job. Tables and targets:
 :mod:`lspt_mm.analysis.cost_report`.
 """
+
 import argparse
 import copy
 import dataclasses
@@ -54,8 +55,9 @@ import time
 from .flops import arch_settings, count_flops, model_flops
 
 TASKS = ('cls', 'seg')
-TINY_ARCH = dict(embed_dims=64, num_layers=4, num_heads=2,
-                 feedforward_channels=128)
+TINY_ARCH = dict(
+    embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128
+)
 RESULT_TAG = 'COST_RESULT '
 
 
@@ -68,12 +70,14 @@ def method_names():
     """Every method of the method table
     (:data:`lspt_mm.models.methods.METHODS`), in its order."""
     from lspt_mm.models.methods import METHODS
+
     return list(METHODS)
 
 
 def method_spec(method):
     """The method table's :class:`~lspt_mm.models.methods.MethodSpec`."""
     from lspt_mm.models.methods import get_method
+
     try:
         return get_method(method)
     except KeyError as err:
@@ -95,6 +99,7 @@ def method_of_backbone(backbone):
     :class:`CostError` when it is none of them."""
     from lspt_mm.models.methods import METHODS
     from lspt_mm.models.methods import method_of_backbone as table_method
+
     try:
         name = table_method(backbone)
     except (KeyError, TypeError, ValueError) as err:
@@ -108,18 +113,22 @@ def method_configs(paths):
     """``{method: config path}`` for configs used as they are, each
     config's method read from its ``model.backbone``."""
     from mmengine.config import Config
+
     found = {}
     for path in paths:
         backbone = Config.fromfile(path).model.get('backbone', {})
         try:
             method = method_of_backbone(backbone)
         except CostError as err:
-            raise CostError(f'{path}: its backbone is none of the methods '
-                            f'{method_names()} ({err}); leave it out') \
-                from None
+            raise CostError(
+                f'{path}: its backbone is none of the methods '
+                f'{method_names()} ({err}); leave it out'
+            ) from None
         if method in found:
-            raise CostError(f'two configs train {method!r}: {found[method]} '
-                            f'and {path}; pass one of them')
+            raise CostError(
+                f'two configs train {method!r}: {found[method]} '
+                f'and {path}; pass one of them'
+            )
         found[method] = path
     return found
 
@@ -159,6 +168,7 @@ class CostSettings:
         A job may carry ``with_cp`` / ``compile`` itself (and a ``variant``
         label): it then overrides these for that job.
     """
+
     configs: dict = dataclasses.field(default_factory=dict)
     method_configs: dict = dataclasses.field(default_factory=dict)
     cfg_options: dict = dataclasses.field(default_factory=dict)
@@ -189,11 +199,13 @@ class CostSettings:
 
     def config_path(self, job):
         task = job['task']
-        path = (self.method_configs.get(task, {}).get(job['method'])
-                or self.configs.get(task))
+        path = self.method_configs.get(task, {}).get(
+            job['method']
+        ) or self.configs.get(task)
         if not path:
-            raise CostError(f"no config for task {task!r}: pass "
-                            f"--{task}-config")
+            raise CostError(
+                f'no config for task {task!r}: pass --{task}-config'
+            )
         return path
 
 
@@ -238,8 +250,15 @@ def seg_out_indices(num_layers):
 
 
 def _norm_layers_cfg(model):
-    return [m for m in (model.get('neck'), model.get('decode_head'),
-                        model.get('auxiliary_head')) if m]
+    return [
+        m
+        for m in (
+            model.get('neck'),
+            model.get('decode_head'),
+            model.get('auxiliary_head'),
+        )
+        if m
+    ]
 
 
 def job_config(job, settings):
@@ -251,9 +270,10 @@ def job_config(job, settings):
     (``img_size``, ``num_prompts``, arch); random weights
     (``pretrained=None``: cost does not depend on them); the task's
     ``cfg_options``; then ``seg_norm``."""
+    from lspt_mm.datasets.benchmarks import apply_task, is_benchmark_config
+
     from mmengine.config import Config, ConfigDict
 
-    from lspt_mm.datasets.benchmarks import apply_task, is_benchmark_config
     path = settings.config_path(job)
     if not osp.isfile(path):
         raise CostError(f'config {path} (task {job["task"]}) does not exist')
@@ -266,8 +286,11 @@ def job_config(job, settings):
         cfg.merge_from_dict(settings.cfg_options.get(job['task']) or {})
         apply_task(cfg, log=False)
     elif not own:
-        cfg.model.backbone = ConfigDict(spec.apply(
-            inner_vit(cfg.model.backbone), scope=cfg.get('default_scope')))
+        cfg.model.backbone = ConfigDict(
+            spec.apply(
+                inner_vit(cfg.model.backbone), scope=cfg.get('default_scope')
+            )
+        )
     model = cfg.model  # (merge_from_dict replaces the dicts it merges into)
     vit = inner_vit(model.backbone)
     if spec.uses_prompts and job['num_prompts']:
@@ -314,8 +337,9 @@ def _set_seg_norm(cfg, job, settings):
     if name == 'config':
         return
     if name not in ('BN', 'GN', 'SyncBN'):
-        raise CostError(f'seg_norm={name!r}: choose auto, config, BN, GN or '
-                        'SyncBN')
+        raise CostError(
+            f'seg_norm={name!r}: choose auto, config, BN, GN or SyncBN'
+        )
     parts = _norm_layers_cfg(cfg.model)
     norm = dict(type=name, requires_grad=True)
     if name == 'GN':  # 32 groups, fewer when a layer is narrower
@@ -337,7 +361,8 @@ def rss_mb():
 def maxrss_mb():
     """Peak resident set size of this process so far (MiB)."""
     import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def tensor_mb(tensors):
@@ -357,8 +382,9 @@ class SavedActivations:
     """
 
     def __init__(self, model, parts=None):
-        self.param_ptrs = {p.untyped_storage().data_ptr()
-                           for p in model.parameters()}
+        self.param_ptrs = {
+            p.untyped_storage().data_ptr() for p in model.parameters()
+        }
         self.storages = {}
         self.part_of = {}
         self._inside = []
@@ -366,8 +392,10 @@ class SavedActivations:
         for name, module in (parts or {}).items():
             self._handles += [
                 module.register_forward_pre_hook(
-                    lambda *a, n=name: self._enter(n)),
-                module.register_forward_hook(lambda *a: self._leave())]
+                    lambda *a, n=name: self._enter(n)
+                ),
+                module.register_forward_hook(lambda *a: self._leave()),
+            ]
 
     def _enter(self, name):  # (hooks return None: inputs, outputs kept)
         self._inside.append(name)
@@ -384,13 +412,20 @@ class SavedActivations:
         if ptr and ptr not in self.param_ptrs:
             self.storages[ptr] = max(self.storages.get(ptr, 0), s.nbytes())
             self.part_of.setdefault(
-                ptr, self._inside[-1] if self._inside else None)
+                ptr, self._inside[-1] if self._inside else None
+            )
         return t
 
     def mb_of(self, part):
         """MiB saved inside the forward of ``part`` (a ``parts`` name)."""
-        return sum(n for p, n in self.storages.items()
-                   if self.part_of.get(p) == part) / 2**20
+        return (
+            sum(
+                n
+                for p, n in self.storages.items()
+                if self.part_of.get(p) == part
+            )
+            / 2**20
+        )
 
     def remove(self):
         for h in self._handles:
@@ -399,8 +434,8 @@ class SavedActivations:
 
     def context(self):
         import torch
-        return torch.autograd.graph.saved_tensors_hooks(self.pack,
-                                                        lambda t: t)
+
+        return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
 
     @property
     def mb(self):
@@ -411,22 +446,32 @@ def synthetic_data(task, batch, size, num_classes, seed=0):
     """One batch as a dataloader gives it to ``model.train_step``: uint8
     images and data samples with labels (``cls``) or label maps (``seg``)."""
     import torch
+
     g = torch.Generator().manual_seed(seed)
-    inputs = [torch.randint(0, 256, (3, size, size), generator=g,
-                            dtype=torch.uint8) for _ in range(batch)]
+    inputs = [
+        torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8)
+        for _ in range(batch)
+    ]
     if task == 'cls':
         from mmpretrain.structures import DataSample
-        samples = [DataSample().set_gt_label(i % num_classes)
-                   for i in range(batch)]
+
+        samples = [
+            DataSample().set_gt_label(i % num_classes) for i in range(batch)
+        ]
     else:
         from mmengine.structures import PixelData
         from mmseg.structures import SegDataSample
+
         samples = []
         for _ in range(batch):
-            s = SegDataSample(metainfo=dict(img_shape=(size, size),
-                                            ori_shape=(size, size)))
-            s.gt_sem_seg = PixelData(data=torch.randint(
-                0, num_classes, (1, size, size), generator=g))
+            s = SegDataSample(
+                metainfo=dict(img_shape=(size, size), ori_shape=(size, size))
+            )
+            s.gt_sem_seg = PixelData(
+                data=torch.randint(
+                    0, num_classes, (1, size, size), generator=g
+                )
+            )
             samples.append(s)
     return dict(inputs=inputs, data_samples=samples)
 
@@ -439,18 +484,21 @@ class CostCase:
 
     def __init__(self, job, settings):
         import torch
+
+        import lspt_mm  # noqa: F401  (compat fixes, registers modules)
+        from lspt_mm.engine.console import file_only
+
         from mmengine.logging import MMLogger
         from mmengine.model import revert_sync_batchnorm
         from mmengine.optim import build_optim_wrapper
         from mmengine.registry import MODELS, init_default_scope
 
-        import lspt_mm  # noqa: F401  (compat fixes, registers modules)
-        from lspt_mm.engine.console import file_only
         if settings.threads:
             torch.set_num_threads(settings.threads)
         self.job, self.settings = job, settings
-        self.device = torch.device(settings.device or (
-            'cuda' if torch.cuda.is_available() else 'cpu'))
+        self.device = torch.device(
+            settings.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        )
         self.cuda = self.device.type == 'cuda'
         self.cfg = cfg = job_config(job, settings)
         init_default_scope(cfg.get('default_scope', 'mmengine'))
@@ -479,13 +527,13 @@ class CostCase:
         # the PromptedViT (inside a wrapper such as LoRAModel, if any)
         self.vit = getattr(model.backbone, 'module', model.backbone)
         head = model.head if job['task'] == 'cls' else model.decode_head
-        self.data = synthetic_data(job['task'], job['batch'],
-                                   job['img_size'], head.num_classes)
+        self.data = synthetic_data(
+            job['task'], job['batch'], job['img_size'], head.num_classes
+        )
         self.prepared = model.data_preprocessor(self.data, True)
         self.grads = None  # gradients seen by the last optimiser step
         self.optim_wrapper.optimizer.register_step_pre_hook(self._see_grads)
-        self.compile_options = compile_options(settings.option(job,
-                                                               'compile'))
+        self.compile_options = compile_options(settings.option(job, 'compile'))
         self.compiled = False
         self._encode_decode = None
 
@@ -495,12 +543,14 @@ class CostCase:
         training and inference); segmentation inference here calls
         ``encode_decode``, compiled alike. Graphs are built at first use."""
         import torch
+
         if self.compile_options is None or self.compiled:
             return
         self.model.compile(**self.compile_options)
         if self.job['task'] == 'seg':
-            self._encode_decode = torch.compile(self.model.encode_decode,
-                                                **self.compile_options)
+            self._encode_decode = torch.compile(
+                self.model.encode_decode, **self.compile_options
+            )
         self.compiled = True
 
     # ------------------------------------------------------------ steps
@@ -513,13 +563,16 @@ class CostCase:
         autocasts the training forward (``AmpOptimWrapper`` fp16 on CUDA,
         ``AutocastOptimWrapper`` bf16 on CPU), as in training runs."""
         import contextlib
+
         return contextlib.nullcontext()
 
     def infer_autocast(self):
         import torch
+
         dtype = torch.float16 if self.cuda else torch.bfloat16
-        return torch.autocast(self.device.type, dtype=dtype,
-                              enabled=self.settings.amp)
+        return torch.autocast(
+            self.device.type, dtype=dtype, enabled=self.settings.amp
+        )
 
     def train_step(self):
         """One step of mmengine's train loop: ``model.train_step``."""
@@ -532,13 +585,13 @@ class CostCase:
         if self.job['task'] == 'cls':
             return self.model(inputs, mode='tensor')
         metas = [s.metainfo for s in self.prepared['data_samples']]
-        return (self._encode_decode or self.model.encode_decode)(inputs,
-                                                                 metas)
+        return (self._encode_decode or self.model.encode_decode)(inputs, metas)
 
     def infer(self, grad=False):
         """The forward of inference (eval mode, ``no_grad`` unless
         ``grad``: the FLOP count runs it with autograd on, same ops)."""
         import torch
+
         self.model.eval()
         with torch.set_grad_enabled(grad), self.infer_autocast():
             return self._forward()
@@ -546,6 +599,7 @@ class CostCase:
     def sync(self):
         if self.cuda:
             import torch
+
             torch.cuda.synchronize()
 
     def timed(self, fn, n):
@@ -565,6 +619,7 @@ class CostCase:
         gradient at the last optimiser step, with optimiser state, in the
         optimiser's parameter groups; and trainable ones without gradient."""
         import torch
+
         opt = self.optim_wrapper.optimizer
         params = list(self.model.parameters())
         frozen = [p for p in params if not p.requires_grad]
@@ -573,48 +628,69 @@ class CostCase:
         in_groups = {id(p) for g in opt.param_groups for p in g['params']}
 
         def has_state(p):
-            return any(torch.is_tensor(v) for v in opt.state.get(p, {})
-                       .values())
+            return any(
+                torch.is_tensor(v) for v in opt.state.get(p, {}).values()
+            )
 
         return dict(
             frozen_params=sum(p.numel() for p in frozen),
-            frozen_with_grad=sum(grads.get(id(p)) is not None or
-                                 p.grad is not None for p in frozen),
+            frozen_with_grad=sum(
+                grads.get(id(p)) is not None or p.grad is not None
+                for p in frozen
+            ),
             frozen_with_state=sum(has_state(p) for p in frozen),
             frozen_in_param_groups=sum(id(p) in in_groups for p in frozen),
-            trainable_without_grad=sum(grads.get(id(p)) is None
-                                       for p in trainable))
+            trainable_without_grad=sum(
+                grads.get(id(p)) is None for p in trainable
+            ),
+        )
 
     def memory_terms(self):
         """Parameter, gradient (at the last optimiser step) and
         optimiser-state MiB, of the whole model and (``backbone_*``) of the
         backbone's tensors alone."""
         import torch
+
         opt = self.optim_wrapper.optimizer
         grads = self.grads or {}
         terms = {}
-        for prefix, module in (('', self.model),
-                               ('backbone_', self.model.backbone)):
+        for prefix, module in (
+            ('', self.model),
+            ('backbone_', self.model.backbone),
+        ):
             params = list(module.parameters())
-            state = [t for p in params for t in opt.state.get(p, {}).values()
-                     if torch.is_tensor(t)]
-            terms.update({
-                prefix + 'param_mb': tensor_mb(params),
-                prefix + 'grad_mb': tensor_mb(
-                    [grads[id(p)] for p in params
-                     if grads.get(id(p)) is not None]),
-                prefix + 'optim_state_mb': tensor_mb(state)})
+            state = [
+                t
+                for p in params
+                for t in opt.state.get(p, {}).values()
+                if torch.is_tensor(t)
+            ]
+            terms.update(
+                {
+                    prefix + 'param_mb': tensor_mb(params),
+                    prefix + 'grad_mb': tensor_mb(
+                        [
+                            grads[id(p)]
+                            for p in params
+                            if grads.get(id(p)) is not None
+                        ]
+                    ),
+                    prefix + 'optim_state_mb': tensor_mb(state),
+                }
+            )
         return terms
 
     def head_step_fns(self):
         """Segmentation: a train step and a forward of the neck and heads
         alone, on the backbone's features of the batch."""
         import torch
+
         model = self.model
         with torch.no_grad(), self.infer_autocast():
             model.train()
-            feats = [f.float() for f in model.backbone(
-                self.prepared['inputs'])]
+            feats = [
+                f.float() for f in model.backbone(self.prepared['inputs'])
+            ]
         needs_grad = any(p.requires_grad for p in model.backbone.parameters())
         feats = [f.detach().requires_grad_(needs_grad) for f in feats]
         samples = self.prepared['data_samples']
@@ -626,7 +702,8 @@ class CostCase:
                 losses = model._decode_head_forward_train(x, samples)
                 if model.with_auxiliary_head:
                     losses.update(
-                        model._auxiliary_head_forward_train(x, samples))
+                        model._auxiliary_head_forward_train(x, samples)
+                    )
             loss, _ = model.parse_losses(losses)
             self.optim_wrapper.update_params(loss)
 
@@ -644,6 +721,7 @@ class CostCase:
 def norm_name(model):
     """The norm layer type of a segmentor's decode head (BN / GN / SyncBN)."""
     import torch
+
     for m in model.decode_head.modules():
         if isinstance(m, torch.nn.SyncBatchNorm):
             return 'SyncBN'
@@ -662,18 +740,27 @@ def allocation_peak(step):
     try:
         import torch
         from torch.profiler import ProfilerActivity, profile
-        from torch.profiler._memory_profiler import (_CATEGORY_TO_INDEX,
-                                                     MemoryProfileTimeline)
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
-                     record_shapes=True, with_stack=True) as prof:
+        from torch.profiler._memory_profiler import (
+            _CATEGORY_TO_INDEX,
+            MemoryProfileTimeline,
+        )
+
+        with profile(
+            activities=[ProfilerActivity.CPU],
+            profile_memory=True,
+            record_shapes=True,
+            with_stack=True,
+        ) as prof:
             step()
         timeline = MemoryProfileTimeline(prof._memory_profile())
         _, sizes = timeline._coalesce_timeline(torch.device('cpu'))
         totals = [sum(row) for row in sizes]
         at = max(range(len(totals)), key=totals.__getitem__)
-        split = {('other' if c is None else c.name.lower()):
-                 sizes[at][i + 1] / 2**20
-                 for c, i in _CATEGORY_TO_INDEX.items()}
+        split = {
+            ('other' if c is None else c.name.lower()): sizes[at][i + 1]
+            / 2**20
+            for c, i in _CATEGORY_TO_INDEX.items()
+        }
         return totals[at] / 2**20, split
     except Exception as e:  # noqa: BLE001 - private API: report, go on
         print(f'allocation peak not measured: {e!r}', file=sys.stderr)
@@ -685,13 +772,31 @@ def allocation_peak(step):
 # oneDNN, cuBLAS / cuDNN) that ``torch.compile`` calls as they are; the rest
 # (element-wise, norms, reductions, copies, the optimiser) is what its fusion
 # can shorten.
-MATMUL_OPS = frozenset(('aten::mm', 'aten::addmm', 'aten::bmm',
-                        'aten::baddbmm', 'aten::addbmm',
-                        'aten::_addmm_activation'))
-OP_NAME_PARTS = (('attention', ('scaled_dot_product', 'flash_attention',
-                                'efficient_attention', 'cudnn_attention')),
-                 ('convolution', ('convolution', 'conv2d', 'conv_depthwise',
-                                  'mkldnn_conv')))
+MATMUL_OPS = frozenset(
+    (
+        'aten::mm',
+        'aten::addmm',
+        'aten::bmm',
+        'aten::baddbmm',
+        'aten::addbmm',
+        'aten::_addmm_activation',
+    )
+)
+OP_NAME_PARTS = (
+    (
+        'attention',
+        (
+            'scaled_dot_product',
+            'flash_attention',
+            'efficient_attention',
+            'cudnn_attention',
+        ),
+    ),
+    (
+        'convolution',
+        ('convolution', 'conv2d', 'conv_depthwise', 'mkldnn_conv'),
+    ),
+)
 
 
 def op_class(name):
@@ -715,16 +820,17 @@ def op_time_shares(step, cuda=False):
     (kernel entries themselves are skipped; not yet run on a GPU here)."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
+
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=acts) as prof:
         step()
-    times = dict(matmul=0., attention=0., convolution=0., other=0.)
+    times = dict(matmul=0.0, attention=0.0, convolution=0.0, other=0.0)
     for evt in prof.key_averages():
         if getattr(evt, 'device_type', DeviceType.CPU) != DeviceType.CPU:
             continue  # a kernel: counted with the aten op that launched it
         t = evt.self_device_time_total if cuda else evt.self_cpu_time_total
         times[op_class(evt.key)] += t
-    total = sum(times.values()) or 1.
+    total = sum(times.values()) or 1.0
     out = {k: v / total for k, v in times.items()}
     out['total_ms'] = total / 1e3
     return out
@@ -739,7 +845,7 @@ def _shown(path):
 
 def job_key(job):
     key = '{method}|{task}|{img_size}|{num_prompts}|{batch}'.format(**job)
-    return key + f"|{job['variant']}" if job.get('variant') else key
+    return key + f'|{job["variant"]}' if job.get('variant') else key
 
 
 def compile_options(value):
@@ -747,6 +853,7 @@ def compile_options(value):
     as the ``compile`` config key is
     (:func:`lspt_mm.engine.runner_utils.compile_options`)."""
     from lspt_mm.engine.runner_utils import compile_options as options
+
     return options({'compile': value})
 
 
@@ -767,6 +874,7 @@ def run_job(job, settings):
     import torch
 
     from lspt_mm import count_parameters
+
     rss0 = rss_mb()
     case = CostCase(job, settings)
     model, cuda = case.model, case.cuda
@@ -783,17 +891,25 @@ def run_job(job, settings):
         config=_shown(settings.config_path(job)),
         optimizer=type(opt).__name__,
         optim_constructor=case.cfg.optim_wrapper.get(
-            'constructor', 'DefaultOptimWrapperConstructor'),
+            'constructor', 'DefaultOptimWrapperConstructor'
+        ),
         param_groups=len(opt.param_groups),
-        device=str(case.device), amp=bool(settings.amp),
-        with_cp=vit.with_cp, compile=case.compile_options,
-        arch=vit.arch_settings, patch_size=vit.patch_size,
+        device=str(case.device),
+        amp=bool(settings.amp),
+        with_cp=vit.with_cp,
+        compile=case.compile_options,
+        arch=vit.arch_settings,
+        patch_size=vit.patch_size,
         load_avg_1min=os.getloadavg()[0],
-        threads=torch.get_num_threads(), torch=torch.__version__,
-        trainable_params=trainable_params, total_params=total_params,
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        trainable_params=trainable_params,
+        total_params=total_params,
         backbone_trainable_params=count_parameters(model.backbone)[0],
         prompt_method_params=sum(
-            p.numel() for p in vit.prompt_method.parameters()))
+            p.numel() for p in vit.prompt_method.parameters()
+        ),
+    )
     if job['task'] == 'seg':
         rec['seg_norm'] = norm_name(model)
 
@@ -816,12 +932,15 @@ def run_job(job, settings):
     rec['backbone_activation_mb'] = saved.mb_of('backbone')
     saved.remove()
     if frozen['frozen_with_grad']:
-        raise AssertionError(f"{job_key(job)}: {frozen['frozen_with_grad']} "
-                             'frozen weights got a gradient')
+        raise AssertionError(
+            f'{job_key(job)}: {frozen["frozen_with_grad"]} '
+            'frozen weights got a gradient'
+        )
     if frozen['frozen_with_state']:
         raise AssertionError(
-            f"{job_key(job)}: {frozen['frozen_with_state']} frozen weights "
-            'have optimiser state (a frozen weight is optimised)')
+            f'{job_key(job)}: {frozen["frozen_with_state"]} frozen weights '
+            'have optimiser state (a frozen weight is optimised)'
+        )
     # inference FLOPs on the eager model (before any compile)
     _, fwd_flops = count_flops(lambda: case.infer(grad=True))
     if case.compile_options is not None:
@@ -831,12 +950,16 @@ def run_job(job, settings):
         # first calls compile; inference first: same weights as eager_out
         rec['compile_infer_first_ms'] = case.timed(case.infer, 1)[0]
         with torch.no_grad():
-            rec['compile_max_abs_diff'], rec['compile_max_abs_out'] = \
+            rec['compile_max_abs_diff'], rec['compile_max_abs_out'] = (
                 _max_diff(case.infer(), eager_out)
+            )
         del eager_out
         rec['compile_train_first_ms'] = case.timed(case.train_step, 1)[0]
-        rec['compile_cache'] = 'cold' if os.environ.get(
-            'LSPT_MM_COLD_COMPILE_CACHE') else 'as found'
+        rec['compile_cache'] = (
+            'cold'
+            if os.environ.get('LSPT_MM_COLD_COMPILE_CACHE')
+            else 'as found'
+        )
     case.timed(case.train_step, max(settings.warmup - 1, 0))
     train_times = case.timed(case.train_step, settings.repeats)
     case.sync()
@@ -845,10 +968,11 @@ def run_job(job, settings):
         rec['peak_mem_above_model_mb'] = peak - mem0 / 2**20
         rec['alloc_peak_mb'] = peak
     else:
-        peak = max(maxrss_mb() - rss0, 0.)  # 0 if an earlier peak hides it
+        peak = max(maxrss_mb() - rss0, 0.0)  # 0 if an earlier peak hides it
         if settings.alloc_peak:  # one more (steady-state) step, profiled
-            rec['alloc_peak_mb'], rec['alloc_peak_split_mb'] = \
-                allocation_peak(case.train_step)
+            rec['alloc_peak_mb'], rec['alloc_peak_split_mb'] = allocation_peak(
+                case.train_step
+            )
     if settings.op_shares:
         rec['op_time_shares'] = op_time_shares(case.train_step, cuda)
 
@@ -858,23 +982,30 @@ def run_job(job, settings):
         _, head_flops = count_flops(head_step)
         case.timed(head_step, max(settings.warmup - 1, 0))
         rec['head_train_step_ms'] = statistics.median(
-            case.timed(head_step, settings.repeats))
+            case.timed(head_step, settings.repeats)
+        )
         rec['head_train_gflops'] = head_flops / 1e9 / job['batch']
         # training runs the auxiliary head, inference does not
         _, head_fwd_flops = count_flops(head_forward)
         _, head_infer_flops = count_flops(lambda: head_forward(False))
     else:
         fc = model.head.fc
-        head_fwd_flops = head_infer_flops = \
+        head_fwd_flops = head_infer_flops = (
             2 * fc.in_features * fc.out_features * job['batch']
+        )
 
     # ---------------------------------------------------------- inference
     case.timed(case.infer, max(settings.warmup - 1, 0))
     infer_times = case.timed(case.infer, settings.repeats)
 
     def analytic(head_flops):
-        return model_flops(vit, job['batch'], job['img_size'], job['method'],
-                           head_fwd_flops=head_flops)
+        return model_flops(
+            vit,
+            job['batch'],
+            job['img_size'],
+            job['method'],
+            head_fwd_flops=head_flops,
+        )
 
     ana = analytic(head_fwd_flops)
     B = job['batch']
@@ -893,17 +1024,22 @@ def run_job(job, settings):
         infer_ms=statistics.median(infer_times),
         infer_ms_all=infer_times,
         infer_ms_min=min(infer_times),
-        peak_mem_mb=peak)
+        peak_mem_mb=peak,
+    )
     if job['task'] == 'seg':
-        rec['head_share_of_step'] = rec['head_train_step_ms'] / \
-            rec['train_step_ms']
-        rec['head_share_of_train_flops'] = rec['head_train_gflops'] / \
-            rec['train_gflops']
+        rec['head_share_of_step'] = (
+            rec['head_train_step_ms'] / rec['train_step_ms']
+        )
+        rec['head_share_of_train_flops'] = (
+            rec['head_train_gflops'] / rec['train_gflops']
+        )
     if 'compile_train_first_ms' in rec:  # compile time beyond a step
-        rec['compile_train_s'] = (rec['compile_train_first_ms'] -
-                                  rec['train_step_ms']) / 1e3
-        rec['compile_infer_s'] = (rec['compile_infer_first_ms'] -
-                                  rec['infer_ms']) / 1e3
+        rec['compile_train_s'] = (
+            rec['compile_train_first_ms'] - rec['train_step_ms']
+        ) / 1e3
+        rec['compile_infer_s'] = (
+            rec['compile_infer_first_ms'] - rec['infer_ms']
+        ) / 1e3
     return rec
 
 
@@ -913,8 +1049,10 @@ def run_interleaved(jobs, settings):
     cases = [CostCase(job, settings) for job in jobs]
     if any(c.compile_options is not None for c in cases):
         import torch._dynamo  # each model (and mode) is a cache entry
+
         torch._dynamo.config.cache_size_limit = max(
-            torch._dynamo.config.cache_size_limit, 4 * len(cases))
+            torch._dynamo.config.cache_size_limit, 4 * len(cases)
+        )
     times = {job_key(c.job): dict(train=[], infer=[]) for c in cases}
     for c in cases:  # warm-up (compiled jobs: the first call compiles)
         c.enable_compile()
@@ -942,8 +1080,8 @@ def merge_interleaved(records, times):
             # the per-process compile_*_s stay the cold figures)
             for name in ('train', 'infer'):
                 r[f'compile_{name}_s_interleaved'] = (
-                    tt[f'first_{name}'] -
-                    statistics.median(tt[name])) / 1e3
+                    tt[f'first_{name}'] - statistics.median(tt[name])
+                ) / 1e3
         for name, key in (('train', 'train_step_ms'), ('infer', 'infer_ms')):
             r[f'{key}_per_process'] = r[key]
             r[f'{key}_per_process_all'] = r[f'{key}_all']
@@ -952,8 +1090,9 @@ def merge_interleaved(records, times):
             r[f'{key}_min'] = min(tt[name])
         r['timing'] = 'interleaved'
         if 'head_train_step_ms' in r:
-            r['head_share_of_step'] = r['head_train_step_ms'] / \
-                r['train_step_ms']
+            r['head_share_of_step'] = (
+                r['head_train_step_ms'] / r['train_step_ms']
+            )
     return records
 
 
@@ -966,37 +1105,50 @@ def run_in_subprocess(kind, payload, settings, timeout=3600):
     env = dict(os.environ)
     env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
     cache = None
-    if kind == 'job' and compile_options(
-            settings.option(payload, 'compile')) is not None:
+    if (
+        kind == 'job'
+        and compile_options(settings.option(payload, 'compile')) is not None
+    ):
         # an empty inductor (and triton) cache: the first step's compile
         # time is the one a user's first run pays, not a cache hit of an
         # earlier measurement
         cache = tempfile.mkdtemp(prefix='lspt_mm_inductor_')
-        env.update(TORCHINDUCTOR_CACHE_DIR=cache,
-                   TRITON_CACHE_DIR=osp.join(cache, 'triton'),
-                   LSPT_MM_COLD_COMPILE_CACHE='1')
+        env.update(
+            TORCHINDUCTOR_CACHE_DIR=cache,
+            TRITON_CACHE_DIR=osp.join(cache, 'triton'),
+            LSPT_MM_COLD_COMPILE_CACHE='1',
+        )
     if settings.threads:  # inductor's compile workers too (they would take
         # the cores of a measurement running beside this one)
         env.setdefault('TORCHINDUCTOR_COMPILE_THREADS', str(settings.threads))
-    cmd = [sys.executable, '-m', 'lspt_mm.analysis.cost', kind,
-           json.dumps(payload), settings.to_json()]
+    cmd = [
+        sys.executable,
+        '-m',
+        'lspt_mm.analysis.cost',
+        kind,
+        json.dumps(payload),
+        settings.to_json(),
+    ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              timeout=timeout, env=env)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env
+        )
     finally:
         if cache is not None:
             shutil.rmtree(cache, ignore_errors=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
+            return json.loads(line[len(RESULT_TAG) :])
     raise RuntimeError(
         f'cost measurement of {payload} failed (exit {proc.returncode}):\n'
-        f'{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}')
+        f'{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}'
+    )
 
 
 def _worker(argv=None):
     p = argparse.ArgumentParser(
-        description='one cost measurement (run by run_in_subprocess)')
+        description='one cost measurement (run by run_in_subprocess)'
+    )
     p.add_argument('kind', choices=['job', 'interleaved'])
     p.add_argument('payload')
     p.add_argument('settings')

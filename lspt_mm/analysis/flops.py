@@ -35,15 +35,24 @@ Prompts enter at block 1, so with any prompt method every block passes
 gradients; the linear probe passes none (only its head trains); partial-k
 only through its last k blocks.
 """
+
 from dataclasses import dataclass
 
 import torch
-from torch.utils.flop_counter import (FlopCounterMode, sdpa_backward_flop_count,
-                                      sdpa_flop_count)
+from torch.utils.flop_counter import (
+    FlopCounterMode,
+    sdpa_backward_flop_count,
+    sdpa_flop_count,
+)
 
 __all__ = [
-    'arch_settings', 'analytic_flops', 'model_flops', 'flop_counter',
-    'count_flops', 'ViTShape', 'METHOD_SPECS'
+    'arch_settings',
+    'analytic_flops',
+    'model_flops',
+    'flop_counter',
+    'count_flops',
+    'ViTShape',
+    'METHOD_SPECS',
 ]
 
 ATTN_BWD = 2.5  # dq, dk, dv (4 matmuls) + recomputed q·kᵀ, over 2 fwd
@@ -51,8 +60,10 @@ ATTN_BWD = 2.5  # dq, dk, dv (4 matmuls) + recomputed q·kᵀ, over 2 fwd
 
 def _method_specs():
     from lspt_mm.models.methods import METHODS
-    return {name: (name, spec.freeze_backbone)
-            for name, spec in METHODS.items()}
+
+    return {
+        name: (name, spec.freeze_backbone) for name, spec in METHODS.items()
+    }
 
 
 # method name -> (prompt_method, freeze_backbone), read from the method
@@ -64,6 +75,7 @@ METHOD_SPECS = _method_specs()
 class ViTShape:
     """Sizes of one analytic FLOP computation: width ``D``, MLP width
     ``F``, ``L`` blocks, ``T`` tokens per block, ``N_p`` prompts, batch."""
+
     D: int
     F: int
     L: int
@@ -95,13 +107,19 @@ class ViTShape:
 def arch_settings(arch):
     """``(D, L, heads, F)`` of an mmpretrain ViT ``arch`` (name or dict)."""
     if isinstance(arch, str):
-        from mmpretrain.models.backbones.vision_transformer import \
-            VisionTransformer
+        from mmpretrain.models.backbones.vision_transformer import (
+            VisionTransformer,
+        )
+
         table = VisionTransformer.arch_zoo[arch.lower()]
     else:
         table = arch
-    return (table['embed_dims'], table['num_layers'], table['num_heads'],
-            table['feedforward_channels'])
+    return (
+        table['embed_dims'],
+        table['num_layers'],
+        table['num_heads'],
+        table['feedforward_channels'],
+    )
 
 
 def _block_flops(T, D, F):
@@ -110,9 +128,17 @@ def _block_flops(T, D, F):
     return linear, attn
 
 
-def analytic_flops(method, arch, img_size, patch_size=16, num_prompts=0,
-                   batch=1, head_fwd_flops=0, num_prefix_tokens=1,
-                   **options):
+def analytic_flops(
+    method,
+    arch,
+    img_size,
+    patch_size=16,
+    num_prompts=0,
+    batch=1,
+    head_fwd_flops=0,
+    num_prefix_tokens=1,
+    **options,
+):
     """Analytic forward and backward FLOPs of one batch.
 
     Args:
@@ -137,6 +163,7 @@ def analytic_flops(method, arch, img_size, patch_size=16, num_prompts=0,
         ``tokens`` (``T``).
     """
     from lspt_mm.models.methods import get_method
+
     spec = get_method(method)
     D, L, _, F = arch_settings(arch)
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
@@ -156,9 +183,17 @@ def analytic_flops(method, arch, img_size, patch_size=16, num_prompts=0,
     method_fwd = terms['method_fwd']
     fwd = blocks_fwd + patch_fwd + method_fwd + head_fwd_flops
     bwd = blocks_bwd + patch_bwd + terms['method_bwd'] + 2 * head_fwd_flops
-    return dict(fwd=fwd, bwd=bwd, total=fwd + bwd, blocks_fwd=blocks_fwd,
-                method_fwd=method_fwd, lstm_fwd=method_fwd,
-                patch_embed_fwd=patch_fwd, head_fwd=head_fwd_flops, tokens=T)
+    return dict(
+        fwd=fwd,
+        bwd=bwd,
+        total=fwd + bwd,
+        blocks_fwd=blocks_fwd,
+        method_fwd=method_fwd,
+        lstm_fwd=method_fwd,
+        patch_embed_fwd=patch_fwd,
+        head_fwd=head_fwd_flops,
+        tokens=T,
+    )
 
 
 def model_flops(vit, batch=1, img_size=None, method=None, head_fwd_flops=0):
@@ -167,15 +202,27 @@ def model_flops(vit, batch=1, img_size=None, method=None, head_fwd_flops=0):
     was built for; ``method``: the table name when it differs from the
     backbone's own (``'lora'`` for a backbone inside ``LoRAModel``)."""
     from lspt_mm.models.methods import get_method
+
     name = method or vit.method_name
     spec = get_method(name)
     if img_size is None:
         img_size = tuple(r * vit.patch_size for r in vit.patch_resolution)
-    options = {k: getattr(vit.prompt_method, k) for k in spec.options
-               if hasattr(vit.prompt_method, k)}
-    return analytic_flops(name, vit.arch_settings, img_size, vit.patch_size,
-                          vit.num_prompts, batch, head_fwd_flops,
-                          vit.num_prefix_tokens, **options)
+    options = {
+        k: getattr(vit.prompt_method, k)
+        for k in spec.options
+        if hasattr(vit.prompt_method, k)
+    }
+    return analytic_flops(
+        name,
+        vit.arch_settings,
+        img_size,
+        vit.patch_size,
+        vit.num_prompts,
+        batch,
+        head_fwd_flops,
+        vit.num_prefix_tokens,
+        **options,
+    )
 
 
 # ---------------------------------------------------------------- counter
@@ -183,10 +230,12 @@ def _sdpa_cpu_fwd(query_shape, key_shape, value_shape, *args, **kwargs):
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-def _sdpa_cpu_bwd(grad_out_shape, query_shape, key_shape, value_shape, *args,
-                  **kwargs):
-    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape,
-                                    value_shape)
+def _sdpa_cpu_bwd(
+    grad_out_shape, query_shape, key_shape, value_shape, *args, **kwargs
+):
+    return sdpa_backward_flop_count(
+        grad_out_shape, query_shape, key_shape, value_shape
+    )
 
 
 def flop_counter():
@@ -195,11 +244,13 @@ def flop_counter():
     aten = torch.ops.aten
     mapping = {}
     if hasattr(aten, '_scaled_dot_product_flash_attention_for_cpu'):
-        mapping[aten._scaled_dot_product_flash_attention_for_cpu] = \
+        mapping[aten._scaled_dot_product_flash_attention_for_cpu] = (
             _sdpa_cpu_fwd
+        )
     if hasattr(aten, '_scaled_dot_product_flash_attention_for_cpu_backward'):
-        mapping[aten._scaled_dot_product_flash_attention_for_cpu_backward] = \
+        mapping[aten._scaled_dot_product_flash_attention_for_cpu_backward] = (
             _sdpa_cpu_bwd
+        )
     return FlopCounterMode(display=False, custom_mapping=mapping)
 
 

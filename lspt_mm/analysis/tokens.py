@@ -2,6 +2,7 @@
 PromptedViT block does with prompts and patches (attention maps, block
 outputs). Used by ``tools/analysis_tools/visualize_attention.py`` and
 ``tools/analysis_tools/prompt_patch_similarity.py``."""
+
 import contextlib
 import os.path as osp
 
@@ -25,12 +26,12 @@ def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
     a checkpoint of another method, ``N_p`` or head is an error, never a
     model with random parts."""
     import lspt_mm  # noqa: F401  (compat fixes first)
+    from lspt_mm.datasets.benchmarks import apply_task
+    from lspt_mm.models import checkpoint_policy
+
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    from lspt_mm.models import checkpoint_policy
-
-    from lspt_mm.datasets.benchmarks import apply_task
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -38,7 +39,8 @@ def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
     has_checkpoint = checkpoint and str(checkpoint).lower() != 'none'
     if has_checkpoint:
         checkpoint_policy.skip_pretrained_if_checkpoint_has_backbone(
-            cfg, checkpoint)
+            cfg, checkpoint
+        )
     scope = cfg.get('default_scope', None) or 'mmpretrain'
     init_default_scope(scope)
     if scope == 'mmseg':
@@ -48,8 +50,9 @@ def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
         from mmpretrain.registry import MODELS
     model = MODELS.build(cfg.model)
     if has_checkpoint:
-        checkpoint_policy.load_checkpoint(model, checkpoint,
-                                          map_location='cpu')
+        checkpoint_policy.load_checkpoint(
+            model, checkpoint, map_location='cpu'
+        )
     else:
         model.init_weights()
     return model.to(device).eval(), cfg
@@ -59,13 +62,16 @@ def find_backbone(model):
     """The PromptedViT of ``model`` (its ``backbone``, or the ``module`` a
     wrapper such as mmpretrain's ``LoRAModel`` holds)."""
     from lspt_mm.models import PromptedViT
+
     backbone = getattr(model, 'backbone', model)
     while not isinstance(backbone, PromptedViT) and isinstance(
-            getattr(backbone, 'module', None), torch.nn.Module):
+        getattr(backbone, 'module', None), torch.nn.Module
+    ):
         backbone = backbone.module
     if not isinstance(backbone, PromptedViT):
-        raise TypeError(f'model.backbone is a {type(backbone).__name__}, '
-                        'not a PromptedViT')
+        raise TypeError(
+            f'model.backbone is a {type(backbone).__name__}, not a PromptedViT'
+        )
     return backbone
 
 
@@ -79,9 +85,12 @@ def list_images(paths, max_images=None):
     for path in paths:
         if osp.isdir(path):
             import os
+
             files += sorted(
-                osp.join(path, f) for f in os.listdir(path)
-                if f.lower().endswith(IMG_EXTS))
+                osp.join(path, f)
+                for f in os.listdir(path)
+                if f.lower().endswith(IMG_EXTS)
+            )
         else:
             files.append(path)
     if not files:
@@ -92,8 +101,12 @@ def list_images(paths, max_images=None):
 def load_image(path, size):
     """RGB uint8 array resized to ``size`` (H, W)."""
     from PIL import Image
-    img = Image.open(path).convert('RGB').resize((size[1], size[0]),
-                                                 Image.BILINEAR)
+
+    img = (
+        Image.open(path)
+        .convert('RGB')
+        .resize((size[1], size[0]), Image.BILINEAR)
+    )
     return np.asarray(img)
 
 
@@ -103,10 +116,12 @@ def normalise(model, images):
     pre = getattr(model, 'data_preprocessor', None)
     mean = getattr(pre, 'mean', None)
     std = getattr(pre, 'std', None)
-    mean = torch.as_tensor(IMAGENET_MEAN if mean is None else
-                           mean.flatten().tolist()).view(1, 3, 1, 1)
-    std = torch.as_tensor(IMAGENET_STD if std is None else
-                          std.flatten().tolist()).view(1, 3, 1, 1)
+    mean = torch.as_tensor(
+        IMAGENET_MEAN if mean is None else mean.flatten().tolist()
+    ).view(1, 3, 1, 1)
+    std = torch.as_tensor(
+        IMAGENET_STD if std is None else std.flatten().tolist()
+    ).view(1, 3, 1, 1)
     x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)
     return (x.float() - mean) / std
 
@@ -120,7 +135,8 @@ def record_block_outputs(backbone):
     outputs = []
     handles = [
         layer.ffn.register_forward_hook(
-            lambda m, args, out: outputs.append(out.detach()))
+            lambda m, args, out: outputs.append(out.detach())
+        )
         for layer in backbone.layers
     ]
     try:
@@ -144,24 +160,33 @@ def attention_summary(backbone, x):
     """
     n_p = backbone.num_prompts
     if backbone.cls_token is None:
-        raise ValueError('attention_summary reads the CLS row; this '
-                         'backbone has no CLS token (with_cls_token=False)')
+        raise ValueError(
+            'attention_summary reads the CLS row; this '
+            'backbone has no CLS token (with_cls_token=False)'
+        )
     with backbone.record_attention() as maps:
         backbone(x[:1])
-    h, w = (-(-x.shape[-2] // backbone.patch_size),
-            -(-x.shape[-1] // backbone.patch_size))
+    h, w = (
+        -(-x.shape[-2] // backbone.patch_size),
+        -(-x.shape[-1] // backbone.patch_size),
+    )
     cls_maps, prompt_maps, cls_mass, prompt_mass = [], [], [], []
 
     def mass(rows):  # rows: (R, T) -> [prefix, prompts, patches]
-        return torch.stack([part.sum(-1).mean() for part in
-                            backbone.split_tokens(rows, dim=-1)])
+        return torch.stack(
+            [
+                part.sum(-1).mean()
+                for part in backbone.split_tokens(rows, dim=-1)
+            ]
+        )
 
     for a in maps:
         a = a[0].float().mean(0)  # head mean (T, T)
         prefix_rows, prompt_rows, _ = backbone.split_tokens(a, dim=0)
         cls_row = prefix_rows[:1]  # CLS comes first in the prefix
-        cls_maps.append(backbone.split_tokens(cls_row, dim=-1)[2].reshape(
-            h, w))
+        cls_maps.append(
+            backbone.split_tokens(cls_row, dim=-1)[2].reshape(h, w)
+        )
         cls_mass.append(mass(cls_row))
         if n_p:
             to_patches = backbone.split_tokens(prompt_rows, dim=-1)[2]
@@ -169,11 +194,13 @@ def attention_summary(backbone, x):
             prompt_mass.append(mass(prompt_rows))
         else:
             prompt_maps.append(torch.full((h, w), float('nan')))
-            prompt_mass.append(torch.full((3, ), float('nan')))
-    return dict(cls_to_patch=torch.stack(cls_maps).numpy(),
-                prompt_to_patch=torch.stack(prompt_maps).numpy(),
-                cls_mass=torch.stack(cls_mass).numpy(),
-                prompt_mass=torch.stack(prompt_mass).numpy())
+            prompt_mass.append(torch.full((3,), float('nan')))
+    return dict(
+        cls_to_patch=torch.stack(cls_maps).numpy(),
+        prompt_to_patch=torch.stack(prompt_maps).numpy(),
+        cls_mass=torch.stack(cls_mass).numpy(),
+        prompt_mass=torch.stack(prompt_mass).numpy(),
+    )
 
 
 @torch.no_grad()
@@ -182,8 +209,10 @@ def prompt_patch_cosine(backbone, x):
     token of each block's output, per image: array (B, L)."""
     n_p = backbone.num_prompts
     if not n_p:
-        raise ValueError('this backbone has no prompt tokens '
-                         f'(prompt_method={backbone.method_name})')
+        raise ValueError(
+            'this backbone has no prompt tokens '
+            f'(prompt_method={backbone.method_name})'
+        )
     with record_block_outputs(backbone) as outs:
         backbone(x)
     sims = []
@@ -195,8 +224,13 @@ def prompt_patch_cosine(backbone, x):
     return torch.stack(sims, dim=1).numpy()
 
 
-SCALE_COLUMNS = ('out_prompts', 'patches', 'patch_mean', 'next_prompts',
-                 'next_prompts_max_abs')
+SCALE_COLUMNS = (
+    'out_prompts',
+    'patches',
+    'patch_mean',
+    'next_prompts',
+    'next_prompts_max_abs',
+)
 
 
 @torch.no_grad()
@@ -214,10 +248,15 @@ def prompt_token_scales(backbone, x):
 
     def spy(index, in_prompts, out_prompts, patches, state):
         prompts, state = step(index, in_prompts, out_prompts, patches, state)
-        rows.append([out_prompts.norm(dim=-1).mean(),
-                     patches.norm(dim=-1).mean(),
-                     patches.mean(1).norm(dim=-1).mean(),
-                     prompts.norm(dim=-1).mean(), prompts.abs().max()])
+        rows.append(
+            [
+                out_prompts.norm(dim=-1).mean(),
+                patches.norm(dim=-1).mean(),
+                patches.mean(1).norm(dim=-1).mean(),
+                prompts.norm(dim=-1).mean(),
+                prompts.abs().max(),
+            ]
+        )
         return prompts, state
 
     method.next_prompts = spy

@@ -8,6 +8,7 @@ registries), picks the library from the config's ``default_scope``
 benchmark config's task / method after ``--cfg-options`` as
 ``tools/train.py`` does, and runs the upstream script as ``__main__``.
 """
+
 import contextlib
 import glob
 import os.path as osp
@@ -18,8 +19,10 @@ import sys
 UPSTREAM = {
     'analyze_logs': {'mmpretrain': 'analysis_tools/analyze_logs.py'},
     'print_config': {'mmpretrain': 'misc/print_config.py'},
-    'browse_dataset': {'mmpretrain': 'visualization/browse_dataset.py',
-                       'mmseg': 'misc/browse_dataset.py'},
+    'browse_dataset': {
+        'mmpretrain': 'visualization/browse_dataset.py',
+        'mmseg': 'misc/browse_dataset.py',
+    },
     'confusion_matrix': {'mmpretrain': 'analysis_tools/confusion_matrix.py'},
 }
 
@@ -28,23 +31,27 @@ def tool_path(tool, library):
     """Path of ``library``'s script for ``tool``; a clear error when the
     library does not ship it."""
     import importlib
+
     scripts = UPSTREAM[tool]
     if library not in scripts:
         raise ValueError(
             f'{tool}: {library} configs are not supported (only '
-            f'{", ".join(sorted(scripts))} ships this tool)')
+            f'{", ".join(sorted(scripts))} ships this tool)'
+        )
     root = osp.dirname(importlib.import_module(library).__file__)
     path = osp.join(root, '.mim', 'tools', scripts[library])
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'{tool}: {path} is missing from the installed {library} '
-            'package (its .mim/tools); reinstall it from PyPI')
+            'package (its .mim/tools); reinstall it from PyPI'
+        )
     return path
 
 
 def library_of(config):
     """``'mmseg'`` or ``'mmpretrain'``, from the config's default_scope."""
     from mmengine.config import Config
+
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config!r}')
     scope = Config.fromfile(config).get('default_scope', 'mmpretrain')
@@ -55,9 +62,10 @@ def library_of(config):
 def resolving_cfg_options():
     """While active, ``Config.merge_from_dict`` on a benchmark config
     re-resolves its task / method (``task=dtd`` in ``--cfg-options``)."""
+    from lspt_mm.datasets.benchmarks import apply_task, is_benchmark_config
+
     from mmengine.config import Config
 
-    from lspt_mm.datasets.benchmarks import apply_task, is_benchmark_config
     merge = Config.merge_from_dict
 
     def merge_and_resolve(self, options, *args, **kwargs):
@@ -81,6 +89,7 @@ def contiguous_seg_images():
     import numpy as np
 
     from mmseg.visualization import SegLocalVisualizer
+
     add = SegLocalVisualizer.add_datasample
 
     def add_contiguous(self, name, image, *args, **kwargs):
@@ -97,9 +106,13 @@ def run_tool(tool, argv, library=None):
     """Run ``tool`` with command-line ``argv`` (its first positional
     argument is the config, except for ``analyze_logs``)."""
     import lspt_mm  # noqa: F401  (compat fixes, registries, model index)
+
     if library is None:
-        library = 'mmpretrain' if tool == 'analyze_logs' else library_of(
-            next(a for a in argv if not a.startswith('-')))
+        library = (
+            'mmpretrain'
+            if tool == 'analyze_logs'
+            else library_of(next(a for a in argv if not a.startswith('-')))
+        )
     path = tool_path(tool, library)
     old_argv = sys.argv
     sys.argv = [path] + list(argv)
@@ -124,14 +137,17 @@ def find_json_logs(paths):
             continue
         if not osp.isdir(path):
             raise FileNotFoundError(f'no such log file or work dir: {path!r}')
-        found = [p for p in glob.glob(osp.join(path, '*', 'vis_data',
-                                               '*.json')) +
-                 glob.glob(osp.join(path, 'vis_data', '*.json'))
-                 if osp.basename(p) != 'scalars.json']
+        found = [
+            p
+            for p in glob.glob(osp.join(path, '*', 'vis_data', '*.json'))
+            + glob.glob(osp.join(path, 'vis_data', '*.json'))
+            if osp.basename(p) != 'scalars.json'
+        ]
         if not found:
             raise FileNotFoundError(
                 f'{path!r} holds no training log: expected '
                 '<work_dir>/<timestamp>/vis_data/<timestamp>.json, which '
-                "mmengine writes for every run (visualizer's LocalVisBackend)")
+                "mmengine writes for every run (visualizer's LocalVisBackend)"
+            )
         out.append(max(found, key=lambda p: osp.basename(p)))
     return out

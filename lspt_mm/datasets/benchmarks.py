@@ -8,6 +8,7 @@ benchmark; the task is a setting: ``--cfg-options task=cub``) through
 :func:`apply_task` (``tools/train.py``, ``tools/test.py``, the tuning
 protocol) and by ``tools/run_benchmark.py`` (task lists, group means).
 """
+
 import os.path as osp
 
 from lspt_mm.utils import leaf_dataset_cfgs
@@ -17,21 +18,51 @@ from lspt_mm.utils import leaf_dataset_cfgs
 # release of VTAB-1k (NOAH / SSF / ...: ``vtab-1k/<task>/images/...`` plus
 # ``train800.txt``, ``val200.txt``, ``train800val200.txt``, ``test.txt``).
 VTAB_GROUPS = {
-    'Natural': ('caltech101', 'cifar', 'dtd', 'oxford_flowers102',
-                'oxford_iiit_pet', 'svhn', 'sun397'),
-    'Specialized': ('patch_camelyon', 'eurosat', 'resisc45',
-                    'diabetic_retinopathy'),
-    'Structured': ('clevr_count', 'clevr_dist', 'dmlab', 'kitti',
-                   'dsprites_loc', 'dsprites_ori', 'smallnorb_azi',
-                   'smallnorb_ele'),
+    'Natural': (
+        'caltech101',
+        'cifar',
+        'dtd',
+        'oxford_flowers102',
+        'oxford_iiit_pet',
+        'svhn',
+        'sun397',
+    ),
+    'Specialized': (
+        'patch_camelyon',
+        'eurosat',
+        'resisc45',
+        'diabetic_retinopathy',
+    ),
+    'Structured': (
+        'clevr_count',
+        'clevr_dist',
+        'dmlab',
+        'kitti',
+        'dsprites_loc',
+        'dsprites_ori',
+        'smallnorb_azi',
+        'smallnorb_ele',
+    ),
 }
 VTAB_NUM_CLASSES = {
-    'caltech101': 102, 'cifar': 100, 'dtd': 47, 'oxford_flowers102': 102,
-    'oxford_iiit_pet': 37, 'svhn': 10, 'sun397': 397,
-    'patch_camelyon': 2, 'eurosat': 10, 'resisc45': 45,
+    'caltech101': 102,
+    'cifar': 100,
+    'dtd': 47,
+    'oxford_flowers102': 102,
+    'oxford_iiit_pet': 37,
+    'svhn': 10,
+    'sun397': 397,
+    'patch_camelyon': 2,
+    'eurosat': 10,
+    'resisc45': 45,
     'diabetic_retinopathy': 5,
-    'clevr_count': 8, 'clevr_dist': 6, 'dmlab': 6, 'kitti': 4,
-    'dsprites_loc': 16, 'dsprites_ori': 16, 'smallnorb_azi': 18,
+    'clevr_count': 8,
+    'clevr_dist': 6,
+    'dmlab': 6,
+    'kitti': 4,
+    'dsprites_loc': 16,
+    'dsprites_ori': 16,
+    'smallnorb_azi': 18,
     'smallnorb_ele': 9,
 }
 VTAB_TASKS = tuple(t for group in VTAB_GROUPS.values() for t in group)
@@ -41,24 +72,40 @@ VTAB_SPLITS = ('train800', 'val200', 'train800val200', 'test')
 # name -> class count, VPT's image folder (what the split lists' paths are
 # relative to) and the folder name the official archive extracts to.
 FGVC_DATASETS = {
-    'cub': dict(num_classes=200, img_dir='images',
-                folder='CUB_200_2011', title='CUB-200-2011'),
-    'nabirds': dict(num_classes=555, img_dir='images', folder='nabirds',
-                    title='NABirds'),
-    'oxford_flowers': dict(num_classes=102, img_dir='',
-                           folder='OxfordFlower', title='Oxford Flowers'),
-    'stanford_dogs': dict(num_classes=120, img_dir='Images',
-                          folder='Stanford-dogs', title='Stanford Dogs'),
-    'stanford_cars': dict(num_classes=196, img_dir='',
-                          folder='Stanford-cars', title='Stanford Cars'),
+    'cub': dict(
+        num_classes=200,
+        img_dir='images',
+        folder='CUB_200_2011',
+        title='CUB-200-2011',
+    ),
+    'nabirds': dict(
+        num_classes=555, img_dir='images', folder='nabirds', title='NABirds'
+    ),
+    'oxford_flowers': dict(
+        num_classes=102,
+        img_dir='',
+        folder='OxfordFlower',
+        title='Oxford Flowers',
+    ),
+    'stanford_dogs': dict(
+        num_classes=120,
+        img_dir='Images',
+        folder='Stanford-dogs',
+        title='Stanford Dogs',
+    ),
+    'stanford_cars': dict(
+        num_classes=196,
+        img_dir='',
+        folder='Stanford-cars',
+        title='Stanford Cars',
+    ),
 }
 FGVC_TASKS = tuple(FGVC_DATASETS)
 FGVC_SPLITS = ('train', 'val', 'trainval', 'test')
 
 BENCHMARKS = {
     'vtab1k': dict(tasks=VTAB_TASKS, groups=VTAB_GROUPS, title='VTAB-1k'),
-    'fgvc': dict(tasks=FGVC_TASKS, groups={'FGVC': FGVC_TASKS},
-                 title='FGVC'),
+    'fgvc': dict(tasks=FGVC_TASKS, groups={'FGVC': FGVC_TASKS}, title='FGVC'),
 }
 # the pretrained backbones the recipe table has rows for
 BACKBONES = {
@@ -70,13 +117,15 @@ BACKBONES = {
 
 def num_classes_of(benchmark, task):
     """Class count of ``task`` in ``benchmark`` ('vtab1k' or 'fgvc')."""
-    table = VTAB_NUM_CLASSES if benchmark == 'vtab1k' else {
-        k: v['num_classes']
-        for k, v in FGVC_DATASETS.items()
-    }
+    table = (
+        VTAB_NUM_CLASSES
+        if benchmark == 'vtab1k'
+        else {k: v['num_classes'] for k, v in FGVC_DATASETS.items()}
+    )
     if task not in table:
-        raise KeyError(f'unknown {benchmark} task {task!r}; known: '
-                       f'{sorted(table)}')
+        raise KeyError(
+            f'unknown {benchmark} task {task!r}; known: {sorted(table)}'
+        )
     return table[task]
 
 
@@ -105,14 +154,27 @@ def num_classes_of(benchmark, task):
 GAPT_TABLE5 = 'GaPT Table 5'
 DINOV2_FROM_MOCOV3 = (
     "this project's choice: GaPT Table 5's MoCo v3 row (GaPT published no "
-    'DINOv2 rows; MoCo v3 is the other CLS-token backbone), untuned')
-RECIPE_KEYS = ('num_prompts', 'lr', 'gate_init', 'batch_size',
-               'weight_decay', 'source')
+    'DINOv2 rows; MoCo v3 is the other CLS-token backbone), untuned'
+)
+RECIPE_KEYS = (
+    'num_prompts',
+    'lr',
+    'gate_init',
+    'batch_size',
+    'weight_decay',
+    'source',
+)
 
 
 def _gapt(num_prompts, lr, gate_init, batch_size):
-    return dict(num_prompts=num_prompts, lr=lr, gate_init=float(gate_init),
-                batch_size=batch_size, weight_decay=0., source=GAPT_TABLE5)
+    return dict(
+        num_prompts=num_prompts,
+        lr=lr,
+        gate_init=float(gate_init),
+        batch_size=batch_size,
+        weight_decay=0.0,
+        source=GAPT_TABLE5,
+    )
 
 
 TASK_HPARAMS = {
@@ -168,32 +230,46 @@ TASK_HPARAMS = {
     ('mocov3', 'vtab1k', 'sun397'): _gapt(1, 1.0, 4, 128),
     ('mocov3', 'vtab1k', 'svhn'): _gapt(5, 1.0, 10, 128),
 }
-TASK_HPARAMS.update({
-    ('dinov2', ) + key[1:]: dict(row, source=DINOV2_FROM_MOCOV3)
-    for key, row in list(TASK_HPARAMS.items()) if key[0] == 'mocov3'})
+TASK_HPARAMS.update(
+    {
+        ('dinov2',) + key[1:]: dict(row, source=DINOV2_FROM_MOCOV3)
+        for key, row in list(TASK_HPARAMS.items())
+        if key[0] == 'mocov3'
+    }
+)
 
 # Methods whose learning rate cannot come from GaPT's prompt-tuning table.
 METHOD_LR = {
     # full fine-tuning with SGD: no published per-task value (VPT tunes it
     # on its lr grid); this project's choice, to be tuned with the protocol
-    'full': (0.01, "this project's choice (untuned; VPT tunes full "
-             'fine-tuning on its lr grid: use the tuning protocol)'),
+    'full': (
+        0.01,
+        "this project's choice (untuned; VPT tunes full "
+        'fine-tuning on its lr grid: use the tuning protocol)',
+    ),
 }
 
 # Search grids published with the baselines (shared/docs/recipes.md).
 # ``lr_scale``: VPT's tune scripts search a *base* lr scaled by batch / 256;
 # GaPT passes its lr to SGD unscaled.
 PUBLISHED_GRIDS = {
-    'gapt': dict(lr=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-                 weight_decay=(0., ), lr_scale=None,
-                 source='GaPT (Yoo et al. 2023): lr grid, weight decay 0'),
-    'vpt': dict(lr=(50., 25., 10., 5., 2.5, 1., 0.5, 0.25, 0.1, 0.05),
-                weight_decay=(0.01, 0.001, 0.0001, 0.),
-                lr_scale='batch/256',
-                source="VPT (Jia et al. 2022) tune scripts: base lr x "
-                'batch/256, weight decay grid'),
-    'vpt-prompts': dict(num_prompts=(1, 5, 10, 50, 100, 200),
-                        source='VPT (Jia et al. 2022): prompt length grid'),
+    'gapt': dict(
+        lr=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        weight_decay=(0.0,),
+        lr_scale=None,
+        source='GaPT (Yoo et al. 2023): lr grid, weight decay 0',
+    ),
+    'vpt': dict(
+        lr=(50.0, 25.0, 10.0, 5.0, 2.5, 1.0, 0.5, 0.25, 0.1, 0.05),
+        weight_decay=(0.01, 0.001, 0.0001, 0.0),
+        lr_scale='batch/256',
+        source='VPT (Jia et al. 2022) tune scripts: base lr x '
+        'batch/256, weight decay grid',
+    ),
+    'vpt-prompts': dict(
+        num_prompts=(1, 5, 10, 50, 100, 200),
+        source='VPT (Jia et al. 2022): prompt length grid',
+    ),
 }
 
 
@@ -201,13 +277,18 @@ def published_grid(name, batch_size):
     """The axes of the published grid ``name`` at ``batch_size``:
     ``{axis: tuple of values}`` (lr already scaled where the grid says)."""
     if name not in PUBLISHED_GRIDS:
-        raise KeyError(f'unknown published grid {name!r}; known: '
-                       f'{sorted(PUBLISHED_GRIDS)}')
+        raise KeyError(
+            f'unknown published grid {name!r}; known: '
+            f'{sorted(PUBLISHED_GRIDS)}'
+        )
     spec = PUBLISHED_GRIDS[name]
-    axes = {k: tuple(v) for k, v in spec.items()
-            if k in ('lr', 'weight_decay', 'num_prompts')}
+    axes = {
+        k: tuple(v)
+        for k, v in spec.items()
+        if k in ('lr', 'weight_decay', 'num_prompts')
+    }
     if spec.get('lr_scale') == 'batch/256':
-        axes['lr'] = tuple(v * batch_size / 256. for v in axes['lr'])
+        axes['lr'] = tuple(v * batch_size / 256.0 for v in axes['lr'])
     return axes
 
 
@@ -218,23 +299,34 @@ def read_recipe_table(path, method=None):
     :data:`TASK_HPARAMS` it sets and its ``source`` (run id and date).
     ``method``: refuse a table tuned for another method."""
     import json
+
     with open(path) as f:
         table = json.load(f)
     if not isinstance(table, dict) or 'rows' not in table:
-        raise ValueError(f'{path}: not a recipe table (no "rows"); write one '
-                         'with tools/run_benchmark.py --write-recipes')
-    if method is not None and table.get('method') is not None and \
-            str(table['method']).replace('-', '_') != \
-            str(method).replace('-', '_'):
-        raise ValueError(f'{path}: recipes tuned for method '
-                         f'{table.get("method")!r}, not {method!r}')
+        raise ValueError(
+            f'{path}: not a recipe table (no "rows"); write one '
+            'with tools/run_benchmark.py --write-recipes'
+        )
+    if (
+        method is not None
+        and table.get('method') is not None
+        and str(table['method']).replace('-', '_')
+        != str(method).replace('-', '_')
+    ):
+        raise ValueError(
+            f'{path}: recipes tuned for method '
+            f'{table.get("method")!r}, not {method!r}'
+        )
     out = {}
     for i, row in enumerate(table['rows']):
-        missing = [k for k in ('backbone', 'benchmark', 'task')
-                   if row.get(k) is None]
+        missing = [
+            k for k in ('backbone', 'benchmark', 'task') if row.get(k) is None
+        ]
         if missing:
-            raise ValueError(f'{path}: row {i} ({row.get("task")!r}) has no '
-                             f'{missing}: it cannot key the benchmark table')
+            raise ValueError(
+                f'{path}: row {i} ({row.get("task")!r}) has no '
+                f'{missing}: it cannot key the benchmark table'
+            )
         key = (row['backbone'], row['benchmark'], row['task'])
         out[key] = {k: row[k] for k in RECIPE_KEYS if k in row}
     return out
@@ -252,15 +344,19 @@ def hparams_of(backbone, benchmark, task, method='lspt', recipes=None):
     method = str(method).replace('-', '_')
     key = (backbone, benchmark, task)
     if key not in TASK_HPARAMS:
-        raise KeyError(f'no hyper-parameters for backbone={backbone!r}, '
-                       f'benchmark={benchmark!r}, task={task!r}; known '
-                       f'backbones: {sorted({k[0] for k in TASK_HPARAMS})}')
+        raise KeyError(
+            f'no hyper-parameters for backbone={backbone!r}, '
+            f'benchmark={benchmark!r}, task={task!r}; known '
+            f'backbones: {sorted({k[0] for k in TASK_HPARAMS})}'
+        )
     hp = dict(TASK_HPARAMS[key])
     if recipes and key in recipes:
         hp.update(recipes[key])
     elif method != 'gapt' and hp['source'] == GAPT_TABLE5:
-        hp['source'] = (f"{GAPT_TABLE5} (GaPT's selection; used for {method} "
-                        "as this project's starting point, not tuned for it)")
+        hp['source'] = (
+            f"{GAPT_TABLE5} (GaPT's selection; used for {method} "
+            "as this project's starting point, not tuned for it)"
+        )
     if method in METHOD_LR and not (recipes and key in recipes):
         hp['lr'], lr_source = METHOD_LR[method]
         hp['source'] = f'lr: {lr_source}; batch size: {hp["source"]}'
@@ -289,9 +385,10 @@ def _set_method(cfg, method):
     """Make ``cfg.model.backbone`` train ``method`` (a method-table name;
     :meth:`MethodSpec.apply`) unless it already does; the config's own
     ``prompt_cfg`` options are kept. Returns the table name."""
+    from lspt_mm.models.methods import get_method, method_of_backbone
+
     from mmengine.config import ConfigDict
 
-    from lspt_mm.models.methods import get_method, method_of_backbone
     try:
         spec = get_method(method)
     except KeyError as err:
@@ -301,11 +398,15 @@ def _set_method(cfg, method):
         return spec.name
     vit = _inner_vit(backbone)
     if vit.get('prompt') is not None:
-        raise TaskError(f'method={method!r} and model.backbone.prompt='
-                        f'{vit["prompt"]!r} both choose the method: keep one')
+        raise TaskError(
+            f'method={method!r} and model.backbone.prompt='
+            f'{vit["prompt"]!r} both choose the method: keep one'
+        )
     options = vit.get('prompt_cfg')
-    new = spec.apply(vit.to_dict() if hasattr(vit, 'to_dict') else vit,
-                     scope=cfg.get('default_scope', 'mmpretrain'))
+    new = spec.apply(
+        vit.to_dict() if hasattr(vit, 'to_dict') else vit,
+        scope=cfg.get('default_scope', 'mmpretrain'),
+    )
     if options:
         _inner_vit(new)['prompt_cfg'] = dict(options)
     cfg.model.backbone = ConfigDict(new)
@@ -318,41 +419,56 @@ def task_recipe(cfg):
     benchmark, task, method, num_classes, num_prompts, lr, gate_init,
     batch_size, weight_decay, source)``."""
     if not is_benchmark_config(cfg):
-        raise TaskError('not a benchmark config (no `benchmark = dict(name='
-                        '..., backbone=...)`)')
+        raise TaskError(
+            'not a benchmark config (no `benchmark = dict(name='
+            '..., backbone=...)`)'
+        )
     spec = cfg.benchmark
     benchmark, backbone = spec['name'], spec['backbone']
     filename = getattr(cfg, 'filename', None)  # a ConfigDict has none
     where = osp.basename(filename) if filename else 'the config'
     if benchmark not in BENCHMARKS:
-        raise TaskError(f'{where}: benchmark.name={benchmark!r} is unknown; '
-                        f'known: {sorted(BENCHMARKS)}')
+        raise TaskError(
+            f'{where}: benchmark.name={benchmark!r} is unknown; '
+            f'known: {sorted(BENCHMARKS)}'
+        )
     known = BENCHMARKS[benchmark]['tasks']
     task = cfg.get('task', None)
     if task is None:
         raise TaskError(
             f'{where} trains one {BENCHMARKS[benchmark]["title"]} task: set '
-            f'it with --cfg-options task=NAME (one of {", ".join(known)})')
+            f'it with --cfg-options task=NAME (one of {", ".join(known)})'
+        )
     if task not in known:
-        raise TaskError(f'{where}: task={task!r} is not a '
-                        f'{BENCHMARKS[benchmark]["title"]} task; known: '
-                        f'{", ".join(known)}')
+        raise TaskError(
+            f'{where}: task={task!r} is not a '
+            f'{BENCHMARKS[benchmark]["title"]} task; known: '
+            f'{", ".join(known)}'
+        )
     if (backbone, benchmark, task) not in TASK_HPARAMS:
-        raise TaskError(f'{where}: benchmark.backbone={backbone!r} has no '
-                        'rows in the recipe table; known: '
-                        f'{sorted({k[0] for k in TASK_HPARAMS})}')
+        raise TaskError(
+            f'{where}: benchmark.backbone={backbone!r} has no '
+            'rows in the recipe table; known: '
+            f'{sorted({k[0] for k in TASK_HPARAMS})}'
+        )
     method = cfg.get('method', None)
     if method is None:
         from lspt_mm.models.methods import method_of_backbone
+
         method = method_of_backbone(cfg.model.backbone)
     method = str(method).replace('-', '_')
     recipes = None
     if spec.get('recipes'):
         recipes = read_recipe_table(spec['recipes'], method)
     hp = hparams_of(backbone, benchmark, task, method, recipes)
-    return dict(backbone=backbone, benchmark=benchmark, task=task,
-                method=method, num_classes=num_classes_of(benchmark, task),
-                **hp)
+    return dict(
+        backbone=backbone,
+        benchmark=benchmark,
+        task=task,
+        method=method,
+        num_classes=num_classes_of(benchmark, task),
+        **hp,
+    )
 
 
 def _targets(cfg, recipe, root):
@@ -361,6 +477,7 @@ def _targets(cfg, recipe, root):
     from. Containers the config lacks (GaPT's ``prompt_cfg``) are left
     out."""
     from lspt_mm.models.methods import METHODS
+
     spec = METHODS.get(recipe['method'])
     out = []
     vit = _inner_vit(cfg.model.backbone)
@@ -368,17 +485,22 @@ def _targets(cfg, recipe, root):
     if uses_prompts:
         out.append((vit, 'num_prompts', recipe['num_prompts'], 'num_prompts'))
     if recipe['method'] == 'gapt' and vit.get('prompt_cfg', None) is not None:
-        out.append((vit['prompt_cfg'], 'gate_init', recipe['gate_init'],
-                    'gate_init'))
+        out.append(
+            (vit['prompt_cfg'], 'gate_init', recipe['gate_init'], 'gate_init')
+        )
     n = recipe['num_classes']
     if cfg.model.get('head', None) is not None:
-        out.append((cfg.model.head, 'num_classes', n,
-                    'model.head.num_classes'))
-    for pre in (cfg.get('data_preprocessor', None),
-                cfg.model.get('data_preprocessor', None)):
+        out.append(
+            (cfg.model.head, 'num_classes', n, 'model.head.num_classes')
+        )
+    for pre in (
+        cfg.get('data_preprocessor', None),
+        cfg.model.get('data_preprocessor', None),
+    ):
         if pre is not None and 'num_classes' in pre:
-            out.append((pre, 'num_classes', n,
-                        'data_preprocessor.num_classes'))
+            out.append(
+                (pre, 'num_classes', n, 'data_preprocessor.num_classes')
+            )
     task, benchmark = recipe['task'], recipe['benchmark']
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(loader, None) is None:
@@ -386,24 +508,41 @@ def _targets(cfg, recipe, root):
         for ds in leaf_dataset_cfgs(cfg[loader]['dataset']):
             if benchmark == 'fgvc':
                 out.append((ds, 'name', task, f'{loader}.dataset.name'))
-                path = None if root is None else osp.join(
-                    root, FGVC_DATASETS[task]['folder'])
+                path = (
+                    None
+                    if root is None
+                    else osp.join(root, FGVC_DATASETS[task]['folder'])
+                )
             else:
                 out.append((ds, 'task', task, f'{loader}.dataset.task'))
                 path = root
             if path is not None:
-                out.append((ds, 'data_root', path,
-                            f'{loader}.dataset.data_root'))
+                out.append(
+                    (ds, 'data_root', path, f'{loader}.dataset.data_root')
+                )
     optimizer = cfg.optim_wrapper.optimizer
     out.append((optimizer, 'lr', recipe['lr'], 'lr'))
-    out.append((optimizer, 'weight_decay', recipe['weight_decay'],
-                'weight_decay'))
+    out.append(
+        (optimizer, 'weight_decay', recipe['weight_decay'], 'weight_decay')
+    )
     batch = recipe['batch_size']
-    out.append((cfg.train_dataloader, 'batch_size', batch,
-                'train_dataloader.batch_size'))
+    out.append(
+        (
+            cfg.train_dataloader,
+            'batch_size',
+            batch,
+            'train_dataloader.batch_size',
+        )
+    )
     if cfg.get('auto_scale_lr', None) is not None:
-        out.append((cfg.auto_scale_lr, 'base_batch_size', batch,
-                    'auto_scale_lr.base_batch_size'))
+        out.append(
+            (
+                cfg.auto_scale_lr,
+                'base_batch_size',
+                batch,
+                'auto_scale_lr.base_batch_size',
+            )
+        )
     return out
 
 
@@ -449,8 +588,12 @@ def apply_task(cfg, log=True):
     recorded = cfg.get('task_recipe', None)
     previous = {}
     if recorded:
-        previous = {label: value for _, _, value, label in _targets(
-            cfg, recorded, recorded.get('data_root', None))}
+        previous = {
+            label: value
+            for _, _, value, label in _targets(
+                cfg, recorded, recorded.get('data_root', None)
+            )
+        }
     if recipe['method'] == 'gapt':
         vit = _inner_vit(cfg.model.backbone)
         if vit.get('prompt_cfg', None) is None:
@@ -458,8 +601,9 @@ def apply_task(cfg, log=True):
     kept = []
     for where, key, value, label in _targets(cfg, recipe, root):
         current = where.get(key, None)
-        if current is None or (label in previous and
-                               current == previous[label]):
+        if current is None or (
+            label in previous and current == previous[label]
+        ):
             where[key] = value
         elif current != value:
             kept.append(f'{label}={current!r} (recipe: {value!r})')
@@ -469,14 +613,22 @@ def apply_task(cfg, log=True):
     cfg.task_recipe = dict(recipe, data_root=root, kept=kept)
     if log:
         from mmengine.logging import print_log
+
         print_log(describe_recipe(recipe, kept), logger='current')
     return recipe
 
 
 # the top-level keys apply_task may change
-_RESOLVED_KEYS = ('model', 'data_preprocessor', 'train_dataloader',
-                  'val_dataloader', 'test_dataloader', 'optim_wrapper',
-                  'auto_scale_lr', 'task_recipe')
+_RESOLVED_KEYS = (
+    'model',
+    'data_preprocessor',
+    'train_dataloader',
+    'val_dataloader',
+    'test_dataloader',
+    'optim_wrapper',
+    'auto_scale_lr',
+    'task_recipe',
+)
 
 
 def complete_config(base, namespace):
@@ -497,10 +649,14 @@ def complete_config(base, namespace):
     import types
 
     from mmengine.config import Config, ConfigDict
-    own = {k: copy.deepcopy(v) for k, v in namespace.items()
-           if not k.startswith('__') and k != '_base_'
-           and not isinstance(v, (types.ModuleType, types.FunctionType,
-                                  type))}
+
+    own = {
+        k: copy.deepcopy(v)
+        for k, v in namespace.items()
+        if not k.startswith('__')
+        and k != '_base_'
+        and not isinstance(v, (types.ModuleType, types.FunctionType, type))
+    }
     merged = Config._merge_a_into_b(own, copy.deepcopy(ConfigDict(base)))
     cfg = Config(merged)
     apply_task(cfg, log=False)
@@ -518,18 +674,24 @@ def describe_recipe(recipe, kept=()):
     """One line: the task, the row of the recipe table, its values and
     source, and what the config kept instead."""
     from lspt_mm.models.methods import METHODS
+
     spec = METHODS.get(recipe['method'])
-    values = [f'lr {recipe["lr"]!r}', f'weight decay '
-              f'{recipe["weight_decay"]!r}', f'batch {recipe["batch_size"]}']
+    values = [
+        f'lr {recipe["lr"]!r}',
+        f'weight decay {recipe["weight_decay"]!r}',
+        f'batch {recipe["batch_size"]}',
+    ]
     if spec is None or spec.uses_prompts:
         values.insert(0, f'{recipe["num_prompts"]} prompts')
     if recipe['method'] == 'gapt':
         values.append(f'gate init {recipe["gate_init"]!r}')
     key = (recipe['backbone'], recipe['benchmark'], recipe['task'])
-    line = (f'task {recipe["task"]!r} ({recipe["num_classes"]} classes), '
-            f'{BACKBONES.get(recipe["backbone"], {}).get("title", "")}, '
-            f'{spec.title if spec else recipe["method"]}: recipe row {key} '
-            f'({", ".join(values)}); source: {recipe["source"]}')
+    line = (
+        f'task {recipe["task"]!r} ({recipe["num_classes"]} classes), '
+        f'{BACKBONES.get(recipe["backbone"], {}).get("title", "")}, '
+        f'{spec.title if spec else recipe["method"]}: recipe row {key} '
+        f'({", ".join(values)}); source: {recipe["source"]}'
+    )
     if kept:
         line += '; kept from the config / --cfg-options: ' + ', '.join(kept)
     return line

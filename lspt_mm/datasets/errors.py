@@ -1,5 +1,6 @@
 """The error every data check raises, and the raise-or-skip policy shared by
 the loaders (``on_error='raise'`` / ``'skip'``)."""
+
 import logging
 
 from mmengine.logging import print_log
@@ -18,8 +19,9 @@ ON_ERROR = ('raise', 'skip')
 def check_on_error(on_error):
     """``on_error`` itself, or a ``ValueError`` naming the option."""
     if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be 'raise' or 'skip', got "
-                         f'{on_error!r}')
+        raise ValueError(
+            f"on_error must be 'raise' or 'skip', got {on_error!r}"
+        )
     return on_error
 
 
@@ -28,8 +30,11 @@ def fail(on_error, message):
     log ``message`` as a warning (``...; skipping this sample``) and return
     None, the transforms' "drop this sample"."""
     if on_error == 'skip':
-        print_log(f'{message}; skipping this sample', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f'{message}; skipping this sample',
+            logger='current',
+            level=logging.WARNING,
+        )
         return None
     raise DataFileError(message)
 
@@ -38,6 +43,7 @@ def unreadable_image_reason(path):
     """Why the image file ``path`` cannot be decoded (``'empty file (0
     bytes)'``, ``'not a decodable image'``, ...), or None when it decodes."""
     import mmcv
+
     try:
         with open(path, 'rb') as f:
             data = f.read()
@@ -75,5 +81,7 @@ class NamedFileErrorsMixin:
                 raise
             entry = info.get('list_entry')
             where = f' (list entry {entry})' if entry else ''
-            return fail(getattr(self, 'on_error', 'raise'),
-                        f'cannot read image {path!r}{where}: {reason}')
+            return fail(
+                getattr(self, 'on_error', 'raise'),
+                f'cannot read image {path!r}{where}: {reason}',
+            )

@@ -1,6 +1,7 @@
 """The five FGVC datasets (CUB-200-2011, NABirds, Oxford Flowers, Stanford
 Dogs, Stanford Cars) as official archive folders plus VPT-style split lists.
 """
+
 import os.path as osp
 
 from mmengine.logging import MMLogger
@@ -9,19 +10,28 @@ from mmpretrain.registry import DATASETS
 
 from .benchmarks import FGVC_DATASETS, FGVC_SPLITS
 from .errors import DataFileError, NamedFileErrorsMixin, check_on_error
-from .listfile import (_short_list, check_files_exist, check_label_range,
-                       first_existing, read_split_list, require_dir)
+from .listfile import (
+    _short_list,
+    check_files_exist,
+    check_label_range,
+    first_existing,
+    read_split_list,
+    require_dir,
+)
 
-PREPARE_HINT = ('Build the split lists from the official folders with '
-                '`python tools/dataset_converters/prepare_fgvc_splits.py '
-                '{name} {root}`, or copy VPT\'s train.json/val.json/'
-                'test.json into {root}.')
+PREPARE_HINT = (
+    'Build the split lists from the official folders with '
+    '`python tools/dataset_converters/prepare_fgvc_splits.py '
+    "{name} {root}`, or copy VPT's train.json/val.json/"
+    'test.json into {root}.'
+)
 
 
 def _class_names(name, num_classes):
     """Class names where they are known and complete, else '0'..'C-1'."""
     try:
         from mmpretrain.datasets import categories
+
         known = {
             'cub': categories.CUB_CATEGORIES,
             'stanford_cars': categories.STANFORDCARS_CATEGORIES,
@@ -79,25 +89,30 @@ class FGVC(NamedFileErrorsMixin, CustomDataset):
             (``DataFileError`` naming the file and its list entry).
     """
 
-    def __init__(self,
-                 data_root,
-                 name,
-                 split='train',
-                 ann_file=None,
-                 data_prefix=None,
-                 num_classes=None,
-                 check_files=True,
-                 on_error='raise',
-                 metainfo=None,
-                 lazy_init=False,
-                 **kwargs):
+    def __init__(
+        self,
+        data_root,
+        name,
+        split='train',
+        ann_file=None,
+        data_prefix=None,
+        num_classes=None,
+        check_files=True,
+        on_error='raise',
+        metainfo=None,
+        lazy_init=False,
+        **kwargs,
+    ):
         self.on_error = check_on_error(on_error)
         if name not in FGVC_DATASETS:
-            raise KeyError(f'unknown FGVC dataset {name!r}; known: '
-                           f'{sorted(FGVC_DATASETS)}')
+            raise KeyError(
+                f'unknown FGVC dataset {name!r}; known: '
+                f'{sorted(FGVC_DATASETS)}'
+            )
         if split not in FGVC_SPLITS:
-            raise ValueError(f'FGVC split must be one of {FGVC_SPLITS}, got '
-                             f'{split!r}')
+            raise ValueError(
+                f'FGVC split must be one of {FGVC_SPLITS}, got {split!r}'
+            )
         spec = FGVC_DATASETS[name]
         if num_classes is None:
             num_classes = spec['num_classes']
@@ -106,9 +121,13 @@ class FGVC(NamedFileErrorsMixin, CustomDataset):
             # warning; labels are still checked against it
             MMLogger.get_current_instance().info(
                 f'FGVC: num_classes={num_classes} overrides the '
-                f'{spec["num_classes"]} classes of {spec["title"]}')
-        require_dir(data_root, f'{spec["title"]} root',
-                    f'Expected the official {spec["folder"]}/ folder.')
+                f'{spec["num_classes"]} classes of {spec["title"]}'
+            )
+        require_dir(
+            data_root,
+            f'{spec["title"]} root',
+            f'Expected the official {spec["folder"]}/ folder.',
+        )
         hint = PREPARE_HINT.format(name=name, root=data_root)
         self.name = name
         self.split = split
@@ -121,45 +140,54 @@ class FGVC(NamedFileErrorsMixin, CustomDataset):
             if path is not None:
                 self.split_files[s] = path
         if ann_file is not None:
-            ann_files = [ann_file if osp.isabs(ann_file) else osp.join(
-                data_root, ann_file)]
+            ann_files = [
+                ann_file
+                if osp.isabs(ann_file)
+                else osp.join(data_root, ann_file)
+            ]
             if not osp.isfile(ann_files[0]):
                 raise FileNotFoundError(
-                    f'Split list {ann_files[0]!r} does not exist. {hint}')
+                    f'Split list {ann_files[0]!r} does not exist. {hint}'
+                )
         else:
-            parts = ('train', 'val') if split == 'trainval' else (split, )
+            parts = ('train', 'val') if split == 'trainval' else (split,)
             ann_files = []
             for s in parts:
                 if s not in self.split_files:
                     raise FileNotFoundError(
                         f'Split list {osp.join(data_root, s)}.json (or '
-                        f'.txt) does not exist. {hint}')
+                        f'.txt) does not exist. {hint}'
+                    )
                 ann_files.append(self.split_files[s])
         self.ann_files = ann_files
         if data_prefix is None:
             data_prefix = spec['img_dir']
-        require_dir(osp.join(data_root, data_prefix),
-                    f'{spec["title"]} image folder')
+        require_dir(
+            osp.join(data_root, data_prefix), f'{spec["title"]} image folder'
+        )
         super().__init__(
             data_root=data_root,
             data_prefix=data_prefix,
             ann_file=ann_files[0],
             metainfo=metainfo,
             lazy_init=True,
-            **kwargs)
+            **kwargs,
+        )
         if metainfo is None:
             self._metainfo['classes'] = _class_names(name, num_classes)
         if not lazy_init:
             self.full_init()
 
     def load_data_list(self):
-        lists = {p: read_split_list(p, locations=True)
-                 for p in self.ann_files}
+        lists = {p: read_split_list(p, locations=True) for p in self.ann_files}
         # the label mapping spans every split list of the folder
-        others = {p: read_split_list(p, locations=True)
-                  for p in set(self.split_files.values()) - set(lists)}
-        values = sorted({s[1] for ss in (*lists.values(), *others.values())
-                         for s in ss})
+        others = {
+            p: read_split_list(p, locations=True)
+            for p in set(self.split_files.values()) - set(lists)
+        }
+        values = sorted(
+            {s[1] for ss in (*lists.values(), *others.values()) for s in ss}
+        )
         if len(values) != self.num_classes:
             values = self._check_out_of_range(lists, others, values)
         to_index = {v: i for i, v in enumerate(values)}
@@ -168,9 +196,14 @@ class FGVC(NamedFileErrorsMixin, CustomDataset):
             if self.check_files:
                 check_files_exist(self.img_prefix, samples, path)
             data_list.extend(
-                dict(img_path=osp.join(self.img_prefix, rel),
-                     gt_label=to_index[label], list_entry=where)
-                for rel, label, where in samples if label in to_index)
+                dict(
+                    img_path=osp.join(self.img_prefix, rel),
+                    gt_label=to_index[label],
+                    list_entry=where,
+                )
+                for rel, label, where in samples
+                if label in to_index
+            )
         return data_list
 
     def _check_out_of_range(self, lists, others, values):
@@ -189,18 +222,24 @@ class FGVC(NamedFileErrorsMixin, CustomDataset):
                 f'{self.name}: the split lists {where} hold {len(values)} '
                 f'distinct labels, but the dataset has {num} classes (labels '
                 f'found: {_short_list(values)}). Wrong lists for this '
-                'dataset, or set num_classes for a subset?')
-        mapped = f'; labels 1..{num} are mapped to 0..{num - 1}' if base \
-            else ''
+                'dataset, or set num_classes for a subset?'
+            )
+        mapped = (
+            f'; labels 1..{num} are mapped to 0..{num - 1}' if base else ''
+        )
         what = f'{FGVC_DATASETS[self.name]["title"]} ({num} classes{mapped})'
         for path, samples in {**others, **lists}.items():
-            kept = check_label_range(samples, num, path, what, self.on_error,
-                                     low=base)
+            kept = check_label_range(
+                samples, num, path, what, self.on_error, low=base
+            )
             if path in lists:
                 lists[path] = kept
         return inside
 
     def extra_repr(self):
-        return [f'Dataset: \t{FGVC_DATASETS[self.name]["title"]}',
-                f'Split: \t{self.split}', f'Lists: \t{self.ann_files}',
-                f'Root of dataset: \t{self.data_root}']
+        return [
+            f'Dataset: \t{FGVC_DATASETS[self.name]["title"]}',
+            f'Split: \t{self.split}',
+            f'Lists: \t{self.ann_files}',
+            f'Root of dataset: \t{self.data_root}',
+        ]

@@ -1,5 +1,6 @@
 """Reading and checking split lists ("relative/path label" text lines or
 VPT-style JSON ``{"relative/path": label}``)."""
+
 import json
 import logging
 import os
@@ -13,14 +14,17 @@ from .errors import DataFileError
 def require_dir(path, what, hint=''):
     """Raise FileNotFoundError naming ``path`` unless it is a directory."""
     if not osp.isdir(path):
-        raise FileNotFoundError(f'{what} {path!r} does not exist or is not a '
-                                f'directory.{" " + hint if hint else ""}')
+        raise FileNotFoundError(
+            f'{what} {path!r} does not exist or is not a '
+            f'directory.{" " + hint if hint else ""}'
+        )
 
 
 def require_file(path, what, hint=''):
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{what} {path!r} does not exist.'
-                                f'{" " + hint if hint else ""}')
+        raise FileNotFoundError(
+            f'{what} {path!r} does not exist.{" " + hint if hint else ""}'
+        )
 
 
 def read_split_list(path, locations=False):
@@ -37,8 +41,10 @@ def read_split_list(path, locations=False):
             except json.JSONDecodeError as e:
                 raise ValueError(f'{path}: not valid JSON ({e})') from None
         if not isinstance(data, dict):
-            raise ValueError(f'{path}: expected a JSON object mapping image '
-                             f'path to label, got {type(data).__name__}')
+            raise ValueError(
+                f'{path}: expected a JSON object mapping image '
+                f'path to label, got {type(data).__name__}'
+            )
         items = list(data.items())
         where = [f'{path}: entry {k!r}' for k, _ in items]
     else:
@@ -50,8 +56,10 @@ def read_split_list(path, locations=False):
                     continue
                 parts = line.rsplit(maxsplit=1)
                 if len(parts) != 2:
-                    raise ValueError(f'{path}:{lineno}: expected '
-                                     f'"relative/path label", got {line!r}')
+                    raise ValueError(
+                        f'{path}:{lineno}: expected '
+                        f'"relative/path label", got {line!r}'
+                    )
                 items.append((parts[0], parts[1]))
                 where.append(f'{path}:{lineno}')
     samples = []
@@ -59,16 +67,18 @@ def read_split_list(path, locations=False):
         try:
             label = int(label)
         except (TypeError, ValueError):
-            raise ValueError(f'{loc}: label {label!r} is not an integer') \
-                from None
+            raise ValueError(
+                f'{loc}: label {label!r} is not an integer'
+            ) from None
         samples.append((rel, label, loc) if locations else (rel, label))
     if not samples:
         raise ValueError(f'Split list {path!r} is empty.')
     return samples
 
 
-def check_label_range(samples, num_classes, list_path, what, on_error,
-                      low=0, max_shown=5):
+def check_label_range(
+    samples, num_classes, list_path, what, on_error, low=0, max_shown=5
+):
     """Labels must lie in ``[low, low + num_classes)`` (``low=0``: what the
     classification loss indexes). ``samples``: ``(relative_path, label,
     where)`` triples of ``list_path``; ``what`` names the dataset and its
@@ -83,19 +93,28 @@ def check_label_range(samples, num_classes, list_path, what, on_error,
         return samples
     values = sorted({label for _, label, _ in bad})
     shown = '; '.join(
-        f'{where}: {label}' if repr(rel) in where else
-        f'{where} ({rel!r}): {label}' for rel, label, where in bad[:max_shown])
-    more = f'; and {len(bad) - max_shown} more' if len(bad) > max_shown \
-        else ''
-    message = (f'{list_path}: {len(bad)} of {len(samples)} labels are outside '
-               f'[{low}, {high}) for {what}: values {_short_list(values)}. '
-               f'First: {shown}{more}')
+        f'{where}: {label}'
+        if repr(rel) in where
+        else f'{where} ({rel!r}): {label}'
+        for rel, label, where in bad[:max_shown]
+    )
+    more = f'; and {len(bad) - max_shown} more' if len(bad) > max_shown else ''
+    message = (
+        f'{list_path}: {len(bad)} of {len(samples)} labels are outside '
+        f'[{low}, {high}) for {what}: values {_short_list(values)}. '
+        f'First: {shown}{more}'
+    )
     if on_error == 'skip':
-        print_log(f'{message}; skipping these {len(bad)} samples',
-                  logger='current', level=logging.WARNING)
+        print_log(
+            f'{message}; skipping these {len(bad)} samples',
+            logger='current',
+            level=logging.WARNING,
+        )
         return [s for s in samples if low <= s[1] < high]
-    raise DataFileError(message + ". Fix the list, or set on_error='skip' "
-                        'on the dataset to leave these samples out.')
+    raise DataFileError(
+        message + ". Fix the list, or set on_error='skip' "
+        'on the dataset to leave these samples out.'
+    )
 
 
 def _short_list(values, n=10):
@@ -105,17 +124,23 @@ def _short_list(values, n=10):
 
 def check_files_exist(img_root, samples, list_path, max_shown=5):
     """Raise FileNotFoundError naming missing listed images (and the list)."""
-    missing = [rel for rel, *_ in samples
-               if not osp.isfile(osp.join(img_root, rel))]
+    missing = [
+        rel for rel, *_ in samples if not osp.isfile(osp.join(img_root, rel))
+    ]
     if missing:
-        shown = ', '.join(repr(osp.join(img_root, m))
-                          for m in missing[:max_shown])
-        more = f' and {len(missing) - max_shown} more' \
-            if len(missing) > max_shown else ''
+        shown = ', '.join(
+            repr(osp.join(img_root, m)) for m in missing[:max_shown]
+        )
+        more = (
+            f' and {len(missing) - max_shown} more'
+            if len(missing) > max_shown
+            else ''
+        )
         raise FileNotFoundError(
             f'{len(missing)} of {len(samples)} images listed in '
             f'{list_path!r} do not exist: {shown}{more}. Paths in the list '
-            f'are relative to {img_root!r}.')
+            f'are relative to {img_root!r}.'
+        )
 
 
 def first_existing(root, stems, exts=('.json', '.txt')):

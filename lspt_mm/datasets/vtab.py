@@ -1,4 +1,5 @@
 """VTAB-1k in the widely shared image-folder format."""
+
 import os.path as osp
 
 from mmengine.logging import MMLogger
@@ -7,8 +8,12 @@ from mmpretrain.registry import DATASETS
 
 from .benchmarks import VTAB_NUM_CLASSES, VTAB_SPLITS
 from .errors import NamedFileErrorsMixin, check_on_error
-from .listfile import (check_files_exist, check_label_range, read_split_list,
-                       require_dir)
+from .listfile import (
+    check_files_exist,
+    check_label_range,
+    read_split_list,
+    require_dir,
+)
 
 
 @DATASETS.register_module()
@@ -45,59 +50,75 @@ class VTAB1k(NamedFileErrorsMixin, CustomDataset):
             samples are left out, with a warning naming them.
     """
 
-    def __init__(self,
-                 data_root,
-                 task,
-                 split='train800val200',
-                 num_classes=None,
-                 check_files=True,
-                 on_error='raise',
-                 metainfo=None,
-                 **kwargs):
+    def __init__(
+        self,
+        data_root,
+        task,
+        split='train800val200',
+        num_classes=None,
+        check_files=True,
+        on_error='raise',
+        metainfo=None,
+        **kwargs,
+    ):
         self.on_error = check_on_error(on_error)
         if split not in VTAB_SPLITS:
-            raise ValueError(f'VTAB-1k split must be one of {VTAB_SPLITS}, '
-                             f'got {split!r}')
+            raise ValueError(
+                f'VTAB-1k split must be one of {VTAB_SPLITS}, got {split!r}'
+            )
         if num_classes is None:
             if task not in VTAB_NUM_CLASSES:
                 raise KeyError(
                     f'unknown VTAB-1k task {task!r}; known tasks: '
                     f'{sorted(VTAB_NUM_CLASSES)} (pass num_classes for '
-                    'another task)')
+                    'another task)'
+                )
             num_classes = VTAB_NUM_CLASSES[task]
-        elif task in VTAB_NUM_CLASSES and \
-                num_classes != VTAB_NUM_CLASSES[task]:
+        elif (
+            task in VTAB_NUM_CLASSES and num_classes != VTAB_NUM_CLASSES[task]
+        ):
             # an explicit choice (a subset, tiny data): information, not a
             # warning; labels are still checked against it
             MMLogger.get_current_instance().info(
                 f'VTAB1k: num_classes={num_classes} overrides the '
-                f'{VTAB_NUM_CLASSES[task]} classes of task {task!r}')
-        require_dir(data_root, 'VTAB-1k root',
-                    'Set data_root to the folder holding the task folders '
-                    '(e.g. data/vtab-1k).')
+                f'{VTAB_NUM_CLASSES[task]} classes of task {task!r}'
+            )
+        require_dir(
+            data_root,
+            'VTAB-1k root',
+            'Set data_root to the folder holding the task folders '
+            '(e.g. data/vtab-1k).',
+        )
         task_dir = osp.join(data_root, task)
-        require_dir(task_dir, f'VTAB-1k task folder of {task!r}',
-                    f'Expected {data_root}/{task}/ with train800.txt, '
-                    'val200.txt, train800val200.txt, test.txt.')
+        require_dir(
+            task_dir,
+            f'VTAB-1k task folder of {task!r}',
+            f'Expected {data_root}/{task}/ with train800.txt, '
+            'val200.txt, train800val200.txt, test.txt.',
+        )
         self.task = task
         self.split = split
         self.num_classes = num_classes
         self.check_files = check_files
         metainfo = metainfo or dict(
-            classes=tuple(str(i) for i in range(num_classes)))
+            classes=tuple(str(i) for i in range(num_classes))
+        )
         super().__init__(
             data_root=task_dir,
             data_prefix='',
             ann_file=f'{split}.txt',
             metainfo=metainfo,
-            **kwargs)
+            **kwargs,
+        )
 
     def load_data_list(self):
         samples = check_label_range(
-            read_split_list(self.ann_file, locations=True), self.num_classes,
+            read_split_list(self.ann_file, locations=True),
+            self.num_classes,
             self.ann_file,
             f'VTAB-1k task {self.task!r} ({self.num_classes} classes)',
-            self.on_error)
+            self.on_error,
+        )
         where = [loc for _, _, loc in samples]
         samples = [(rel, label) for rel, label, _ in samples]
         if self.check_files:
@@ -106,13 +127,20 @@ class VTAB1k(NamedFileErrorsMixin, CustomDataset):
         if found < self.num_classes:
             MMLogger.get_current_instance().info(
                 f'VTAB1k {self.task}/{self.split}: {found} of '
-                f'{self.num_classes} classes occur in {self.ann_file}')
+                f'{self.num_classes} classes occur in {self.ann_file}'
+            )
         return [
-            dict(img_path=osp.join(self.img_prefix, rel), gt_label=label,
-                 list_entry=loc)
+            dict(
+                img_path=osp.join(self.img_prefix, rel),
+                gt_label=label,
+                list_entry=loc,
+            )
             for (rel, label), loc in zip(samples, where)
         ]
 
     def extra_repr(self):
-        return [f'Task: \t{self.task}', f'Split: \t{self.split}',
-                f'Task folder: \t{self.data_root}']
+        return [
+            f'Task: \t{self.task}',
+            f'Split: \t{self.split}',
+            f'Task folder: \t{self.data_root}',
+        ]

@@ -30,6 +30,7 @@ pointer is written by mmengine with a plain ``open``, inside a private
 method; its atomic replacement is a version-guarded copy in
 :func:`lspt_mm.compat.save_checkpoint_with_step`.
 """
+
 import contextlib
 import copy
 import logging
@@ -55,8 +56,9 @@ def atomic_write_bytes(path, data):
     the complete new one, never a partial file."""
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.',
-                               suffix='.tmp', dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=directory
+    )
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # as open() would, not 0600
         with os.fdopen(fd, 'wb') as f:
@@ -137,18 +139,26 @@ class AtomicCheckpointHook(CheckpointHook):
     that backend (atomic only if it is); the pointer stays atomic.
     """
 
-    def __init__(self, *args, file_client_args=None, backend_args=None,
-                 **kwargs):
+    def __init__(
+        self, *args, file_client_args=None, backend_args=None, **kwargs
+    ):
         if file_client_args is None and backend_args is None:
             backend_args = dict(ATOMIC_BACKEND_ARGS)
         elif (backend_args or {}).get('backend') != 'atomic_local':
-            print_log('AtomicCheckpointHook: checkpoint files are written '
-                      'by the given file_client_args / backend_args, not '
-                      "atomically (leave both out, or backend='atomic_local',"
-                      ' for atomic files)', logger='current',
-                      level=logging.WARNING)
-        super().__init__(*args, file_client_args=file_client_args,
-                         backend_args=backend_args, **kwargs)
+            print_log(
+                'AtomicCheckpointHook: checkpoint files are written '
+                'by the given file_client_args / backend_args, not '
+                "atomically (leave both out, or backend='atomic_local',"
+                ' for atomic files)',
+                logger='current',
+                level=logging.WARNING,
+            )
+        super().__init__(
+            *args,
+            file_client_args=file_client_args,
+            backend_args=backend_args,
+            **kwargs,
+        )
 
     def before_train(self, runner):
         super().before_train(runner)
@@ -156,13 +166,15 @@ class AtomicCheckpointHook(CheckpointHook):
             return
         for directory in {runner.work_dir, self.out_dir}:
             for path in remove_stale_temp_files(str(directory)):
-                runner.logger.info(f'removed {path}, left by a save that '
-                                   'was interrupted')
+                runner.logger.info(
+                    f'removed {path}, left by a save that was interrupted'
+                )
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         with self._deferred_removals(runner):
-            compat.save_checkpoint_with_step(self, runner, step, meta,
-                                             write_pointer=atomic_write_text)
+            compat.save_checkpoint_with_step(
+                self, runner, step, meta, write_pointer=atomic_write_text
+            )
 
     def _save_best_checkpoint(self, runner, metrics):
         with self._deferred_removals(runner):
@@ -178,13 +190,16 @@ class AtomicCheckpointHook(CheckpointHook):
         :class:`CheckpointSaveError` says what is still on disk."""
         real = self.file_backend
         removals = []
-        saved = (copy.copy(getattr(self, 'keep_ckpt_ids', None)),
-                 self.last_ckpt,
-                 getattr(self, 'best_ckpt_path', None),
-                 dict(getattr(self, 'best_ckpt_path_dict', {}) or {}))
+        saved = (
+            copy.copy(getattr(self, 'keep_ckpt_ids', None)),
+            self.last_ckpt,
+            getattr(self, 'best_ckpt_path', None),
+            dict(getattr(self, 'best_ckpt_path_dict', {}) or {}),
+        )
         hub = runner.message_hub
-        hub_saved = {k: hub.get_info(k) for k in ('keep_ckpt_ids',
-                                                  'last_ckpt')}
+        hub_saved = {
+            k: hub.get_info(k) for k in ('keep_ckpt_ids', 'last_ckpt')
+        }
         self.file_backend = _RecordRemovals(real, removals)
         try:
             yield
@@ -206,7 +221,8 @@ class AtomicCheckpointHook(CheckpointHook):
                     f'Nothing was deleted; {pointer} still names '
                     f'{self.last_ckpt or "no checkpoint (none saved yet)"}. '
                     'Free space (or fix the folder) and continue with '
-                    '--resume.') from err
+                    '--resume.'
+                ) from err
             raise
         finally:
             self.file_backend = real

@@ -8,6 +8,7 @@ after it is read and before any weight is copied (mmengine calls
 ``after_load_checkpoint`` in between), and stops with one message naming what
 does not fit (:mod:`lspt_mm.models.checkpoint_policy`).
 """
+
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -21,6 +22,7 @@ def _checkpoint_name(runner):
         return str(load_from)
     if getattr(runner, '_resume', False):
         from mmengine.runner.checkpoint import find_latest_checkpoint
+
         latest = find_latest_checkpoint(runner.work_dir)
         if latest is not None:
             return str(latest)
@@ -34,6 +36,7 @@ class CheckpointPolicyHook(Hook):
     key left over (a trainable-only checkpoint takes the frozen ViT from
     ``pretrained``). ``tools/train.py`` and ``tools/test.py`` add it when a
     config lacks it."""
+
     priority = 'VERY_HIGH'  # before any other hook reads the checkpoint
 
     def after_load_checkpoint(self, runner, checkpoint):

@@ -16,6 +16,7 @@ restores mmengine's console.
 ``ConciseRunner`` also locks its work dir and gives every run a log folder
 of its own (:mod:`lspt_mm.engine.work_dir_lock`).
 """
+
 import contextlib
 import logging
 
@@ -27,9 +28,12 @@ from mmengine.runner import Runner
 def console_handlers(logger):
     """The handlers of ``logger`` that write to a terminal stream (not to a
     file)."""
-    return [h for h in logger.handlers
-            if isinstance(h, logging.StreamHandler)
-            and not isinstance(h, logging.FileHandler)]
+    return [
+        h
+        for h in logger.handlers
+        if isinstance(h, logging.StreamHandler)
+        and not isinstance(h, logging.FileHandler)
+    ]
 
 
 @contextlib.contextmanager
@@ -83,8 +87,10 @@ class ConciseRunner(Runner):
         if self._lock_message:
             self.logger.warning(self._lock_message)
         if self.logger.log_file:
-            self.logger.info('environment, config and hook order: in '
-                             f'{self.logger.log_file}')
+            self.logger.info(
+                'environment, config and hook order: in '
+                f'{self.logger.log_file}'
+            )
 
     def setup_env(self, env_cfg):
         """mmengine's, then (before mmengine creates the log folder) the
@@ -100,6 +106,7 @@ class ConciseRunner(Runner):
             WorkDirLockedError,
             claim_log_dir,
         )
+
         super().setup_env(env_cfg)
         result = [self._timestamp, None, None]  # name, message, refusal
         if self.rank == 0:

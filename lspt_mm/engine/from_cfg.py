@@ -22,6 +22,7 @@ resolved in place, so it shows what runs. ``runner_type`` is honoured by
 direct ``Runner.from_cfg`` (mmengine's behaviour); ``ConciseRunner`` only
 sends set-up dumps to the log file, the run is the same.
 """
+
 from mmengine.runner import Runner
 
 
@@ -30,18 +31,23 @@ def check_hooks(cfg):
     ``prompt_init`` and ``custom_hooks`` lacks ``PromptInitHook`` (the
     prompts would silently stay uniform)."""
     from .prompt_init_hook import _asks_for_data
+
     if not _asks_for_data(cfg.get('model', None)):
         return
     hooks = cfg.get('custom_hooks', None) or []
-    if any(str(h.get('type', '')).split('.')[-1] == 'PromptInitHook'
-           for h in hooks if isinstance(h, dict)):
+    if any(
+        str(h.get('type', '')).split('.')[-1] == 'PromptInitHook'
+        for h in hooks
+        if isinstance(h, dict)
+    ):
         return
     where = getattr(cfg, 'filename', None) or 'the config'
     raise ValueError(
-        f"{where}: the model has a data-driven prompt_init but custom_hooks "
+        f'{where}: the model has a data-driven prompt_init but custom_hooks '
         "has no dict(type='PromptInitHook'), so the prompts would stay "
         'uniform; add it (configs/_base_/cls_runtime.py and seg_runtime.py '
-        'list it)')
+        'list it)'
+    )
 
 
 def prepare_config(cfg, log=True):
@@ -51,6 +57,7 @@ def prepare_config(cfg, log=True):
     Returns the recipe (None for a config that is not a benchmark
     config)."""
     from lspt_mm.datasets.benchmarks import apply_task
+
     recipe = apply_task(cfg, log=log)
     check_hooks(cfg)
     return recipe

@@ -16,6 +16,7 @@ with
 and stops with :class:`HeadDataMismatchError` naming both settings. A
 dataset without class names in its metainfo is not checked.
 """
+
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
@@ -46,8 +47,11 @@ def model_class_counts(model):
         heads = list(aux) if hasattr(aux, '__iter__') else [aux]
         for i, h in enumerate(heads):
             if getattr(h, 'num_classes', None) is not None:
-                key = 'model.auxiliary_head' + (
-                    f'[{i}]' if len(heads) > 1 else '') + '.num_classes'
+                key = (
+                    'model.auxiliary_head'
+                    + (f'[{i}]' if len(heads) > 1 else '')
+                    + '.num_classes'
+                )
                 found.append((key, h.num_classes))
     return found
 
@@ -75,12 +79,14 @@ def check_head_against_data(model, dataset, which):
         f'{", data_root=" + repr(root) if root else ""}) has {n} classes '
         f"({which}.dataset's metainfo 'classes'). Set "
         f'{" and ".join(k for k, _ in wrong)} to {n}, or use data with '
-        f'{wrong[0][1]} classes.')
+        f'{wrong[0][1]} classes.'
+    )
 
 
 @HOOKS.register_module()
 class HeadDataCheckHook(Hook):
     """See the module docstring."""
+
     priority = 'VERY_HIGH'
 
     def __init__(self):

@@ -9,37 +9,48 @@ takes the depth from ``model.backbone.get_layer_depth(name, 'backbone.')``
 at depth 0, block i at i + 1, all other parameters (prompt method, neck,
 heads) at the top depth with the full lr. Frozen parameters are left out.
 """
+
 from functools import partial
+
+from lspt_mm import compat
 
 from mmengine.logging import MMLogger, print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
-from mmpretrain.engine.optimizers import \
-    LearningRateDecayOptimWrapperConstructor
-
-from lspt_mm import compat
+from mmpretrain.engine.optimizers import (
+    LearningRateDecayOptimWrapperConstructor,
+)
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class SegLayerDecayOptimWrapperConstructor(
-        LearningRateDecayOptimWrapperConstructor):
+    LearningRateDecayOptimWrapperConstructor
+):
     """``paramwise_cfg``: ``layer_decay_rate`` plus mmpretrain's
     ``norm_decay_mult`` / ``bias_decay_mult`` / ``flat_decay_mult`` /
     ``custom_keys``."""
 
-    def add_params(self, params, module, prefix='', get_layer_depth=None,
-                   **kwargs):
+    def add_params(
+        self, params, module, prefix='', get_layer_depth=None, **kwargs
+    ):
         if get_layer_depth is None and prefix == '':
             backbone = getattr(module, 'backbone', None)
             if backbone is None or not hasattr(backbone, 'get_layer_depth'):
                 raise TypeError(
                     'SegLayerDecayOptimWrapperConstructor needs a model with '
                     'a `backbone` that has `get_layer_depth` (mmpretrain '
-                    f'ViT); got {type(module).__name__}')
-            get_layer_depth = partial(backbone.get_layer_depth,
-                                      prefix='backbone.')
-        super().add_params(params, module, prefix=prefix,
-                           get_layer_depth=get_layer_depth, **kwargs)
+                    f'ViT); got {type(module).__name__}'
+                )
+            get_layer_depth = partial(
+                backbone.get_layer_depth, prefix='backbone.'
+            )
+        super().add_params(
+            params,
+            module,
+            prefix=prefix,
+            get_layer_depth=get_layer_depth,
+            **kwargs,
+        )
 
 
 def check_module_lr_mult(mults):
@@ -49,12 +60,18 @@ def check_module_lr_mult(mults):
     if mults is None:
         return {}
     if not isinstance(mults, dict) or not all(
-            isinstance(k, str) and k and isinstance(v, (int, float))
-            and not isinstance(v, bool) and v > 0 for k, v in mults.items()):
+        isinstance(k, str)
+        and k
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and v > 0
+        for k, v in mults.items()
+    ):
         raise ValueError(
             'paramwise_cfg.module_lr_mult must map module-name prefixes '
             "(e.g. 'decode_head', 'backbone') to positive numbers; got "
-            f'{mults!r}')
+            f'{mults!r}'
+        )
     return dict(mults)
 
 
@@ -80,15 +97,23 @@ def apply_module_lr_mult(params, module, mults, base_lr):
                 group['lr'] = group.get('lr', base_lr) * mults[prefix]
                 used.add(prefix)
                 break
-    unknown = [p for p in mults if p not in used and not any(
-        n == p or n.startswith(p + '.') for n in names.values())]
+    unknown = [
+        p
+        for p in mults
+        if p not in used
+        and not any(n == p or n.startswith(p + '.') for n in names.values())
+    ]
     if unknown:
         raise ValueError(
             f'paramwise_cfg.module_lr_mult: {unknown} match(es) no '
             'parameter of the model (top-level modules: '
-            f'{[n for n, _ in module.named_children()]})')
-    print_log('optimizer: lr multipliers by module: ' + ', '.join(
-        f'{k} x{v:g}' for k, v in mults.items()), logger='current')
+            f'{[n for n, _ in module.named_children()]})'
+        )
+    print_log(
+        'optimizer: lr multipliers by module: '
+        + ', '.join(f'{k} x{v:g}' for k, v in mults.items()),
+        logger='current',
+    )
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -107,7 +132,8 @@ class PromptTuningOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     def __init__(self, optim_wrapper_cfg, paramwise_cfg=None):
         paramwise_cfg = dict(paramwise_cfg or {})
         self.module_lr_mult = check_module_lr_mult(
-            paramwise_cfg.pop('module_lr_mult', None))
+            paramwise_cfg.pop('module_lr_mult', None)
+        )
         if self.module_lr_mult and not paramwise_cfg:
             # mmengine builds per-parameter groups only for a non-empty one
             paramwise_cfg = dict(custom_keys={})
@@ -117,12 +143,17 @@ class PromptTuningOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         if prefix:
             return super().add_params(params, module, prefix, **kwargs)
         with compat.frozen_param_warnings_dropped(
-                MMLogger.get_current_instance()):
+            MMLogger.get_current_instance()
+        ):
             super().add_params(params, module, prefix, **kwargs)
         if self.module_lr_mult:
-            apply_module_lr_mult(params, module, self.module_lr_mult,
-                                 self.base_lr)
+            apply_module_lr_mult(
+                params, module, self.module_lr_mult, self.base_lr
+            )
         frozen = [p for p in module.parameters() if not p.requires_grad]
-        print_log(f'optimizer: {len(frozen)} frozen tensors '
-                  f'({sum(p.numel() for p in frozen):,} parameters, '
-                  'requires_grad=False) are not trained', logger='current')
+        print_log(
+            f'optimizer: {len(frozen)} frozen tensors '
+            f'({sum(p.numel() for p in frozen):,} parameters, '
+            'requires_grad=False) are not trained',
+            logger='current',
+        )

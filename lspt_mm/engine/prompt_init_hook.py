@@ -25,12 +25,18 @@ The runtimes (``configs/_base_/*_runtime.py``) list the hook, so
 config; a config that asks for a data-driven init without the hook is refused
 when its runner is built (:func:`lspt_mm.engine.from_cfg.check_hooks`).
 """
+
 import random
 
 import numpy as np
 import torch
-from mmengine.dist import broadcast, broadcast_object_list, get_rank, \
-    is_distributed
+
+from mmengine.dist import (
+    broadcast,
+    broadcast_object_list,
+    get_rank,
+    is_distributed,
+)
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -39,8 +45,11 @@ from ..models.prompt_init import PROMPT_INITS
 
 
 def _rng_states():
-    state = dict(python=random.getstate(), numpy=np.random.get_state(),
-                 torch=torch.get_rng_state())
+    state = dict(
+        python=random.getstate(),
+        numpy=np.random.get_state(),
+        torch=torch.get_rng_state(),
+    )
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
@@ -66,6 +75,7 @@ def sample_batches(model, dataset, indices, batch_size, collate_fn=None):
     ``pseudo_collate``) and ``model.data_preprocessor`` in training mode
     without batch augments (padding / stacking as in training)."""
     from mmengine.dataset import pseudo_collate
+
     collate_fn = collate_fn or pseudo_collate
     preprocessor = model.data_preprocessor
     for chunk in torch.as_tensor(indices).split(batch_size):
@@ -94,6 +104,7 @@ class PromptInitHook(Hook):
             transforms and the init's draws; None: the ``prompt_init``'s,
             else the run's ``randomness.seed``.
     """
+
     priority = 'HIGH'  # before hooks that read the weights in before_train
 
     def __init__(self, num_images=None, batch_size=None, seed=None):
@@ -104,27 +115,37 @@ class PromptInitHook(Hook):
     @staticmethod
     def _targets(runner):
         model = unwrap_model(runner.model)
-        return model, [(prefix, vit) for prefix, vit in
-                       prompted_backbones(model)
-                       if vit.prompt_init.needs_data]
+        return model, [
+            (prefix, vit)
+            for prefix, vit in prompted_backbones(model)
+            if vit.prompt_init.needs_data
+        ]
 
     def before_train(self, runner):
         model, targets = self._targets(runner)
-        for prefix, vit in [t for t in targets
-                            if not t[1].prompt_method.prompt_set_blocks]:
+        for prefix, vit in [
+            t for t in targets if not t[1].prompt_method.prompt_set_blocks
+        ]:
             runner.logger.info(
                 f'{prefix or "backbone."}prompt_init={vit.prompt_init!r}: '
-                f'{vit.method_name} has no prompts, nothing to set')
+                f'{vit.method_name} has no prompts, nothing to set'
+            )
         targets = [t for t in targets if t[1].prompt_method.prompt_set_blocks]
         if not targets:
             return
-        names = ', '.join(f'{p or "backbone."}prompt_init='
-                          f'{v.prompt_init!r}' for p, v in targets)
-        if getattr(runner, '_has_loaded', False) or runner.iter > 0 or \
-                runner.epoch > 0:
+        names = ', '.join(
+            f'{p or "backbone."}prompt_init={v.prompt_init!r}'
+            for p, v in targets
+        )
+        if (
+            getattr(runner, '_has_loaded', False)
+            or runner.iter > 0
+            or runner.epoch > 0
+        ):
             runner.logger.info(
                 f'{names}: kept the prompts of the loaded checkpoint '
-                f'(resumed or load_from; iteration {runner.iter})')
+                f'(resumed or load_from; iteration {runner.iter})'
+            )
             return
         error = None
         if get_rank() == 0:
@@ -133,8 +154,9 @@ class PromptInitHook(Hook):
             except Exception as err:  # every rank must leave the broadcast
                 error = err
         if is_distributed():
-            status = [None if error is None else
-                      f'{type(error).__name__}: {error}']
+            status = [
+                None if error is None else f'{type(error).__name__}: {error}'
+            ]
             broadcast_object_list(status, src=0)
             if status[0] is not None:
                 raise RuntimeError(f'PromptInitHook on rank 0: {status[0]}')
@@ -155,16 +177,21 @@ class PromptInitHook(Hook):
                 seed = runner.seed if runner.seed is not None else 0
             num = min(num, len(dataset))
             if num < 1:
-                raise ValueError(f'{prefix}prompt_init={init!r}: the '
-                                 'training set is empty')
+                raise ValueError(
+                    f'{prefix}prompt_init={init!r}: the training set is empty'
+                )
             generator = torch.Generator().manual_seed(seed)
             indices = torch.randperm(len(dataset), generator=generator)[:num]
             device = vit.prompt_method.prompts.device
             saved = _rng_states()
             _seed_all(seed)
             try:
-                batches = (x.to(device) for x in sample_batches(
-                    model, dataset, indices, batch, collate_fn))
+                batches = (
+                    x.to(device)
+                    for x in sample_batches(
+                        model, dataset, indices, batch, collate_fn
+                    )
+                )
                 info = init.apply(vit, batches, num, generator)
             finally:
                 _set_rng_states(saved)
@@ -173,7 +200,8 @@ class PromptInitHook(Hook):
                 f'{prefix or "backbone."}prompt_init={init!r}: '
                 f'{info["sets"]} prompt set(s) of {method.method_name} '
                 f'(blocks {list(method.prompt_set_blocks)}) from {num} '
-                f'training images (seed {seed}) in {info["seconds"]:.2f} s')
+                f'training images (seed {seed}) in {info["seconds"]:.2f} s'
+            )
 
 
 def _asks_for_data(node):
@@ -182,14 +210,18 @@ def _asks_for_data(node):
     if isinstance(node, dict) or hasattr(node, 'items'):
         for key, value in node.items():
             if key == 'prompt_init' and value is not None:
-                name = value if isinstance(value, str) else \
-                    dict(value).get('type')
-                if name != 'uniform' and name != PROMPT_INITS['uniform'][
-                        'type']:
+                name = (
+                    value
+                    if isinstance(value, str)
+                    else dict(value).get('type')
+                )
+                if (
+                    name != 'uniform'
+                    and name != PROMPT_INITS['uniform']['type']
+                ):
                     return True
             elif _asks_for_data(value):
                 return True
     elif isinstance(node, (list, tuple)):
         return any(_asks_for_data(v) for v in node)
     return False
-

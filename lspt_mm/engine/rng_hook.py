@@ -30,6 +30,7 @@ time the epoch's iterator starts them, so resumed epochs match too; with
 ``persistent_workers=True`` the workers keep their states across epochs and
 a resumed run (fresh workers) cannot match: the hook warns.
 """
+
 import random
 
 import numpy as np
@@ -41,9 +42,11 @@ from mmengine.runner import IterBasedTrainLoop
 
 
 def _get_state():
-    state = {'torch': torch.get_rng_state(),
-             'numpy': _numpy_state_to_plain(np.random.get_state()),
-             'python': _python_state_to_plain(random.getstate())}
+    state = {
+        'torch': torch.get_rng_state(),
+        'numpy': _numpy_state_to_plain(np.random.get_state()),
+        'python': _python_state_to_plain(random.getstate()),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
@@ -64,26 +67,40 @@ def _set_state(state):
 # beyond the allow-list)
 def _numpy_state_to_plain(state):
     name, keys, pos, has_gauss, cached = state
-    return {'name': name, 'keys': torch.from_numpy(keys.astype(np.int64)),
-            'pos': int(pos), 'has_gauss': int(has_gauss),
-            'cached_gaussian': float(cached)}
+    return {
+        'name': name,
+        'keys': torch.from_numpy(keys.astype(np.int64)),
+        'pos': int(pos),
+        'has_gauss': int(has_gauss),
+        'cached_gaussian': float(cached),
+    }
 
 
 def _numpy_state_from_plain(plain):
-    return (plain['name'], plain['keys'].numpy().astype(np.uint32),
-            plain['pos'], plain['has_gauss'], plain['cached_gaussian'])
+    return (
+        plain['name'],
+        plain['keys'].numpy().astype(np.uint32),
+        plain['pos'],
+        plain['has_gauss'],
+        plain['cached_gaussian'],
+    )
 
 
 def _python_state_to_plain(state):
     version, internal, gauss_next = state
-    return {'version': version,
-            'internal': torch.tensor(internal, dtype=torch.int64),
-            'gauss_next': gauss_next}
+    return {
+        'version': version,
+        'internal': torch.tensor(internal, dtype=torch.int64),
+        'gauss_next': gauss_next,
+    }
 
 
 def _python_state_from_plain(plain):
-    return (plain['version'], tuple(plain['internal'].tolist()),
-            plain['gauss_next'])
+    return (
+        plain['version'],
+        tuple(plain['internal'].tolist()),
+        plain['gauss_next'],
+    )
 
 
 @HOOKS.register_module()
@@ -98,18 +115,24 @@ class RNGStateHook(Hook):
         # the built loop only: a test run has none (and must not build one)
         loop = getattr(runner, '_train_loop', None)
         loader = getattr(loop, 'dataloader', None)
-        if getattr(loader, 'persistent_workers', False) and \
-                getattr(loader, 'num_workers', 0) > 0:
+        if (
+            getattr(loader, 'persistent_workers', False)
+            and getattr(loader, 'num_workers', 0) > 0
+        ):
             runner.logger.warning(
                 'RNGStateHook: train_dataloader.persistent_workers=True keeps '
                 "the workers' random states across epochs; a resumed run "
                 'starts fresh workers, so its random augmentations differ '
                 'from an uninterrupted run (persistent_workers=False resumes '
-                'exactly)')
-        if isinstance(loop, IterBasedTrainLoop) and \
-                loop.dataloader.generator is None:
+                'exactly)'
+            )
+        if (
+            isinstance(loop, IterBasedTrainLoop)
+            and loop.dataloader.generator is None
+        ):
             loop.dataloader.generator = torch.Generator().manual_seed(
-                runner.seed or 0)
+                runner.seed or 0
+            )
 
     def before_save_checkpoint(self, runner, checkpoint):
         checkpoint['rng_state'] = _get_state()
@@ -120,7 +143,8 @@ class RNGStateHook(Hook):
 
     def before_train_epoch(self, runner):
         if self._pending is not None and not isinstance(
-                runner.train_loop, IterBasedTrainLoop):
+            runner.train_loop, IterBasedTrainLoop
+        ):
             _set_state(self._pending)
             self._pending = None
 

@@ -2,10 +2,12 @@
 command-line options, building the runner (mmengine's ``from_cfg``: what the
 config says, nothing added), stopping on a checkpoint that does not fit,
 closing distributed runs."""
+
 import contextlib
 import os.path as osp
 
 import torch
+
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -18,6 +20,7 @@ def apply_common_args(cfg, args):
     ``./work_dirs/<config stem>``, as OpenMMLab's tools, plus
     ``_<task>`` / ``_<method>`` when ``--cfg-options`` set them)."""
     from lspt_mm.datasets.benchmarks import TaskError, apply_task
+
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -40,14 +43,22 @@ def apply_common_args(cfg, args):
 def exit_on_checkpoint_error():
     """Turn a checkpoint that does not fit, is not a checkpoint, or would
     need a full unpickle into one short message and exit status 1."""
-    from lspt_mm.models.checkpoint import (NotACheckpointError,
-                                           UntrustedCheckpointError)
+    from lspt_mm.models.checkpoint import (
+        NotACheckpointError,
+        UntrustedCheckpointError,
+    )
     from lspt_mm.models.checkpoint_policy import CheckpointMismatchError
+
     from .run_errors import RunStoppedError  # a run stopped on purpose
+
     try:
         yield
-    except (CheckpointMismatchError, NotACheckpointError,
-            UntrustedCheckpointError, RunStoppedError) as err:
+    except (
+        CheckpointMismatchError,
+        NotACheckpointError,
+        UntrustedCheckpointError,
+        RunStoppedError,
+    ) as err:
         raise SystemExit(f'error: {err}') from None
 
 
@@ -61,9 +72,11 @@ def compile_options(cfg):
         return {}
     if isinstance(value, dict):
         return dict(value)
-    raise ValueError(f'config key compile={value!r}: give True, False or a '
-                     'dict of torch.compile options (e.g. dict(backend='
-                     "'inductor', mode='max-autotune'))")
+    raise ValueError(
+        f'config key compile={value!r}: give True, False or a '
+        'dict of torch.compile options (e.g. dict(backend='
+        "'inductor', mode='max-autotune'))"
+    )
 
 
 def compile_model(runner, options):
@@ -81,13 +94,18 @@ def compile_model(runner, options):
     mmengine leaves val / test uncompiled. The data preprocessor, the
     optimiser step and the loop bookkeeping stay eager."""
     from mmengine.model import is_model_wrapper
-    model = runner.model.module if is_model_wrapper(runner.model) else \
-        runner.model
+
+    model = (
+        runner.model.module if is_model_wrapper(runner.model) else runner.model
+    )
     model.compile(**options)
     runner.cfg.compile = False  # mmengine's train_step compile: off
-    print_log(f'compile: the model is compiled (torch.compile options '
-              f'{options}); the first iteration of training and of testing '
-              'compiles it (minutes for a ViT-B on CPU)', logger='current')
+    print_log(
+        f'compile: the model is compiled (torch.compile options '
+        f'{options}); the first iteration of training and of testing '
+        'compiles it (minutes for a ViT-B on CPU)',
+        logger='current',
+    )
 
 
 def build_runner(cfg):
@@ -110,6 +128,5 @@ def close_distributed():
     """Destroy the process group of a finished distributed run: a gloo group
     alive at interpreter exit can abort the process (SIGABRT) after the work
     is done."""
-    if torch.distributed.is_available() and \
-            torch.distributed.is_initialized():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

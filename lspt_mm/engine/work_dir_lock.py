@@ -18,6 +18,7 @@ checkpoints and ``last_checkpoint`` into a work dir that a live run uses.
 both before mmengine creates the log folder; the lock is released when
 ``train()`` / ``val()`` / ``test()`` returns (or the process ends).
 """
+
 import contextlib
 import datetime
 import json
@@ -54,16 +55,21 @@ def _pid_alive(pid):
 
 def describe_holder(info):
     """``pid 123 on host h, started 2026-..., command: ...``"""
-    return (f"pid {info.get('pid')} on host {info.get('host')}, started "
-            f"{info.get('start')}, command: {info.get('command')}")
+    return (
+        f'pid {info.get("pid")} on host {info.get("host")}, started '
+        f'{info.get("start")}, command: {info.get("command")}'
+    )
 
 
 def this_process():
-    return dict(pid=os.getpid(), host=socket.gethostname(),
-                start=datetime.datetime.now().astimezone().isoformat(
-                    timespec='seconds'),
-                command=' '.join([osp.basename(sys.executable)] +
-                                 sys.argv))
+    return dict(
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        start=datetime.datetime.now()
+        .astimezone()
+        .isoformat(timespec='seconds'),
+        command=' '.join([osp.basename(sys.executable)] + sys.argv),
+    )
 
 
 class WorkDirLock:
@@ -112,8 +118,10 @@ class WorkDirLock:
         self._held[self.path] = [f, 1]
         self.acquired = True
         if previous and previous.get('pid') != os.getpid():
-            return (f'{self.path}: took over the lock of a run that is no '
-                    f'longer running ({describe_holder(previous)})')
+            return (
+                f'{self.path}: took over the lock of a run that is no '
+                f'longer running ({describe_holder(previous)})'
+            )
         return None
 
     def _lock(self, f):
@@ -127,21 +135,26 @@ class WorkDirLock:
                 self._refuse(self._read(f))
             return previous
         # no flock: a live pid on this host holds it
-        if previous and previous.get('host') == socket.gethostname() and \
-                previous.get('pid') != os.getpid() and \
-                _pid_alive(previous.get('pid')):
+        if (
+            previous
+            and previous.get('host') == socket.gethostname()
+            and previous.get('pid') != os.getpid()
+            and _pid_alive(previous.get('pid'))
+        ):
             self._refuse(previous)
         return previous
 
     def _refuse(self, holder):
-        who = describe_holder(holder) if holder else 'a process that is ' \
-            'starting'
+        who = (
+            describe_holder(holder) if holder else 'a process that is starting'
+        )
         raise WorkDirLockedError(
             f'work dir {osp.dirname(self.path)} is in use by another run '
-            f'({who}). Two runs in one work dir overwrite each other\'s '
+            f"({who}). Two runs in one work dir overwrite each other's "
             'checkpoints and last_checkpoint: wait for it to end, or give '
             f'this run another --work-dir. (The lock is {self.path}; it is '
-            'released when that process ends, also if it is killed.)')
+            'released when that process ends, also if it is killed.)'
+        )
 
     def release(self):
         if not self.acquired:

@@ -13,7 +13,14 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     importlib.import_module(f'{__name__}.{_module}')
 
 __all__ = [
-    'PromptedViT', 'METHODS', 'MethodSpec', 'PromptMethod', 'get_method',
-    'method_class', 'attention_weights', 'block_forward',
-    'convert_state_dict', 'load_vit_weights'
+    'PromptedViT',
+    'METHODS',
+    'MethodSpec',
+    'PromptMethod',
+    'get_method',
+    'method_class',
+    'attention_weights',
+    'block_forward',
+    'convert_state_dict',
+    'load_vit_weights',
 ]

@@ -18,7 +18,9 @@ The forms follow the VPT code (Jia et al. 2022, github.com/KMnP/vpt):
   ``W_down: D → D/r``, then drop-path and the residual add. ``r = 8`` (the
   code's default).
 """
+
 import torch.nn as nn
+
 from mmpretrain.registry import MODELS
 
 from .prompt_methods import PromptMethod
@@ -36,8 +38,11 @@ class BiasTuning(PromptMethod):
     def cost_terms(cls, shape, **options):
         # the patch-embedding bias trains: activation gradients pass every
         # block; bias gradients are sums, not matrix products
-        return dict(method_fwd=0, method_bwd=0,
-                    blocks_bwd=shape.batch * shape.L * shape.frozen_block_bwd)
+        return dict(
+            method_fwd=0,
+            method_bwd=0,
+            blocks_bwd=shape.batch * shape.L * shape.frozen_block_bwd,
+        )
 
 
 @MODELS.register_module()
@@ -51,11 +56,16 @@ class PartialTuning(PromptMethod):
 
     def __init__(self, *args, k=1, **kwargs):
         super().__init__(*args, **kwargs)
-        if isinstance(k, bool) or not isinstance(k, int) or \
-                not 1 <= k <= self.num_layers:
-            raise ValueError(f'PartialTuning: k must be an int in [1, '
-                             f'{self.num_layers}] (num_layers), got {k!r}; '
-                             'set it with prompt_cfg=dict(k=...)')
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, int)
+            or not 1 <= k <= self.num_layers
+        ):
+            raise ValueError(
+                f'PartialTuning: k must be an int in [1, '
+                f'{self.num_layers}] (num_layers), got {k!r}; '
+                'set it with prompt_cfg=dict(k=...)'
+            )
         self.k = k
 
     def trains_backbone_param(self, name):
@@ -68,8 +78,11 @@ class PartialTuning(PromptMethod):
     def cost_terms(cls, shape, k=1, **options):
         # blocks before the last k pass no gradient; the last k compute
         # weight and input gradients (the first of them: its LN1 trains)
-        return dict(method_fwd=0, method_bwd=0,
-                    blocks_bwd=shape.batch * k * shape.trained_block_bwd)
+        return dict(
+            method_fwd=0,
+            method_bwd=0,
+            blocks_bwd=shape.batch * k * shape.trained_block_bwd,
+        )
 
 
 class BottleneckMLP(nn.Module):
@@ -106,19 +119,27 @@ class MLPAdapter(PromptMethod):
 
     def __init__(self, *args, reduction=8, init='zero_up', **kwargs):
         super().__init__(*args, **kwargs)
-        if isinstance(reduction, bool) or not isinstance(reduction, int) or \
-                not 1 <= reduction <= self.embed_dims:
-            raise ValueError(f'MLPAdapter: reduction must be an int in [1, '
-                             f'{self.embed_dims}] (embed_dims), got '
-                             f'{reduction!r}')
+        if (
+            isinstance(reduction, bool)
+            or not isinstance(reduction, int)
+            or not 1 <= reduction <= self.embed_dims
+        ):
+            raise ValueError(
+                f'MLPAdapter: reduction must be an int in [1, '
+                f'{self.embed_dims}] (embed_dims), got '
+                f'{reduction!r}'
+            )
         if init not in ('zero_up', 'vpt'):
-            raise ValueError(f"MLPAdapter: init={init!r} is unknown; choose "
-                             "'zero_up' or 'vpt'")
+            raise ValueError(
+                f'MLPAdapter: init={init!r} is unknown; choose '
+                "'zero_up' or 'vpt'"
+            )
         self.reduction = reduction
         hidden = self.embed_dims // reduction
         self.adapters = nn.ModuleList(
             BottleneckMLP(self.embed_dims, hidden)
-            for _ in range(self.num_layers))
+            for _ in range(self.num_layers)
+        )
         for adapter in self.adapters:
             zeros = [adapter.up.weight, adapter.up.bias, adapter.down.bias]
             if init == 'vpt':
@@ -137,6 +158,8 @@ class MLPAdapter(PromptMethod):
         Block 1's attention and MLP need no gradient either."""
         a = 2 * shape.T * shape.D * (shape.D // reduction)
         B, L = shape.batch, shape.L
-        return dict(method_fwd=B * L * 2 * a,
-                    method_bwd=B * (L * 4 * a - a),
-                    blocks_bwd=B * (L - 1) * shape.frozen_block_bwd)
+        return dict(
+            method_fwd=B * L * 2 * a,
+            method_bwd=B * (L * 4 * a - a),
+            blocks_bwd=B * (L - 1) * shape.frozen_block_bwd,
+        )

@@ -1,6 +1,7 @@
 """Reading pretrained ViT weights: official MAE / MoCo v3 / DINOv2 files,
 Hugging Face DINOv2 state dicts, timm-style state dicts and mmpretrain
 checkpoints, converted to mmpretrain's ViT names."""
+
 import os
 import os.path as osp
 import pickle
@@ -11,17 +12,18 @@ from collections import OrderedDict
 import torch
 
 DOWNLOADS = {
-    'MAE ViT-B/16':
-    'https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth',
-    'MoCo v3 ViT-B/16':
-    'https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/'
+    'MAE ViT-B/16': 'https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth',
+    'MoCo v3 ViT-B/16': 'https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/'
     'linear-vit-b-300ep.pth.tar',
 }
-DOWNLOADS.update({  # official DINOv2 backbones, with and without registers
-    f'DINOv2 ViT-{size.upper()}/14{reg.replace("_", " ")}':
-    f'https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{size}14/'
-    f'dinov2_vit{size}14{reg}_pretrain.pth'
-    for size in ('s', 'b', 'l') for reg in ('', '_reg4')})
+DOWNLOADS.update(
+    {  # official DINOv2 backbones, with and without registers
+        f'DINOv2 ViT-{size.upper()}/14{reg.replace("_", " ")}': f'https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{size}14/'
+        f'dinov2_vit{size}14{reg}_pretrain.pth'
+        for size in ('s', 'b', 'l')
+        for reg in ('', '_reg4')
+    }
+)
 
 # timm / MAE / MoCo v3 name -> mmpretrain VisionTransformer name
 _TIMM_TO_MMPRETRAIN = [
@@ -51,23 +53,32 @@ _DINOV2_HF_TO_MMPRETRAIN = [
     (r'^embeddings\.cls_token$', 'cls_token'),
     (r'^embeddings\.position_embeddings$', 'pos_embed'),
     (r'^embeddings\.register_tokens$', 'register_tokens'),
-    (r'^embeddings\.patch_embeddings\.projection\.',
-     'patch_embed.projection.'),
+    (
+        r'^embeddings\.patch_embeddings\.projection\.',
+        'patch_embed.projection.',
+    ),
     (r'^encoder\.layer\.(\d+)\.norm1\.', r'layers.\1.ln1.'),
-    (r'^encoder\.layer\.(\d+)\.attention\.output\.dense\.',
-     r'layers.\1.attn.proj.'),
-    (r'^encoder\.layer\.(\d+)\.layer_scale1\.lambda1$',
-     r'layers.\1.attn.gamma1.weight'),
+    (
+        r'^encoder\.layer\.(\d+)\.attention\.output\.dense\.',
+        r'layers.\1.attn.proj.',
+    ),
+    (
+        r'^encoder\.layer\.(\d+)\.layer_scale1\.lambda1$',
+        r'layers.\1.attn.gamma1.weight',
+    ),
     (r'^encoder\.layer\.(\d+)\.norm2\.', r'layers.\1.ln2.'),
     (r'^encoder\.layer\.(\d+)\.mlp\.fc1\.', r'layers.\1.ffn.layers.0.0.'),
     (r'^encoder\.layer\.(\d+)\.mlp\.fc2\.', r'layers.\1.ffn.layers.1.'),
-    (r'^encoder\.layer\.(\d+)\.layer_scale2\.lambda1$',
-     r'layers.\1.ffn.gamma2.weight'),
+    (
+        r'^encoder\.layer\.(\d+)\.layer_scale2\.lambda1$',
+        r'layers.\1.ffn.gamma2.weight',
+    ),
     (r'^layernorm\.', 'ln1.'),
 ]
 _HF_QKV = re.compile(
     r'^encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.'
-    r'(weight|bias)$')
+    r'(weight|bias)$'
+)
 # parts of the published files that belong to no encoder, per layout (after
 # the prefixes convert_state_dict strips); any other key a conversion leaves
 # out is a foreign tensor (checkpoint_policy refuses the file)
@@ -77,24 +88,31 @@ _NON_ENCODER = {
     'dinov2': _DROPPED,
     # MoCo v3 pre-training: momentum encoder, predictor, projector head
     'mocov3_pretrain': re.compile(
-        r'^module\.(momentum_encoder|predictor)\.|^(head\.|fc_norm\.)'),
+        r'^module\.(momentum_encoder|predictor)\.|^(head\.|fc_norm\.)'
+    ),
     # Hugging Face: the mask token, the classifier of *ForImageClassification
-    'dinov2_hf': re.compile(r'^(dinov2\.)?embeddings\.mask_token$|'
-                            r'^classifier\.'),
+    'dinov2_hf': re.compile(
+        r'^(dinov2\.)?embeddings\.mask_token$|'
+        r'^classifier\.'
+    ),
 }
 # DINOv2 ViT-g's SwiGLU feed-forward (official ``mlp.w12`` / ``mlp.w3``,
 # Hugging Face ``mlp.weights_in`` / ``mlp.weights_out``)
-_SWIGLU = re.compile(r'^(module\.)?(blocks\.\d+\.mlp\.(w12|w3|w1|w2)\.|'
-                     r'(dinov2\.)?encoder\.layer\.\d+\.mlp\.'
-                     r'(weights_in|weights_out|w12|w3)\.)')
+_SWIGLU = re.compile(
+    r'^(module\.)?(blocks\.\d+\.mlp\.(w12|w3|w1|w2)\.|'
+    r'(dinov2\.)?encoder\.layer\.\d+\.mlp\.'
+    r'(weights_in|weights_out|w12|w3)\.)'
+)
 
 
 def missing_file_message(path):
     links = '\n'.join(f'  {name}: {url}' for name, url in DOWNLOADS.items())
-    return (f'Pretrained ViT weights not found: {path!r}. Download the '
-            f'checkpoint and put it at that path (or set the backbone\'s '
-            f'`pretrained` option to where it is):\n{links}\n'
-            'See docs/backbone.md, "Pretrained weights".')
+    return (
+        f'Pretrained ViT weights not found: {path!r}. Download the '
+        f"checkpoint and put it at that path (or set the backbone's "
+        f'`pretrained` option to where it is):\n{links}\n'
+        'See docs/backbone.md, "Pretrained weights".'
+    )
 
 
 # ------------------------------------------------------------ safe loading
@@ -121,15 +139,18 @@ def _history_buffer_statistic(owner, name):
     registered statistics methods and refuses everything else.
     """
     from mmengine.logging import HistoryBuffer
+
     registered = dict(HistoryBuffer._statistics_methods)
-    if owner is HistoryBuffer and (name in _HISTORY_BUFFER_STATISTICS
-                                   or name in registered):
+    if owner is HistoryBuffer and (
+        name in _HISTORY_BUFFER_STATISTICS or name in registered
+    ):
         value = getattr(HistoryBuffer, name, None) or registered.get(name)
         if callable(value):
             return value
     raise UntrustedCheckpointError(
         f'the file asks for getattr({getattr(owner, "__name__", owner)!r}, '
-        f'{name!r}); only HistoryBuffer statistics methods are allowed')
+        f'{name!r}); only HistoryBuffer statistics methods are allowed'
+    )
 
 
 def runner_checkpoint_globals():
@@ -147,20 +168,31 @@ def runner_checkpoint_globals():
     torch itself. Returns a list for ``torch.serialization.safe_globals``.
     """
     import numpy as np
+
     from mmengine.logging import HistoryBuffer
+
     try:
         from numpy._core import multiarray  # numpy 2 (and a 1.26 alias)
     except ImportError:
         from numpy.core import multiarray
-    allowed = [HistoryBuffer, np.ndarray, np.dtype,
-               (_history_buffer_statistic, 'builtins.getattr')]
+    allowed = [
+        HistoryBuffer,
+        np.ndarray,
+        np.dtype,
+        (_history_buffer_statistic, 'builtins.getattr'),
+    ]
     for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-        allowed += [(multiarray._reconstruct, f'{module}._reconstruct'),
-                    (multiarray.scalar, f'{module}.scalar')]
+        allowed += [
+            (multiarray._reconstruct, f'{module}._reconstruct'),
+            (multiarray.scalar, f'{module}.scalar'),
+        ]
     dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25
     if dtypes is not None:
-        allowed += [getattr(dtypes, name) for name in dir(dtypes)
-                    if name.endswith('DType')]
+        allowed += [
+            getattr(dtypes, name)
+            for name in dir(dtypes)
+            if name.endswith('DType')
+        ]
     return allowed
 
 
@@ -172,8 +204,9 @@ def trust_all_checkpoints():
 
 # a legacy (non-zip) torch.save file starts with its magic number, pickled
 # (the LONG1 opcode and its bytes; after a FRAME with protocol >= 4)
-_LEGACY_TORCH_MAGIC = pickle.dumps(torch.serialization.MAGIC_NUMBER,
-                                   protocol=2)[2:-1]
+_LEGACY_TORCH_MAGIC = pickle.dumps(
+    torch.serialization.MAGIC_NUMBER, protocol=2
+)[2:-1]
 
 
 def _file_kind(path):
@@ -201,9 +234,11 @@ def _not_a_checkpoint_message(source, path):
     else:
         text = head.decode('utf-8', 'replace').splitlines()[0][:60]
         what = f'it starts with {text!r}'
-    return (f'{source!r} is not a PyTorch checkpoint: {what} (a text or '
-            'HTML file, e.g. a Git LFS pointer or a download error page?). '
-            'Download the checkpoint again.')
+    return (
+        f'{source!r} is not a PyTorch checkpoint: {what} (a text or '
+        'HTML file, e.g. a Git LFS pointer or a download error page?). '
+        'Download the checkpoint again.'
+    )
 
 
 _warned_trusted = set()
@@ -216,8 +251,11 @@ def _load_allow_listed(load, source):
         with torch.serialization.safe_globals(runner_checkpoint_globals()):
             return load(True)
     except pickle.UnpicklingError as err:
-        match = re.search(r'GLOBAL (\S+)|unrecognized function (\S+)|'
-                          r'(getattr\([^)]*\))', str(err))
+        match = re.search(
+            r'GLOBAL (\S+)|unrecognized function (\S+)|'
+            r'(getattr\([^)]*\))',
+            str(err),
+        )
         if match is None:
             raise
         if trust_all_checkpoints():
@@ -226,7 +264,8 @@ def _load_allow_listed(load, source):
                 warnings.warn(
                     f'{TRUST_ENV}=1: fully unpickling {source!r}, which holds '
                     'objects outside the allow-list; this runs any code the '
-                    'file contains.')
+                    'file contains.'
+                )
             return load(False)
         what = next(g for g in match.groups() if g)
         raise UntrustedCheckpointError(
@@ -235,7 +274,8 @@ def _load_allow_listed(load, source):
             'writes into checkpoints, and unpickling it could run code from '
             'the file. If you trust this file (you made it, or its source), '
             f'set {TRUST_ENV}=1 to load it with full unpickling, or re-save '
-            'its state dict as plain tensors.') from None
+            'its state dict as plain tensors.'
+        ) from None
 
 
 def safe_load(f, map_location='cpu', source=None, **kwargs):
@@ -261,27 +301,41 @@ def safe_load(f, map_location='cpu', source=None, **kwargs):
             '(pickle.dump), not a PyTorch checkpoint (torch.save). torch '
             'cannot read it, and unpickling it could run code from the file. '
             'If you trust it, unpickle it yourself and save its tensors with '
-            'torch.save.')
+            'torch.save.'
+        )
 
     def load(weights_only):
         if not is_path:
             f.seek(0)
-        return torch.load(f, map_location=map_location,
-                          weights_only=weights_only, **kwargs)
+        return torch.load(
+            f, map_location=map_location, weights_only=weights_only, **kwargs
+        )
 
     return _load_allow_listed(load, source)
 
 
-def safe_load_url(url, model_dir=None, map_location=None, progress=True,
-                  check_hash=False, file_name=None):
+def safe_load_url(
+    url,
+    model_dir=None,
+    map_location=None,
+    progress=True,
+    check_hash=False,
+    file_name=None,
+):
     """``torch.hub.load_state_dict_from_url`` (download and cache) read as
     :func:`safe_load` reads files (torch's own default there is a full
     unpickle)."""
+
     def load(weights_only):
         return torch.hub.load_state_dict_from_url(
-            url, model_dir=model_dir, map_location=map_location,
-            progress=progress, check_hash=check_hash, file_name=file_name,
-            weights_only=weights_only)
+            url,
+            model_dir=model_dir,
+            map_location=map_location,
+            progress=progress,
+            check_hash=check_hash,
+            file_name=file_name,
+            weights_only=weights_only,
+        )
 
     return _load_allow_listed(load, url)
 
@@ -299,7 +353,8 @@ def read_checkpoint(path):
     except Exception as err:  # truncated zip or pickle
         raise RuntimeError(
             f'Cannot read checkpoint {path!r}: {err}. The file may be '
-            'incomplete; download it again.') from err
+            'incomplete; download it again.'
+        ) from err
 
 
 def _unwrap(ckpt):
@@ -320,11 +375,18 @@ def detect_format(state_dict):
     if any(k.startswith('blocks.') for k in keys):
         # DINOv2 shares the timm block names; LayerScale / registers tell
         if 'register_tokens' in keys or any(
-                re.match(r'^blocks\.\d+\.ls[12]\.gamma$', k) for k in keys):
+            re.match(r'^blocks\.\d+\.ls[12]\.gamma$', k) for k in keys
+        ):
             return 'dinov2'
         return 'timm'
-    if any(re.match(r'^(dinov2\.)?encoder\.layer\.\d+\.(layer_scale1|norm1|'
-                    r'mlp\.fc1)\.', k) for k in keys):
+    if any(
+        re.match(
+            r'^(dinov2\.)?encoder\.layer\.\d+\.(layer_scale1|norm1|'
+            r'mlp\.fc1)\.',
+            k,
+        )
+        for k in keys
+    ):
         return 'dinov2_hf'
     if any(re.match(r'^(backbone\.)?layers\.\d+\.', k) for k in keys):
         return 'mmpretrain'
@@ -364,14 +426,15 @@ def dinov2_hf_to_mmpretrain(state_dict, source=''):
     as mmpretrain splits it. Returns ``(converted, dropped)``;
     ``embeddings.mask_token`` and heads go to ``dropped``.
     """
-    prefix = 'dinov2.' if any(k.startswith('dinov2.')
-                              for k in state_dict) else ''
+    prefix = (
+        'dinov2.' if any(k.startswith('dinov2.') for k in state_dict) else ''
+    )
     converted, qkv, dropped = OrderedDict(), {}, []
     for full_key, value in state_dict.items():
         if not full_key.startswith(prefix):  # e.g. classifier.*
             dropped.append(full_key)
             continue
-        key = full_key[len(prefix):]
+        key = full_key[len(prefix) :]
         match = _HF_QKV.match(key)
         if match:
             layer, part, kind = match.groups()
@@ -387,15 +450,19 @@ def dinov2_hf_to_mmpretrain(state_dict, source=''):
     for (layer, kind), parts in sorted(qkv.items()):
         absent = [p for p in ('query', 'key', 'value') if p not in parts]
         if absent:
-            names = [f'{prefix}encoder.layer.{layer}.attention.attention.'
-                     f'{p}.{kind}' for p in absent]
+            names = [
+                f'{prefix}encoder.layer.{layer}.attention.attention.{p}.{kind}'
+                for p in absent
+            ]
             raise KeyError(
                 f'Hugging Face DINOv2 file {source!r} lacks {names}, needed '
                 f'with the other projections for layers.{layer}.attn.qkv.'
                 f'{kind}. The file is incomplete; export or download it '
-                'again.')
+                'again.'
+            )
         converted[f'layers.{layer}.attn.qkv.{kind}'] = torch.cat(
-            [parts['query'], parts['key'], parts['value']], dim=0)
+            [parts['query'], parts['key'], parts['value']], dim=0
+        )
     return converted, dropped
 
 
@@ -408,7 +475,8 @@ def convert_state_dict(state_dict, source=''):
             f'Checkpoint {source!r} is not a ViT checkpoint this project '
             f'knows (official MAE, MoCo v3, DINOv2, Hugging Face DINOv2, '
             f'timm or mmpretrain layout); '
-            f'first keys: {sample}')
+            f'first keys: {sample}'
+        )
     swiglu = [k for k in state_dict if _SWIGLU.match(k)]
     if swiglu:
         raise ValueError(
@@ -417,28 +485,37 @@ def convert_state_dict(state_dict, source=''):
             "the plain MLP feed-forward of mmpretrain's VisionTransformer, "
             'so ViT-g is not supported; use a ViT-S/B/L file '
             '(dinov2_vit{s,b,l}14[_reg4]_pretrain.pth or Hugging Face '
-            'facebook/dinov2-{small,base,large}).')
+            'facebook/dinov2-{small,base,large}).'
+        )
     dropped = []
     if fmt == 'mocov3_pretrain':
         prefix = 'module.base_encoder.'
         dropped = [k for k in state_dict if not k.startswith(prefix)]
-        state_dict = {k[len(prefix):]: v for k, v in state_dict.items()
-                      if k.startswith(prefix)}
+        state_dict = {
+            k[len(prefix) :]: v
+            for k, v in state_dict.items()
+            if k.startswith(prefix)
+        }
     elif fmt == 'mocov3':
-        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                      for k, v in state_dict.items()}
+        state_dict = {
+            k[len('module.') :] if k.startswith('module.') else k: v
+            for k, v in state_dict.items()
+        }
     if fmt == 'mmpretrain':
         if any(k.startswith('backbone.') for k in state_dict):
             dropped = [k for k in state_dict if not k.startswith('backbone.')]
-            state_dict = {k[len('backbone.'):]: v
-                          for k, v in state_dict.items()
-                          if k.startswith('backbone.')}
+            state_dict = {
+                k[len('backbone.') :]: v
+                for k, v in state_dict.items()
+                if k.startswith('backbone.')
+            }
         return OrderedDict(state_dict), fmt, dropped
     if fmt == 'dinov2_hf':
         converted, more = dinov2_hf_to_mmpretrain(state_dict, source)
         return converted, fmt, more
     converted, more = timm_to_mmpretrain(
-        state_dict, _DINOV2_TO_MMPRETRAIN if fmt == 'dinov2' else None)
+        state_dict, _DINOV2_TO_MMPRETRAIN if fmt == 'dinov2' else None
+    )
     return converted, fmt, dropped + more
 
 
@@ -463,7 +540,8 @@ def read_safetensors(path):
         raise ImportError(
             f'{path!r} is a .safetensors file; reading it needs the '
             '`safetensors` package: pip install safetensors (or save the '
-            'state dict with torch.save as a .bin / .pth file).') from err
+            'state dict with torch.save as a .bin / .pth file).'
+        ) from err
     return load_file(path, device='cpu')
 
 

@@ -29,6 +29,7 @@ backbone is built with ``final_norm=False`` (as every segmentation config
 is; the load line says so). Prompt-method tensors are either absent (newly
 initialised) or all present with this model's shapes.
 """
+
 import re
 from collections import OrderedDict
 
@@ -37,7 +38,7 @@ from mmengine.logging import MMLogger, print_log
 from .checkpoint import _file_kind, foreign_keys, load_vit_weights, safe_load
 
 SETUP_KEY = 'lspt_mm'  # key of a PromptedViT's entry in state_dict._metadata
-_REVISE_KEYS = ((r'^module\.', ''), )  # as mmengine's Runner.load_checkpoint
+_REVISE_KEYS = ((r'^module\.', ''),)  # as mmengine's Runner.load_checkpoint
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -49,6 +50,7 @@ def unwrap_model(model):
     """The model inside DDP / TTA wrappers (their state dicts have no
     wrapper prefix)."""
     from mmengine.model import BaseTTAModel, is_model_wrapper
+
     while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
         model = model.module
     return model
@@ -64,8 +66,10 @@ def model_tensors(model):
             if param is not None:
                 tensors[prefix + key] = param
         for key, buf in module._buffers.items():
-            if buf is not None and \
-                    key not in module._non_persistent_buffers_set:
+            if (
+                buf is not None
+                and key not in module._non_persistent_buffers_set
+            ):
                 tensors[prefix + key] = buf
     return tensors
 
@@ -73,17 +77,21 @@ def model_tensors(model):
 def prompted_backbones(model):
     """``(prefix, module)`` of every PromptedViT inside ``model``."""
     from .prompted_vit import PromptedViT
-    return [(name + '.' if name else '', m)
-            for name, m in model.named_modules()
-            if isinstance(m, PromptedViT)]
+
+    return [
+        (name + '.' if name else '', m)
+        for name, m in model.named_modules()
+        if isinstance(m, PromptedViT)
+    ]
 
 
 def frozen_backbone_tensors(vit):
     """The frozen ViT's tensors (empty when the backbone trains)."""
     if not vit.freeze_backbone:
         return OrderedDict()
-    return OrderedDict((k, v) for k, v in model_tensors(vit).items()
-                       if vit.is_frozen_key(k))
+    return OrderedDict(
+        (k, v) for k, v in model_tensors(vit).items() if vit.is_frozen_key(k)
+    )
 
 
 # --------------------------------------------------------------- setups
@@ -92,8 +100,15 @@ def _arch_name(vit):
     names = [n for n, s in vit.arch_zoo.items() if s == settings]
     if names:
         return max(names, key=len)
-    return {k: settings[k] for k in ('embed_dims', 'num_layers', 'num_heads',
-                                     'feedforward_channels')}
+    return {
+        k: settings[k]
+        for k in (
+            'embed_dims',
+            'num_layers',
+            'num_heads',
+            'feedforward_channels',
+        )
+    }
 
 
 def backbone_setup(vit):
@@ -108,7 +123,8 @@ def backbone_setup(vit):
         patch_size=int(vit.patch_size),
         num_register_tokens=0 if registers is None else registers.shape[1],
         freeze_backbone=bool(vit.freeze_backbone),
-        trainable_only=bool(vit.save_trainable_only and vit.freeze_backbone))
+        trainable_only=bool(vit.save_trainable_only and vit.freeze_backbone),
+    )
 
 
 def recorded_setup(state_dict, prefix):
@@ -127,8 +143,9 @@ def inferred_setup(state_dict, prefix):
     """Best guess of method and ``N_p`` from the tensors alone (for
     checkpoints saved before setups were recorded)."""
     head = prefix + 'prompt_method.'
-    own = {k[len(head):]: v for k, v in state_dict.items()
-           if k.startswith(head)}
+    own = {
+        k[len(head) :]: v for k, v in state_dict.items() if k.startswith(head)
+    }
     if not any(k.startswith(prefix) for k in state_dict):
         return None
     prompts = own.get('prompts')
@@ -142,8 +159,10 @@ def inferred_setup(state_dict, prefix):
         method = 'vpt_shallow or lspt_gspc_only'
     else:
         method = 'vpt_deep'
-    return dict(prompt_method=method,
-                num_prompts=0 if prompts is None else int(prompts.shape[1]))
+    return dict(
+        prompt_method=method,
+        num_prompts=0 if prompts is None else int(prompts.shape[1]),
+    )
 
 
 def _describe(setup, keys=('prompt_method', 'num_prompts', 'arch')):
@@ -158,7 +177,8 @@ def on_state_dict(vit, state_dict, prefix, local_metadata):
     if vit.save_trainable_only and vit.freeze_backbone:
         for key in list(state_dict):
             if key.startswith(prefix) and vit.is_frozen_key(
-                    key[len(prefix):]):
+                key[len(prefix) :]
+            ):
                 del state_dict[key]
     return state_dict
 
@@ -176,29 +196,36 @@ def backbone_source(vit, state_dict, prefix, local_metadata=None):
         # tensor (linear probe) holds nothing of it, but says so (in the
         # state dict's metadata; a load pre-hook gets it as local_metadata)
         setup = (local_metadata or {}).get(SETUP_KEY) or recorded_setup(
-            state_dict, prefix)
-        if not (vit.freeze_backbone and setup
-                and setup.get('trainable_only')):
+            state_dict, prefix
+        )
+        if not (vit.freeze_backbone and setup and setup.get('trainable_only')):
             return None
     elif not vit.freeze_backbone or any(
-            vit.is_frozen_key(k[len(prefix):]) for k in own):
+        vit.is_frozen_key(k[len(prefix) :]) for k in own
+    ):
         return 'checkpoint'
     if vit._backbone_loaded:
         return 'pretrained'
-    where = ('not set' if vit.pretrained is None else
-             f'not loaded: {vit.pretrained!r}')
+    where = (
+        'not set'
+        if vit.pretrained is None
+        else f'not loaded: {vit.pretrained!r}'
+    )
     raise CheckpointMismatchError(
         'This checkpoint stores only the trainable prompt tensors; the '
         "frozen ViT must come from the backbone's `pretrained` file, which "
         f'is {where}. Set model.{prefix}pretrained to the weights it was '
-        'trained from.')
+        'trained from.'
+    )
 
 
 def fill_frozen_weights(vit, state_dict, prefix, local_metadata=None):
     """PromptedViT's load pre-hook: a checkpoint holding only trainable
     tensors gets the frozen ViT from ``pretrained`` (never a random one)."""
-    if backbone_source(vit, state_dict, prefix,
-                       local_metadata) == 'pretrained':
+    if (
+        backbone_source(vit, state_dict, prefix, local_metadata)
+        == 'pretrained'
+    ):
         for key, value in frozen_backbone_tensors(vit).items():
             state_dict[prefix + key] = value.detach()
 
@@ -207,16 +234,21 @@ def fill_frozen_weights(vit, state_dict, prefix, local_metadata=None):
 def state_dict_of(checkpoint, revise_keys=_REVISE_KEYS):
     """The model weights of a loaded checkpoint, keys revised as mmengine's
     runner revises them (``module.`` stripped), metadata kept."""
-    state_dict = checkpoint.get('state_dict', checkpoint) \
-        if isinstance(checkpoint, dict) else checkpoint
+    state_dict = (
+        checkpoint.get('state_dict', checkpoint)
+        if isinstance(checkpoint, dict)
+        else checkpoint
+    )
     if not isinstance(state_dict, dict):
         raise CheckpointMismatchError(
             f'The checkpoint holds a {type(state_dict).__name__}, not a '
-            'state dict.')
+            'state dict.'
+        )
     metadata = getattr(state_dict, '_metadata', None)
     for pattern, repl in revise_keys:
         state_dict = OrderedDict(
-            (re.sub(pattern, repl, k), v) for k, v in state_dict.items())
+            (re.sub(pattern, repl, k), v) for k, v in state_dict.items()
+        )
     if metadata is not None:
         state_dict._metadata = metadata
     return state_dict
@@ -228,11 +260,16 @@ def _summarise(keys, limit=6):
     for key in keys:
         parent, _, leaf = key.rpartition('.')
         groups.setdefault(parent, []).append(leaf)
-    parts = [(f'{p}.{{{", ".join(ls)}}}' if len(ls) > 1 else f'{p}.{ls[0]}')
-             if p else ', '.join(ls) for p, ls in groups.items()]
+    parts = [
+        (f'{p}.{{{", ".join(ls)}}}' if len(ls) > 1 else f'{p}.{ls[0]}')
+        if p
+        else ', '.join(ls)
+        for p, ls in groups.items()
+    ]
     more = len(parts) - limit
-    return '; '.join(parts[:limit]) + (f'; ... ({more} more)'
-                                       if more > 0 else '')
+    return '; '.join(parts[:limit]) + (
+        f'; ... ({more} more)' if more > 0 else ''
+    )
 
 
 def _shape(t):
@@ -246,27 +283,41 @@ def _hints(model, state_dict, mismatched):
         theirs = recorded_setup(state_dict, prefix)
         how = ''
         if theirs is None:
-            theirs, how = inferred_setup(state_dict, prefix), \
-                ' (inferred from its tensors)'
+            theirs, how = (
+                inferred_setup(state_dict, prefix),
+                ' (inferred from its tensors)',
+            )
         if not theirs:
             continue
-        differ = [k for k in ('prompt_method', 'num_prompts', 'arch')
-                  if k in theirs and theirs[k] != ours[k]]
+        differ = [
+            k
+            for k in ('prompt_method', 'num_prompts', 'arch')
+            if k in theirs and theirs[k] != ours[k]
+        ]
         if differ:
             keys = ['prompt_method', 'num_prompts'] + (
-                ['arch'] if 'arch' in differ else [])
+                ['arch'] if 'arch' in differ else []
+            )
             where = f' for model.{prefix[:-1]}' if prefix else ''
             hints.append(
                 f'This checkpoint was trained with {_describe(theirs, keys)}'
-                f'{how}; the config says {_describe(ours, keys)}{where}.')
+                f'{how}; the config says {_describe(ours, keys)}{where}.'
+            )
     for key, theirs, ours in mismatched:
-        if key.endswith(('.weight', '.bias')) and len(theirs) == len(ours) \
-                and theirs[1:] == ours[1:] and not any(
-                    key.startswith(p) for p, _ in prompted_backbones(model)):
+        if (
+            key.endswith(('.weight', '.bias'))
+            and len(theirs) == len(ours)
+            and theirs[1:] == ours[1:]
+            and not any(
+                key.startswith(p) for p, _ in prompted_backbones(model)
+            )
+        ):
             layer = key.rsplit('.', 1)[0]
-            hints.append(f'{layer} has {theirs[0]} outputs in the checkpoint '
-                         f'and {ours[0]} in the model: trained with '
-                         f'num_classes={theirs[0]}?')
+            hints.append(
+                f'{layer} has {theirs[0]} outputs in the checkpoint '
+                f'and {ours[0]} in the model: trained with '
+                f'num_classes={theirs[0]}?'
+            )
             break
     return hints
 
@@ -282,31 +333,45 @@ def check_state_dict(model, state_dict, source='the checkpoint'):
         if backbone_source(vit, state_dict, prefix) == 'pretrained':
             supplied.update(prefix + k for k in frozen_backbone_tensors(vit))
         resized.add(prefix + 'pos_embed')
-    missing = [k for k in expected if k not in state_dict and
-               k not in supplied and not k.endswith('num_batches_tracked')]
+    missing = [
+        k
+        for k in expected
+        if k not in state_dict
+        and k not in supplied
+        and not k.endswith('num_batches_tracked')
+    ]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [
-        (k, _shape(v), _shape(expected[k])) for k, v in state_dict.items()
-        if k in expected and k not in resized and hasattr(v, 'shape')
-        and _shape(v) != _shape(expected[k])]
+        (k, _shape(v), _shape(expected[k]))
+        for k, v in state_dict.items()
+        if k in expected
+        and k not in resized
+        and hasattr(v, 'shape')
+        and _shape(v) != _shape(expected[k])
+    ]
     if not (missing or unexpected or mismatched):
         return
-    lines = [f'Checkpoint {source} does not match the model built from the '
-             'config:']
+    lines = [
+        f'Checkpoint {source} does not match the model built from the config:'
+    ]
     if missing:
         lines.append(f'  missing ({len(missing)}): {_summarise(missing)}')
     if unexpected:
-        lines.append(f'  unexpected ({len(unexpected)}): '
-                     f'{_summarise(unexpected)}')
+        lines.append(
+            f'  unexpected ({len(unexpected)}): {_summarise(unexpected)}'
+        )
     for key, theirs, ours in mismatched[:4]:
-        lines.append(f'  shape of {key}: {theirs} in the checkpoint, {ours} '
-                     'in the model')
+        lines.append(
+            f'  shape of {key}: {theirs} in the checkpoint, {ours} '
+            'in the model'
+        )
     if len(mismatched) > 4:
-        lines.append(f'  ... and {len(mismatched) - 4} more shape '
-                     'mismatches')
+        lines.append(f'  ... and {len(mismatched) - 4} more shape mismatches')
     lines += _hints(model, state_dict, mismatched)
-    lines.append('Test or resume a checkpoint with the config it was trained '
-                 'with (or make the config match it).')
+    lines.append(
+        'Test or resume a checkpoint with the config it was trained '
+        'with (or make the config match it).'
+    )
     raise CheckpointMismatchError('\n'.join(lines))
 
 
@@ -318,20 +383,25 @@ def check_checkpoint(model, checkpoint, source='the checkpoint'):
 def load_checkpoint(model, filename, map_location='cpu'):
     """Read ``filename`` without running code from it, check it against
     ``model`` and load it (strictly). Returns the checkpoint dict."""
-    from mmengine.runner.checkpoint import (CheckpointLoader,
-                                            _load_checkpoint_to_model)
+    from mmengine.runner.checkpoint import (
+        CheckpointLoader,
+        _load_checkpoint_to_model,
+    )
+
     checkpoint = CheckpointLoader.load_checkpoint(filename, map_location)
     check_checkpoint(model, checkpoint, filename)
-    return _load_checkpoint_to_model(unwrap_model(model), checkpoint,
-                                     strict=True)
+    return _load_checkpoint_to_model(
+        unwrap_model(model), checkpoint, strict=True
+    )
 
 
 def checkpoint_holds_backbone(filename):
     """Whether the runner checkpoint ``filename`` holds the whole ViT of a
     ``model.backbone`` (so the config's ``pretrained`` file is not needed)."""
     # zip-format files are mapped, not read (legacy files cannot be)
-    checkpoint = safe_load(filename, map_location='cpu',
-                           mmap=_file_kind(filename) == 'zip')
+    checkpoint = safe_load(
+        filename, map_location='cpu', mmap=_file_kind(filename) == 'zip'
+    )
     keys = state_dict_of(checkpoint)
     setup = recorded_setup(keys, 'backbone.')
     if setup is not None and 'trainable_only' in setup:
@@ -351,8 +421,11 @@ def skip_pretrained_if_checkpoint_has_backbone(cfg, checkpoint):
         return False
     if not checkpoint_holds_backbone(checkpoint):
         return False
-    print_log(f'{checkpoint} holds the whole backbone: not reading '
-              f'pretrained={backbone.pretrained!r}', logger='current')
+    print_log(
+        f'{checkpoint} holds the whole backbone: not reading '
+        f'pretrained={backbone.pretrained!r}',
+        logger='current',
+    )
     backbone.pretrained = None
     return True
 
@@ -363,8 +436,11 @@ FINAL_NORM = ('ln1.weight', 'ln1.bias')  # the encoder's final LayerNorm
 
 def _depth(keys):
     """Number of ``layers.N`` blocks among mmpretrain-named ``keys``."""
-    found = [int(m.group(1)) for m in
-             (re.match(r'^layers\.(\d+)\.', k) for k in keys) if m]
+    found = [
+        int(m.group(1))
+        for m in (re.match(r'^layers\.(\d+)\.', k) for k in keys)
+        if m
+    ]
     return max(found) + 1 if found else 0
 
 
@@ -377,49 +453,69 @@ def _missing_advice(vit, missing, state_dict):
     advice = []
     depth = _depth(state_dict)
     if depth and depth < vit.num_layers:
-        advice.append(f'the file has {depth} blocks, the config\'s arch '
-                      f'{vit.num_layers}: set the backbone\'s arch to the one '
-                      'it was trained with')
+        advice.append(
+            f"the file has {depth} blocks, the config's arch "
+            f"{vit.num_layers}: set the backbone's arch to the one "
+            'it was trained with'
+        )
     if 'register_tokens' in missing:
-        advice.append('the file has no register tokens: set '
-                      'num_register_tokens=0 (or use the _reg4 file)')
+        advice.append(
+            'the file has no register tokens: set '
+            'num_register_tokens=0 (or use the _reg4 file)'
+        )
     if any(_is_layer_scale(k) for k in missing) and not any(
-            _is_layer_scale(k) for k in state_dict):
-        advice.append('the file has no LayerScale (gamma1 / gamma2): a '
-                      'dinov2-* arch needs a DINOv2 file; for MAE / MoCo v3 '
-                      'files use arch=\'base\' and layer_scale_init_value=0')
+        _is_layer_scale(k) for k in state_dict
+    ):
+        advice.append(
+            'the file has no LayerScale (gamma1 / gamma2): a '
+            'dinov2-* arch needs a DINOv2 file; for MAE / MoCo v3 '
+            "files use arch='base' and layer_scale_init_value=0"
+        )
     if set(missing) & set(FINAL_NORM) and not any(
-            k.startswith('ln1.') for k in state_dict):
-        advice.append('the file has no final norm: set the backbone\'s '
-                      'final_norm=False (raw block outputs)')
-    return '; '.join(advice) or ('the file is incomplete: download it '
-                                 'again')
+        k.startswith('ln1.') for k in state_dict
+    ):
+        advice.append(
+            "the file has no final norm: set the backbone's "
+            'final_norm=False (raw block outputs)'
+        )
+    return '; '.join(advice) or ('the file is incomplete: download it again')
 
 
 def _extra_advice(vit, extra, state_dict):
     """What ViT tensors the config's backbone lacks suggest."""
     advice, rest = [], set(extra)
-    deeper = [k for k in extra if re.match(r'^layers\.(\d+)\.', k) and
-              int(k.split('.')[1]) >= vit.num_layers]
+    deeper = [
+        k
+        for k in extra
+        if re.match(r'^layers\.(\d+)\.', k)
+        and int(k.split('.')[1]) >= vit.num_layers
+    ]
     if deeper:
-        advice.append(f'the file has {_depth(extra)} blocks, the config\'s '
-                      f'arch {vit.num_layers}: set the backbone\'s arch '
-                      '(num_layers) to the one it was trained with')
+        advice.append(
+            f"the file has {_depth(extra)} blocks, the config's "
+            f"arch {vit.num_layers}: set the backbone's arch "
+            '(num_layers) to the one it was trained with'
+        )
         rest -= set(deeper)
     if 'register_tokens' in rest:
         n = _shape(state_dict['register_tokens'])[1]
-        advice.append(f'the file has {n} register tokens: set '
-                      f'num_register_tokens={n}')
+        advice.append(
+            f'the file has {n} register tokens: set num_register_tokens={n}'
+        )
         rest.discard('register_tokens')
     scale = [k for k in rest if _is_layer_scale(k)]
     if scale:
-        advice.append('the file has LayerScale (gamma1 / gamma2, a DINOv2 '
-                      'file): use a dinov2-* arch (layer_scale_init_value '
-                      '> 0)')
+        advice.append(
+            'the file has LayerScale (gamma1 / gamma2, a DINOv2 '
+            'file): use a dinov2-* arch (layer_scale_init_value '
+            '> 0)'
+        )
         rest -= set(scale)
     if rest:
-        advice.append(f'{_summarise(sorted(rest))} belong to no part of '
-                      'this ViT: the file is not a plain ViT of its layout')
+        advice.append(
+            f'{_summarise(sorted(rest))} belong to no part of '
+            'this ViT: the file is not a plain ViT of its layout'
+        )
     return '; '.join(advice)
 
 
@@ -454,7 +550,8 @@ def load_pretrained(vit, path):
             f'{_summarise(foreign)}. Loading it would silently ignore '
             'them; it is not one of the files this project reads (official '
             'MAE, MoCo v3, DINOv2 ViT-S/B/L, Hugging Face DINOv2, timm or '
-            'mmpretrain ViT checkpoints).')
+            'mmpretrain ViT checkpoints).'
+        )
     unused = unused_final_norm(vit, state_dict)
     for key in unused:
         del state_dict[key]
@@ -466,17 +563,22 @@ def load_pretrained(vit, path):
             f'Pretrained file {path!r} ({fmt} layout) lacks backbone '
             f'weights: {missing_backbone}; '
             f'{_missing_advice(vit, missing_backbone, state_dict)}. '
-            'Refusing to train on a partly random backbone.')
+            'Refusing to train on a partly random backbone.'
+        )
     method = [k for k in expected if not vit._is_backbone_key(k)]
     in_file = [k for k in state_dict if k.startswith('prompt_method.')]
     if in_file:
         missing = [k for k in method if k not in state_dict]
         unexpected = [k for k in in_file if k not in expected]
-        mismatched = [k for k in in_file if k in expected and
-                      _shape(state_dict[k]) != _shape(expected[k])]
+        mismatched = [
+            k
+            for k in in_file
+            if k in expected and _shape(state_dict[k]) != _shape(expected[k])
+        ]
         if missing or unexpected or mismatched:
             theirs = recorded_setup(state_dict, '') or inferred_setup(
-                state_dict, '')
+                state_dict, ''
+            )
             raise CheckpointMismatchError(
                 f'Pretrained file {path!r} holds prompt-method tensors that '
                 f'do not fit this backbone (missing: {missing}, unexpected: '
@@ -484,39 +586,55 @@ def load_pretrained(vit, path):
                 f'with {_describe(theirs)}, the config says '
                 f'{_describe(backbone_setup(vit))}. Use a file with the ViT '
                 'weights only (e.g. the official one), or load a trained '
-                'checkpoint with load_from / tools/test.py.')
-    extra = [k for k in state_dict
-             if vit._is_backbone_key(k) and k not in expected]
+                'checkpoint with load_from / tools/test.py.'
+            )
+    extra = [
+        k for k in state_dict if vit._is_backbone_key(k) and k not in expected
+    ]
     if extra:
         raise CheckpointMismatchError(
             f'Pretrained file {path!r} ({fmt} layout) has ViT tensors the '
-            f'config\'s backbone lacks: {_summarise(extra)}; '
-            f'{_extra_advice(vit, extra, state_dict)}.')
-    shapes = [k for k in backbone if k != 'pos_embed' and
-              _shape(state_dict[k]) != _shape(expected[k])]
+            f"config's backbone lacks: {_summarise(extra)}; "
+            f'{_extra_advice(vit, extra, state_dict)}.'
+        )
+    shapes = [
+        k
+        for k in backbone
+        if k != 'pos_embed' and _shape(state_dict[k]) != _shape(expected[k])
+    ]
     if shapes:
         raise CheckpointMismatchError(
             f'Pretrained file {path!r} ({fmt} layout) has other shapes than '
-            f'the config\'s arch for {shapes[:4]} (e.g. {shapes[0]}: '
+            f"the config's arch for {shapes[:4]} (e.g. {shapes[0]}: "
             f'{_shape(state_dict[shapes[0]])} vs '
-            f'{_shape(expected[shapes[0]])}); set the backbone\'s arch / '
-            'patch_size to the ones it was trained with.')
+            f"{_shape(expected[shapes[0]])}); set the backbone's arch / "
+            'patch_size to the ones it was trained with.'
+        )
     missing, unexpected = vit.load_state_dict(state_dict, strict=False)
     vit._backbone_loaded = True
     ignored = list(unexpected) + list(dropped)
-    note = ('; final norm in the file, unused: final_norm=False '
-            f'({", ".join(unused)})' if unused else '')
+    note = (
+        '; final norm in the file, unused: final_norm=False '
+        f'({", ".join(unused)})'
+        if unused
+        else ''
+    )
     print_log(
         f'PromptedViT: loaded {len(state_dict)} tensors from {path} '
         f'({fmt} layout){note}; newly initialised (not in file): '
         f'{len(missing)} prompt-method tensors {missing}; '
         f'ignored keys in file ({len(ignored)}): '
         f'{_summarise(ignored) if ignored else "none"}',
-        logger=MMLogger.get_current_instance())
+        logger=MMLogger.get_current_instance(),
+    )
 
 
 __all__ = [
-    'CheckpointMismatchError', 'backbone_setup', 'check_checkpoint',
-    'check_state_dict', 'load_checkpoint', 'load_pretrained',
-    'skip_pretrained_if_checkpoint_has_backbone'
+    'CheckpointMismatchError',
+    'backbone_setup',
+    'check_checkpoint',
+    'check_state_dict',
+    'load_checkpoint',
+    'load_pretrained',
+    'skip_pretrained_if_checkpoint_has_backbone',
 ]

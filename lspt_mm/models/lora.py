@@ -30,6 +30,7 @@ the checkpoint policy, not in a copy of ``LoRAModel``):
   trained tensors, and their parameter-free children, in train mode, so
   ``LoRALinear``'s dropout is active in training.
 """
+
 import re
 
 # local names of a block's linear layers -> (in, out) in units of D / F
@@ -42,14 +43,20 @@ _BLOCK_LINEARS = {
 
 # mmpretrain's own LoRA recipe for ViT-B
 # (configs/vision_transformer/vit-base-p16_8xb64-lora_in1k-384px.py)
-DEFAULT_LORA = dict(type='LoRAModel', alpha=16, rank=16, drop_rate=0.1,
-                    targets=[dict(type='qkv')])
+DEFAULT_LORA = dict(
+    type='LoRAModel',
+    alpha=16,
+    rank=16,
+    drop_rate=0.1,
+    targets=[dict(type='qkv')],
+)
 
 
 def _matches(target, module_name):
     """``LoRAModel.apply_lora``'s rule: full regex match or name suffix."""
-    return bool(re.fullmatch(target, module_name)) or \
-        module_name.endswith(target)
+    return bool(re.fullmatch(target, module_name)) or module_name.endswith(
+        target
+    )
 
 
 def cost_terms(shape, rank=16, targets=(), **options):
@@ -61,17 +68,23 @@ def cost_terms(shape, rank=16, targets=(), **options):
     block 1's ``A`` (its input needs none). Block 1 passes gradients
     through its attention and MLP but not into its qkv input."""
     names = [t['type'] for t in targets]
-    matched = [local for local in _BLOCK_LINEARS
-               if any(_matches(t, f'layers.0.{local}') for t in names)]
+    matched = [
+        local
+        for local in _BLOCK_LINEARS
+        if any(_matches(t, f'layers.0.{local}') for t in names)
+    ]
     if matched != ['attn.qkv']:
         raise NotImplementedError(
             f'analytic FLOPs of LoRA are modelled for targets=[qkv] only, '
             f'got {names} (matching {matched}); count them with '
-            'lspt_mm.analysis.flops.count_flops')
+            'lspt_mm.analysis.flops.count_flops'
+        )
     rank = next((t.get('rank', rank) for t in targets), rank)
     T, D, B, L = shape.T, shape.D, shape.batch, shape.L
     a, b = 2 * T * D * rank, 2 * T * rank * 3 * D
     qkv_input_grad = 2 * T * 3 * D * D
-    return dict(method_fwd=B * L * (a + b),
-                method_bwd=B * (L * 2 * (a + b) - a),
-                blocks_bwd=B * (L * shape.frozen_block_bwd - qkv_input_grad))
+    return dict(
+        method_fwd=B * L * (a + b),
+        method_bwd=B * (L * 2 * (a + b) - a),
+        blocks_bwd=B * (L * shape.frozen_block_bwd - qkv_input_grad),
+    )

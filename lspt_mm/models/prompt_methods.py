@@ -23,17 +23,19 @@ Symbols follow ``shared/docs/method.md`` (1-based blocks in the docs, 0-based
 indices in code: the block run last has index ``l``; its learnable prompt set
 for the next block is ``P^{l+1}``).
 """
+
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 from mmpretrain.registry import MODELS
 
 
 def vpt_uniform_bound(patch_size, embed_dims):
     """VPT's prompt init bound ``v = sqrt(6 / (3·p·p + D))``."""
-    return math.sqrt(6. / float(3 * patch_size * patch_size + embed_dims))
+    return math.sqrt(6.0 / float(3 * patch_size * patch_size + embed_dims))
 
 
 class PromptMethod(nn.Module):
@@ -52,22 +54,32 @@ class PromptMethod(nn.Module):
         patch_size (int): ``p``, for VPT's init bound.
         prompt_dropout (float): dropout on inserted prompt tokens.
     """
+
     # how many learnable sets P^l: 0, an int, or 'per_block' (L sets)
     num_prompt_sets = 0
     # the name it was built under (table name or registry key); set by
     # lspt_mm.models.methods.build_method and recorded in checkpoints
     method_name = None
 
-    def __init__(self, num_prompts, embed_dims, num_layers, patch_size,
-                 prompt_dropout=0.1):
+    def __init__(
+        self,
+        num_prompts,
+        embed_dims,
+        num_layers,
+        patch_size,
+        prompt_dropout=0.1,
+    ):
         super().__init__()
-        if self.num_prompt_sets and (isinstance(num_prompts, bool) or
-                                     not isinstance(num_prompts, int)
-                                     or num_prompts < 1):
+        if self.num_prompt_sets and (
+            isinstance(num_prompts, bool)
+            or not isinstance(num_prompts, int)
+            or num_prompts < 1
+        ):
             raise ValueError(
                 f'num_prompts must be an int >= 1 for {type(self).__name__} '
                 f'(prompt_method / prompt=dict(type=...)), got '
-                f'{num_prompts!r}')
+                f'{num_prompts!r}'
+            )
         self.num_prompts = num_prompts if self.num_prompt_sets else 0
         self.embed_dims = embed_dims
         self.num_layers = num_layers
@@ -78,7 +90,9 @@ class PromptMethod(nn.Module):
             bound = vpt_uniform_bound(patch_size, embed_dims)
             self.prompts = nn.Parameter(
                 torch.empty(sets, num_prompts, embed_dims).uniform_(
-                    -bound, bound))
+                    -bound, bound
+                )
+            )
             self.prompt_dropout = nn.Dropout(prompt_dropout)
 
     # ------------------------------------------------------------ structure
@@ -109,16 +123,18 @@ class PromptMethod(nn.Module):
         backward; ``blocks_bwd``, backward FLOPs of the ViT blocks. Default:
         with prompts every block passes activation gradients (prompts enter
         block 1), without them nothing does."""
-        blocks = shape.batch * shape.L * shape.frozen_block_bwd \
-            if cls.num_prompt_sets else 0
+        blocks = (
+            shape.batch * shape.L * shape.frozen_block_bwd
+            if cls.num_prompt_sets
+            else 0
+        )
         return dict(method_fwd=0, method_bwd=0, blocks_bwd=blocks)
 
     # ------------------------------------------------------------ forward
     def first_prompts(self, batch_size):
         if not self.num_prompts:
             return None
-        return self.prompt_dropout(
-            self.prompts[0].expand(batch_size, -1, -1))
+        return self.prompt_dropout(self.prompts[0].expand(batch_size, -1, -1))
 
     def temperature(self, layer_index):
         return None
@@ -128,8 +144,9 @@ class PromptMethod(nn.Module):
         add, or ``None``."""
         return None
 
-    def next_prompts(self, layer_index, in_prompts, out_prompts, patches,
-                     state):
+    def next_prompts(
+        self, layer_index, in_prompts, out_prompts, patches, state
+    ):
         """Returns ``(X_P^{l}, state)`` for the next block."""
         return out_prompts, state
 
@@ -143,6 +160,7 @@ class NoPrompt(PromptMethod):
 @MODELS.register_module()
 class VPTShallow(PromptMethod):
     """VPT-shallow: ``P^0`` inserted once, carried through all blocks."""
+
     num_prompt_sets = 1
 
 
@@ -150,13 +168,16 @@ class VPTShallow(PromptMethod):
 class VPTDeep(PromptMethod):
     """VPT-deep: before block l >= 2 the prompt slice is *replaced* by
     ``P^{l-1}``; the previous block's output prompts are discarded."""
+
     num_prompt_sets = 'per_block'
 
-    def next_prompts(self, layer_index, in_prompts, out_prompts, patches,
-                     state):
+    def next_prompts(
+        self, layer_index, in_prompts, out_prompts, patches, state
+    ):
         batch = out_prompts.shape[0]
         return self.prompt_dropout(
-            self.prompts[layer_index + 1].expand(batch, -1, -1)), state
+            self.prompts[layer_index + 1].expand(batch, -1, -1)
+        ), state
 
 
 @MODELS.register_module()
@@ -188,13 +209,16 @@ class GaPT(PromptMethod):
         gate_init (float): ``γ_l`` starts at ``-gate_init``.
         temperature_range (tuple): clamp of ``τ_l`` (init 1).
     """
+
     num_prompt_sets = 1
 
-    def __init__(self, *args, gate_init=10., temperature_range=(0.01, 10.),
-                 **kwargs):
+    def __init__(
+        self, *args, gate_init=10.0, temperature_range=(0.01, 10.0), **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.gate_logits = nn.Parameter(
-            torch.full((self.num_layers - 1, ), -float(gate_init)))
+            torch.full((self.num_layers - 1,), -float(gate_init))
+        )
         self.temperatures = nn.Parameter(torch.ones(self.num_layers))
         self.temperature_range = tuple(temperature_range)
 
@@ -221,20 +245,23 @@ class GaPT(PromptMethod):
         self.clamp_temperatures_()
         super()._save_to_state_dict(destination, prefix, keep_vars)
 
-    def next_prompts(self, layer_index, in_prompts, out_prompts, patches,
-                     state):
+    def next_prompts(
+        self, layer_index, in_prompts, out_prompts, patches, state
+    ):
         gate = torch.sigmoid(self.gate_logits[layer_index])
-        return gate * out_prompts + (1. - gate) * in_prompts, state
+        return gate * out_prompts + (1.0 - gate) * in_prompts, state
 
 
 @MODELS.register_module()
 class LSPTGSPCOnly(PromptMethod):
     """LSPT ablation, GSPC only: ``X_P^l = X̂_P^l + mean_i X^l_i`` (no LSTM,
     no per-block prompts)."""
+
     num_prompt_sets = 1
 
-    def next_prompts(self, layer_index, in_prompts, out_prompts, patches,
-                     state):
+    def next_prompts(
+        self, layer_index, in_prompts, out_prompts, patches, state
+    ):
         return out_prompts + patches.mean(dim=1, keepdim=True), state
 
 
@@ -251,6 +278,7 @@ class LSPT(PromptMethod):
     broadcast over the batch (dropout on ``P^l`` is therefore shared by the
     batch).
     """
+
     num_prompt_sets = 'per_block'
     use_spatial_mean = True
 
@@ -290,13 +318,22 @@ class LSPT(PromptMethod):
             return F.linear(prompts, self.lstm.weight_ih, self.lstm.bias_ih)
         if self.training or torch.is_grad_enabled():
             self._input_terms_cache = None
-            return F.linear(self.prompt_dropout(self.prompts[1:]),
-                            self.lstm.weight_ih, self.lstm.bias_ih)
+            return F.linear(
+                self.prompt_dropout(self.prompts[1:]),
+                self.lstm.weight_ih,
+                self.lstm.bias_ih,
+            )
         key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
-        if self._input_terms_cache is None or \
-                self._input_terms_cache[0] != key:
-            self._input_terms_cache = (key, F.linear(
-                self.prompts[1:], self.lstm.weight_ih, self.lstm.bias_ih))
+        if (
+            self._input_terms_cache is None
+            or self._input_terms_cache[0] != key
+        ):
+            self._input_terms_cache = (
+                key,
+                F.linear(
+                    self.prompts[1:], self.lstm.weight_ih, self.lstm.bias_ih
+                ),
+            )
         return self._input_terms_cache[1]
 
     def hidden_state(self, out_prompts, patches):
@@ -304,15 +341,17 @@ class LSPT(PromptMethod):
             return out_prompts + patches.mean(dim=1, keepdim=True)
         return out_prompts
 
-    def next_prompts(self, layer_index, in_prompts, out_prompts, patches,
-                     state):
+    def next_prompts(
+        self, layer_index, in_prompts, out_prompts, patches, state
+    ):
         if state is None:  # first LPC step of this forward
             input_terms, cell = self.input_terms(), None  # C^0 = 0
         else:
             input_terms, cell = state
         hidden = self.hidden_state(out_prompts, patches)
         gates = input_terms[layer_index] + F.linear(
-            hidden, self.lstm.weight_hh, self.lstm.bias_hh)
+            hidden, self.lstm.weight_hh, self.lstm.bias_hh
+        )
         i, f, g, o = gates.chunk(4, dim=-1)
         new_cell = torch.sigmoid(i) * torch.tanh(g)
         if cell is not None:
@@ -324,4 +363,5 @@ class LSPT(PromptMethod):
 @MODELS.register_module()
 class LSPTLPCOnly(LSPT):
     """LSPT ablation, LPC only: the LSTM's hidden state is ``X̂_P^l``."""
+
     use_spatial_mean = False

@@ -7,12 +7,14 @@ a registered component chosen by name or built from config.
 Parameter names are mmpretrain's, so mmpretrain / converted MAE and MoCo v3
 weights load unchanged; method state lives under ``prompt_method.``.
 """
+
 import contextlib
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
+
 from mmpretrain.models.backbones.vision_transformer import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
@@ -20,16 +22,25 @@ from mmpretrain.registry import MODELS
 from . import checkpoint_policy, methods
 from .prompt_init import build_prompt_init
 
-BACKBONE_MODULES = ('patch_embed', 'drop_after_pos', 'pre_norm', 'layers',
-                    'ln1', 'ln2')
+BACKBONE_MODULES = (
+    'patch_embed',
+    'drop_after_pos',
+    'pre_norm',
+    'layers',
+    'ln1',
+    'ln2',
+)
 
 
 def _qkv(layer, x):
     """q, k, v of ``layer``'s attention on tokens ``x``: (3, B, heads, T, d)."""
     attn = layer.attn
     B, N, _ = x.shape
-    return attn.qkv(layer.ln1(x)).reshape(B, N, 3, attn.num_heads,
-                                          attn.head_dims).permute(2, 0, 3, 1, 4)
+    return (
+        attn.qkv(layer.ln1(x))
+        .reshape(B, N, 3, attn.num_heads, attn.head_dims)
+        .permute(2, 0, 3, 1, 4)
+    )
 
 
 def attention_weights(layer, x, temperature=None):
@@ -52,23 +63,39 @@ def checkpoint_blocks(with_cp, num_layers):
         return frozenset(range(num_layers))
     if isinstance(with_cp, int):
         if with_cp < 0:
-            raise ValueError(f'with_cp={with_cp!r}: give True, False, an '
-                             'int k >= 1 (every k-th block) or a list of '
-                             'block indices')
-        return frozenset(range(0, num_layers, with_cp)) if with_cp else \
-            frozenset()
+            raise ValueError(
+                f'with_cp={with_cp!r}: give True, False, an '
+                'int k >= 1 (every k-th block) or a list of '
+                'block indices'
+            )
+        return (
+            frozenset(range(0, num_layers, with_cp))
+            if with_cp
+            else frozenset()
+        )
     if isinstance(with_cp, (list, tuple)):
-        blocks = [b + num_layers if isinstance(b, int) and b < 0 else b
-                  for b in with_cp]
-        bad = [b for b in blocks if isinstance(b, bool) or
-               not isinstance(b, int) or not 0 <= b < num_layers]
+        blocks = [
+            b + num_layers if isinstance(b, int) and b < 0 else b
+            for b in with_cp
+        ]
+        bad = [
+            b
+            for b in blocks
+            if isinstance(b, bool)
+            or not isinstance(b, int)
+            or not 0 <= b < num_layers
+        ]
         if bad:
-            raise ValueError(f'with_cp={with_cp!r}: block indices must be '
-                             f'ints in [0, {num_layers}) (num_layers), got '
-                             f'{bad}')
+            raise ValueError(
+                f'with_cp={with_cp!r}: block indices must be '
+                f'ints in [0, {num_layers}) (num_layers), got '
+                f'{bad}'
+            )
         return frozenset(blocks)
-    raise TypeError(f'with_cp={with_cp!r}: give True, False, an int k '
-                    '(every k-th block) or a list of block indices')
+    raise TypeError(
+        f'with_cp={with_cp!r}: give True, False, an int k '
+        '(every k-th block) or a list of block indices'
+    )
 
 
 def block_forward(layer, x, temperature=None, mlp_adapter=None):
@@ -86,8 +113,11 @@ def block_forward(layer, x, temperature=None, mlp_adapter=None):
         q, k, v = _qkv(layer, x)
         # dividing q by τ divides the logits by τ and keeps the fused kernel
         out = F.scaled_dot_product_attention(
-            q / temperature, k, v,
-            dropout_p=attn.attn_drop if attn.training else 0.)
+            q / temperature,
+            k,
+            v,
+            dropout_p=attn.attn_drop if attn.training else 0.0,
+        )
         out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
         x = x + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
     if mlp_adapter is None:
@@ -190,72 +220,90 @@ class PromptedViT(VisionTransformer):
         changes the table. Using one routine keeps checkpoints resized on
         load identical to those resized in ``forward``.
     """
+
     OUT_TYPES = VisionTransformer.OUT_TYPES | {'avg_token'}
     arch_zoo = {
         **VisionTransformer.arch_zoo,
         **dict.fromkeys(
-            ['dinov2-b', 'dinov2-base'], {
+            ['dinov2-b', 'dinov2-base'],
+            {
                 'embed_dims': 768,
                 'num_layers': 12,
                 'num_heads': 12,
-                'feedforward_channels': 768 * 4
-            }),
+                'feedforward_channels': 768 * 4,
+            },
+        ),
         **dict.fromkeys(
-            ['dinov2-l', 'dinov2-large'], {
+            ['dinov2-l', 'dinov2-large'],
+            {
                 'embed_dims': 1024,
                 'num_layers': 24,
                 'num_heads': 16,
-                'feedforward_channels': 1024 * 4
-            }),
+                'feedforward_channels': 1024 * 4,
+            },
+        ),
     }
     # arch name prefix -> defaults of arguments left as None
     ARCH_DEFAULTS = {
         'dinov2-': dict(patch_size=14, layer_scale_init_value=1e-5),
-        '': dict(patch_size=16, layer_scale_init_value=0.),
+        '': dict(patch_size=16, layer_scale_init_value=0.0),
     }
 
-    def __init__(self,
-                 arch='base',
-                 img_size=224,
-                 patch_size=None,
-                 prompt_method=None,
-                 num_prompts=10,
-                 prompt_dropout=0.1,
-                 prompt_cfg=None,
-                 num_register_tokens=0,
-                 freeze_backbone=None,
-                 out_type='avg_token',
-                 pretrained=None,
-                 save_trainable_only=None,
-                 layer_scale_init_value=None,
-                 init_cfg=None,
-                 prompt=None,
-                 prompt_init=None,
-                 prompt_init_cfg=None,
-                 with_cp=False,
-                 **kwargs):
+    def __init__(
+        self,
+        arch='base',
+        img_size=224,
+        patch_size=None,
+        prompt_method=None,
+        num_prompts=10,
+        prompt_dropout=0.1,
+        prompt_cfg=None,
+        num_register_tokens=0,
+        freeze_backbone=None,
+        out_type='avg_token',
+        pretrained=None,
+        save_trainable_only=None,
+        layer_scale_init_value=None,
+        init_cfg=None,
+        prompt=None,
+        prompt_init=None,
+        prompt_init_cfg=None,
+        with_cp=False,
+        **kwargs,
+    ):
         if isinstance(arch, str) and arch.lower() == 'dinov2-giant':
-            raise ValueError("arch='dinov2-giant' (SwiGLU FFN) is not "
-                             "supported; use dinov2-small/base/large")
+            raise ValueError(
+                "arch='dinov2-giant' (SwiGLU FFN) is not "
+                'supported; use dinov2-small/base/large'
+            )
         name = arch.lower() if isinstance(arch, str) else ''
-        defaults = next(d for key, d in self.ARCH_DEFAULTS.items()
-                        if name.startswith(key))
+        defaults = next(
+            d for key, d in self.ARCH_DEFAULTS.items() if name.startswith(key)
+        )
         if patch_size is None:
             patch_size = defaults['patch_size']
         if layer_scale_init_value is None:
             layer_scale_init_value = defaults['layer_scale_init_value']
         method_name, method_cfg, freeze_backbone = methods.resolve(
-            prompt, prompt_method, prompt_cfg, freeze_backbone)
+            prompt, prompt_method, prompt_cfg, freeze_backbone
+        )
         # a plain attribute (no tensors, nothing in state dicts)
         init = build_prompt_init(prompt_init, prompt_init_cfg)
         if not isinstance(num_register_tokens, int) or num_register_tokens < 0:
-            raise ValueError('num_register_tokens must be an int >= 0, got '
-                             f'{num_register_tokens!r}')
+            raise ValueError(
+                'num_register_tokens must be an int >= 0, got '
+                f'{num_register_tokens!r}'
+            )
         if out_type not in self.OUT_TYPES:
-            raise ValueError(f'out_type={out_type!r} is unknown; choose one '
-                             f'of {sorted(self.OUT_TYPES)}')
-        if (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'
-                and pretrained is None):
+            raise ValueError(
+                f'out_type={out_type!r} is unknown; choose one '
+                f'of {sorted(self.OUT_TYPES)}'
+            )
+        if (
+            isinstance(init_cfg, dict)
+            and init_cfg.get('type') == 'Pretrained'
+            and pretrained is None
+        ):
             # route through the converting, key-checking loader
             pretrained, init_cfg = init_cfg['checkpoint'], None
         super().__init__(
@@ -265,27 +313,32 @@ class PromptedViT(VisionTransformer):
             out_type='raw' if out_type == 'avg_token' else out_type,
             layer_scale_init_value=layer_scale_init_value,
             init_cfg=init_cfg,
-            **kwargs)
+            **kwargs,
+        )
         self.out_type = out_type
         self.patch_size = patch_size
         if num_register_tokens:
             self.register_tokens = nn.Parameter(
-                torch.zeros(1, num_register_tokens, self.embed_dims))
+                torch.zeros(1, num_register_tokens, self.embed_dims)
+            )
         else:
             self.register_tokens = None
         # CLS (if any) and registers: the tokens before the prompts
         self.num_prefix_tokens = self.num_extra_tokens + num_register_tokens
         self.prompt_method = methods.build_method(
-            method_cfg, method_name,
+            method_cfg,
+            method_name,
             num_prompts=num_prompts,
             embed_dims=self.embed_dims,
             num_layers=self.num_layers,
             patch_size=patch_size,
-            prompt_dropout=prompt_dropout)
+            prompt_dropout=prompt_dropout,
+        )
         self.freeze_backbone = freeze_backbone
         if save_trainable_only is None:  # refillable from `pretrained`
-            save_trainable_only = bool(freeze_backbone) and \
-                pretrained is not None
+            save_trainable_only = (
+                bool(freeze_backbone) and pretrained is not None
+            )
         self.save_trainable_only = bool(save_trainable_only)
         self.pretrained = pretrained
         self._backbone_loaded = False
@@ -302,8 +355,9 @@ class PromptedViT(VisionTransformer):
         if freeze_backbone:  # the method's tensors and what it trains
             for name, param in self.named_parameters():
                 if not name.startswith('prompt_method.'):
-                    param.requires_grad = \
+                    param.requires_grad = (
                         self.prompt_method.trains_backbone_param(name)
+                    )
         self._register_load_state_dict_pre_hook(self._fill_frozen_weights)
         self._register_state_dict_hook(PromptedViT._drop_frozen_weights)
         if pretrained is not None:
@@ -327,7 +381,10 @@ class PromptedViT(VisionTransformer):
     def _is_backbone_key(self, key):
         """Whether state-dict ``key`` belongs to the pretrained ViT."""
         return key.split('.')[0] in BACKBONE_MODULES or key in (
-            'cls_token', 'pos_embed', 'register_tokens')
+            'cls_token',
+            'pos_embed',
+            'register_tokens',
+        )
 
     def is_frozen_key(self, key):
         """Whether state-dict ``key`` is a frozen pretrained ViT tensor:
@@ -357,8 +414,9 @@ class PromptedViT(VisionTransformer):
     def _set_frozen_mode(module, mode, parent_trains=False):
         trains = any(p.requires_grad for p in module.parameters())
         has_params = next(module.parameters(), None) is not None
-        module.training = mode and (trains or
-                                    (parent_trains and not has_params))
+        module.training = mode and (
+            trains or (parent_trains and not has_params)
+        )
         for child in module.children():
             PromptedViT._set_frozen_mode(child, mode, module.training)
 
@@ -381,15 +439,18 @@ class PromptedViT(VisionTransformer):
         """State-dict hook: records this backbone's setup (method, N_p,
         arch) in the metadata; leaves the frozen ViT out with
         ``save_trainable_only``."""
-        return checkpoint_policy.on_state_dict(self, state_dict, prefix,
-                                               local_metadata)
+        return checkpoint_policy.on_state_dict(
+            self, state_dict, prefix, local_metadata
+        )
 
-    def _fill_frozen_weights(self, state_dict, prefix, local_metadata,
-                             *args, **kwargs):
+    def _fill_frozen_weights(
+        self, state_dict, prefix, local_metadata, *args, **kwargs
+    ):
         """A checkpoint holding only trainable tensors gets the frozen
         backbone from ``pretrained`` (never a random one)."""
-        checkpoint_policy.fill_frozen_weights(self, state_dict, prefix,
-                                              local_metadata)
+        checkpoint_policy.fill_frozen_weights(
+            self, state_dict, prefix, local_metadata
+        )
 
     # ------------------------------------------------------------ forward
     @contextlib.contextmanager
@@ -447,11 +508,18 @@ class PromptedViT(VisionTransformer):
             self.patch_resolution,
             patch_resolution,
             mode=self.interpolate_mode,
-            num_extra_tokens=self.num_extra_tokens)
+            num_extra_tokens=self.num_extra_tokens,
+        )
         if self.register_tokens is not None:  # after pos. embedding, none
             n_cls = self.num_extra_tokens
-            x = torch.cat((x[:, :n_cls], self.register_tokens.expand(
-                B, -1, -1), x[:, n_cls:]), dim=1)
+            x = torch.cat(
+                (
+                    x[:, :n_cls],
+                    self.register_tokens.expand(B, -1, -1),
+                    x[:, n_cls:],
+                ),
+                dim=1,
+            )
         return self.pre_norm(self.drop_after_pos(x)), patch_resolution
 
     def forward(self, x):
@@ -471,9 +539,11 @@ class PromptedViT(VisionTransformer):
                 self._block_input_watch(i, x)
             if self._attention_record is not None:
                 self._attention_record.append(
-                    attention_weights(layer, x, temperature).detach())
-            x = self._run_block(i, layer, x, temperature,
-                                method.mlp_adapter(i))
+                    attention_weights(layer, x, temperature).detach()
+                )
+            x = self._run_block(
+                i, layer, x, temperature, method.mlp_adapter(i)
+            )
             if i == last and self.final_norm and self.out_type != 'avg_token':
                 x = self.ln1(x)
             if i in self.out_indices:
@@ -481,8 +551,9 @@ class PromptedViT(VisionTransformer):
             if n_p and i < last:
                 # `prompts` are this block's input prompts
                 prefix, out_prompts, patches = self.split_tokens(x)
-                prompts, state = method.next_prompts(i, prompts, out_prompts,
-                                                     patches, state)
+                prompts, state = method.next_prompts(
+                    i, prompts, out_prompts, patches, state
+                )
                 x = self.join_tokens(prefix, prompts, patches)
         return tuple(outs)
 
@@ -491,15 +562,27 @@ class PromptedViT(VisionTransformer):
         selects it and its backward is needed (autograd records and the
         tokens, ``τ_l`` or a tensor of the block or adapter need
         gradients; a linear probe's blocks save nothing anyway)."""
-        if i in self._cp_blocks and torch.is_grad_enabled() and (
-                x.requires_grad or (temperature is not None and
-                                    temperature.requires_grad) or
-                any(p.requires_grad for p in layer.parameters()) or
-                (mlp_adapter is not None and
-                 any(p.requires_grad for p in mlp_adapter.parameters()))):
+        if (
+            i in self._cp_blocks
+            and torch.is_grad_enabled()
+            and (
+                x.requires_grad
+                or (temperature is not None and temperature.requires_grad)
+                or any(p.requires_grad for p in layer.parameters())
+                or (
+                    mlp_adapter is not None
+                    and any(p.requires_grad for p in mlp_adapter.parameters())
+                )
+            )
+        ):
             return torch.utils.checkpoint.checkpoint(
-                block_forward, layer, x, temperature, mlp_adapter,
-                use_reentrant=False)
+                block_forward,
+                layer,
+                x,
+                temperature,
+                mlp_adapter,
+                use_reentrant=False,
+            )
         return block_forward(layer, x, temperature, mlp_adapter)
 
     def _format_output(self, x, hw):
@@ -508,9 +591,9 @@ class PromptedViT(VisionTransformer):
         if self.out_type == 'cls_token':
             return x[:, 0]
         if self.out_type == 'avg_token':  # mean of prompts + patches, norm
-            x = x[:, self.num_prefix_tokens:].mean(dim=1)
+            x = x[:, self.num_prefix_tokens :].mean(dim=1)
             return self.ln1(x) if self.final_norm else x
-        patches = x[:, self.num_prefix_tokens + self.num_prompts:]
+        patches = x[:, self.num_prefix_tokens + self.num_prompts :]
         if self.out_type == 'featmap':
             return patches.reshape(x.size(0), *hw, -1).permute(0, 3, 1, 2)
         return self.ln2(patches.mean(dim=1))  # avg_featmap

@@ -17,6 +17,7 @@ not fit. Otherwise they are mmseg's and mmpretrain's classes unchanged
 ``inference_model`` picks its inferencer from a model's ``_metainfo``, which
 only models of mmpretrain's model zoo have).
 """
+
 from types import SimpleNamespace
 
 from mmpretrain.models.classifiers import ImageClassifier
@@ -31,14 +32,27 @@ class _CheckedLoad:
     """Check a whole-model state dict (prefix ``''``: this model is the
     root of the load) against the model before loading it."""
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self,
+        state_dict,
+        prefix,
+        local_metadata,
+        strict,
+        missing_keys,
+        unexpected_keys,
+        error_msgs,
+    ):
         if prefix == '':
             check_state_dict(self, state_dict, 'being loaded')
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        super()._load_from_state_dict(
+            state_dict,
+            prefix,
+            local_metadata,
+            strict,
+            missing_keys,
+            unexpected_keys,
+            error_msgs,
+        )
 
 
 @SEG_MODELS.register_module()
@@ -48,7 +62,8 @@ class PromptedEncoderDecoder(_CheckedLoad, EncoderDecoder):
 
 
 _CLASSIFICATION = SimpleNamespace(
-    results=[SimpleNamespace(task='Image Classification')])
+    results=[SimpleNamespace(task='Image Classification')]
+)
 
 
 @PRETRAIN_MODELS.register_module()

@@ -8,6 +8,7 @@ prompt count, weights) become ``cfg_options`` common to all runs, so the
 table is the protocol's ordinary summary (choice on val, mean ± std of test
 over seeds).
 """
+
 from lspt_mm.models.methods import METHODS
 
 from .benchmark import splits_from
@@ -18,17 +19,29 @@ from .protocol import ProtocolError, Task
 # `model.backbone.prompt_method` selects on a frozen-backbone config (full
 # fine-tuning and LoRA change more than that); 'none' is the linear probe's
 # older name
-METHOD_TITLES = {name: spec.title for name, spec in METHODS.items()
-                 if spec.freeze_backbone and not spec.wrapper}
+METHOD_TITLES = {
+    name: spec.title
+    for name, spec in METHODS.items()
+    if spec.freeze_backbone and not spec.wrapper
+}
 METHOD_TITLES['none'] = METHODS['linear'].title
 # the real-weights table's rows: the linear probe and every prompt method
-PROMPT_TABLE_METHODS = [name for name, spec in METHODS.items()
-                        if name == 'linear' or spec.uses_prompts]
+PROMPT_TABLE_METHODS = [
+    name
+    for name, spec in METHODS.items()
+    if name == 'linear' or spec.uses_prompts
+]
 
 
-def size_options(img_size=None, epochs=None, per_class=None, weights=None,
-                 arch=None, num_prompts=None, pipelines=('train', 'val',
-                                                         'test')):
+def size_options(
+    img_size=None,
+    epochs=None,
+    per_class=None,
+    weights=None,
+    arch=None,
+    num_prompts=None,
+    pipelines=('train', 'val', 'test'),
+):
     """``cfg_options`` for the size knobs of a real-weights config.
 
     Args:
@@ -48,36 +61,51 @@ def size_options(img_size=None, epochs=None, per_class=None, weights=None,
     if img_size is not None:
         opts['model.backbone.img_size'] = img_size
         for name in pipelines:
-            opts[f'{name}_dataloader.dataset.pipeline.0.scale'] = (img_size,
-                                                                   img_size)
+            opts[f'{name}_dataloader.dataset.pipeline.0.scale'] = (
+                img_size,
+                img_size,
+            )
     if epochs is not None:
         if epochs < 2:
-            raise ProtocolError('epochs must be >= 2 (1 warm-up epoch, then '
-                                'cosine)')
-        opts.update({
-            'train_cfg.max_epochs': epochs,
-            'train_cfg.val_interval': epochs,
-            'param_scheduler.1.T_max': epochs - 1,
-            'param_scheduler.1.end': epochs,
-            'default_hooks.checkpoint.interval': epochs,
-        })
+            raise ProtocolError(
+                'epochs must be >= 2 (1 warm-up epoch, then cosine)'
+            )
+        opts.update(
+            {
+                'train_cfg.max_epochs': epochs,
+                'train_cfg.val_interval': epochs,
+                'param_scheduler.1.T_max': epochs - 1,
+                'param_scheduler.1.end': epochs,
+                'default_hooks.checkpoint.interval': epochs,
+            }
+        )
     for split, n in (per_class or {}).items():
         for name in pipelines:
             opts[f'{name}_dataloader.dataset.{split}_per_class'] = n
     if weights is not None:
         opts['model.backbone.pretrained'] = weights
     if arch is not None:
-        opts.update({'model.backbone.arch': arch,
-                     'model.backbone.patch_size': None,
-                     'model.backbone.layer_scale_init_value': None})
+        opts.update(
+            {
+                'model.backbone.arch': arch,
+                'model.backbone.patch_size': None,
+                'model.backbone.layer_scale_init_value': None,
+            }
+        )
     if num_prompts is not None:
         opts['model.backbone.num_prompts'] = num_prompts
     return opts
 
 
-def method_tasks(config, methods, grid, splits=('train', 'val', 'trainval',
-                                                'test'), group='all',
-                 prompt_inits=(None, ), method_grids=None):
+def method_tasks(
+    config,
+    methods,
+    grid,
+    splits=('train', 'val', 'trainval', 'test'),
+    group='all',
+    prompt_inits=(None,),
+    method_grids=None,
+):
     """One task per method and prompt initialisation on ``config``.
 
     A task is named by its ``prompt_method`` (``<method>+<init>`` for a
@@ -88,29 +116,40 @@ def method_tasks(config, methods, grid, splits=('train', 'val', 'trainval',
     compared at that lr.
     """
     from lspt_mm.models.prompt_init import PROMPT_INITS
+
     unknown = [m for m in methods if m not in METHOD_TITLES]
     if unknown:
-        raise ProtocolError(f'unknown methods {unknown}; known: '
-                            f'{list(METHOD_TITLES)}')
+        raise ProtocolError(
+            f'unknown methods {unknown}; known: {list(METHOD_TITLES)}'
+        )
     bad = [i for i in prompt_inits if i is not None and i not in PROMPT_INITS]
     if bad:
-        raise ProtocolError(f'unknown prompt inits {bad}; known: '
-                            f'{list(PROMPT_INITS)}')
+        raise ProtocolError(
+            f'unknown prompt inits {bad}; known: {list(PROMPT_INITS)}'
+        )
     tasks = []
     for method in methods:
-        uses_prompts = METHODS[method if method != 'none' else 'linear'
-                               ].uses_prompts
+        uses_prompts = METHODS[
+            method if method != 'none' else 'linear'
+        ].uses_prompts
         task_grid = dict((method_grids or {}).get(method, grid))
         if not uses_prompts:
             task_grid.pop('num_prompts', None)
-        for init in prompt_inits if uses_prompts else (None, ):
+        for init in prompt_inits if uses_prompts else (None,):
             name, title = method, METHOD_TITLES[method]
             options = {'model.backbone.prompt_method': method}
             if init not in (None, 'uniform'):
                 name, title = f'{method}+{init}', f'{title}, {init} init'
                 options['model.backbone.prompt_init'] = init
-            tasks.append(Task(
-                name=name, config=config, splits=splits_from(list(splits)),
-                grid=task_grid, group=group, cfg_options=options,
-                recipe=dict(title=title)))
+            tasks.append(
+                Task(
+                    name=name,
+                    config=config,
+                    splits=splits_from(list(splits)),
+                    grid=task_grid,
+                    group=group,
+                    cfg_options=options,
+                    recipe=dict(title=title),
+                )
+            )
     return tasks

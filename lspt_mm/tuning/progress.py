@@ -1,13 +1,14 @@
 """Overall progress of a protocol run: runs done of all, time left."""
+
 import time
 
 
 def format_duration(seconds):
     """``'40 s'``, ``'12 min'``, ``'2 h 05 min'``."""
-    seconds = max(0., float(seconds))
+    seconds = max(0.0, float(seconds))
     if seconds < 60:
         return f'{seconds:.0f} s'
-    minutes = int(round(seconds / 60.))
+    minutes = int(round(seconds / 60.0))
     if minutes < 60:
         return f'{minutes} min'
     return f'{minutes // 60} h {minutes % 60:02d} min'
@@ -25,7 +26,7 @@ class Progress:
         self.clock = clock
         self.start = clock()
         self.done = self.ran = 0
-        self.ran_seconds = 0.
+        self.ran_seconds = 0.0
 
     def step(self, ran, seconds):
         """One run finished: trained (``ran``, in ``seconds``) or skipped."""
@@ -43,9 +44,14 @@ class Progress:
 
     def line(self):
         left = self.seconds_left()
-        left = ('unknown until a run has trained' if left is None else
-                f'about {format_duration(left)}')
-        return (f'[protocol] progress: {self.done}/{self.total} runs done '
-                f'({self.ran} trained now, {self.done - self.ran} had a '
-                f'result); {format_duration(self.clock() - self.start)} '
-                f'elapsed, {left} left')
+        left = (
+            'unknown until a run has trained'
+            if left is None
+            else f'about {format_duration(left)}'
+        )
+        return (
+            f'[protocol] progress: {self.done}/{self.total} runs done '
+            f'({self.ran} trained now, {self.done - self.ran} had a '
+            f'result); {format_duration(self.clock() - self.start)} '
+            f'elapsed, {left} left'
+        )

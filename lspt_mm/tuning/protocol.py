@@ -40,6 +40,7 @@ number is ``i`` modulo ``n``, so the assignment does not depend on what is
 already done. Each shard writes only its own result files; results of
 shards in other work directories are merged by :meth:`Protocol.collect`.
 """
+
 import datetime
 import gc
 import glob
@@ -57,8 +58,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from lspt_mm.engine.checkpoint_hook import atomic_write_text
-from lspt_mm.utils import leaf_dataset_cfgs
 from lspt_mm.tuning.progress import Progress
+from lspt_mm.utils import leaf_dataset_cfgs
 
 # short axis name -> (label in point ids, config key)
 AXES = {
@@ -68,13 +69,17 @@ AXES = {
     # lr of the tuned backbone parts (prompts, LSTM, gates, LoRA, ...)
     # relative to the head's (paramwise_cfg.module_lr_mult; 1 = one lr)
     'backbone_lr_mult': (
-        'blr', 'optim_wrapper.paramwise_cfg.module_lr_mult.backbone'),
+        'blr',
+        'optim_wrapper.paramwise_cfg.module_lr_mult.backbone',
+    ),
 }
 SCORE_DIGITS = 6  # scores equal to 1e-6 are a tie
-RULE = ('highest validation score (mean over the tuning seeds; scores equal '
-        'to 1e-6 tie, a NaN score ranks last); ties go to the smaller lr, '
-        'then the smaller weight decay, then fewer prompts, then the '
-        'smaller value of each further axis in grid order')
+RULE = (
+    'highest validation score (mean over the tuning seeds; scores equal '
+    'to 1e-6 tie, a NaN score ranks last); ties go to the smaller lr, '
+    'then the smaller weight decay, then fewer prompts, then the '
+    'smaller value of each further axis in grid order'
+)
 PHASES = ('tune', 'final')
 RESULT = 'result.json'
 _NAME = re.compile(r'^[A-Za-z0-9_.+-]+$')
@@ -98,6 +103,7 @@ class Splits:
         template: the value written to ``key`` (``'{split}'``; e.g.
             ``'meta/{split}.txt'``).
     """
+
     tune_train: str
     val: str
     final_train: str
@@ -124,6 +130,7 @@ class Task:
     ``recipe`` is carried to the recipe table written back (e.g. the
     ``(backbone, benchmark, task)`` key and the untuned hyper-parameters).
     """
+
     name: str
     config: str
     splits: Splits
@@ -135,11 +142,14 @@ class Task:
 
     def __post_init__(self):
         if not _NAME.match(self.name):
-            raise ProtocolError(f'task name {self.name!r}: use letters, '
-                                'digits and _ . + - only (it names a folder)')
+            raise ProtocolError(
+                f'task name {self.name!r}: use letters, '
+                'digits and _ . + - only (it names a folder)'
+            )
         if not osp.isfile(self.config):
-            raise ProtocolError(f'task {self.name!r}: config '
-                                f'{self.config!r} does not exist')
+            raise ProtocolError(
+                f'task {self.name!r}: config {self.config!r} does not exist'
+            )
         self.grid = normalize_grid(self.grid)
 
 
@@ -156,13 +166,12 @@ def axis_label(axis):
 def normalize_grid(axes):
     """``{axis: tuple of distinct values}`` with the axes of :data:`AXES`
     first (in that order), then the others as given."""
-    order = [a for a in AXES if a in axes] + [a for a in axes
-                                              if a not in AXES]
+    order = [a for a in AXES if a in axes] + [a for a in axes if a not in AXES]
     out = {}
     for axis in order:
         values = axes[axis]
         if not isinstance(values, (list, tuple)):
-            values = (values, )
+            values = (values,)
         values = tuple(dict.fromkeys(values))
         if not values:
             raise ProtocolError(f'grid axis {axis!r} has no values')
@@ -173,12 +182,15 @@ def normalize_grid(axes):
 def grid_points(axes):
     """Every point of the grid (dicts), the last axis varying fastest."""
     axes = normalize_grid(axes)
-    points = [dict(zip(axes, values))
-              for values in itertools.product(*axes.values())]
+    points = [
+        dict(zip(axes, values)) for values in itertools.product(*axes.values())
+    ]
     ids = [point_id(p) for p in points]
     if len(set(ids)) != len(ids):
-        raise ProtocolError(f'grid {axes} gives equal point names; use '
-                            'values that differ when printed')
+        raise ProtocolError(
+            f'grid {axes} gives equal point names; use '
+            'values that differ when printed'
+        )
     return points
 
 
@@ -208,7 +220,7 @@ def rank_key(point, score):
         first = math.inf
     else:
         first = -round(float(score), SCORE_DIGITS)
-    return (first, ) + tuple(point.values())
+    return (first,) + tuple(point.values())
 
 
 def choose_point(scored):
@@ -224,8 +236,10 @@ def parse_shard(text):
     try:
         i, n = (int(x) for x in text.split('/'))
     except (ValueError, AttributeError):
-        raise ProtocolError(f'--shard {text!r}: write i/n, e.g. 0/4 (shard '
-                            'i of n, counted from 0)') from None
+        raise ProtocolError(
+            f'--shard {text!r}: write i/n, e.g. 0/4 (shard '
+            'i of n, counted from 0)'
+        ) from None
     if not 0 <= i < n:
         raise ProtocolError(f'--shard {text!r}: need 0 <= i < n')
     return i, n
@@ -247,6 +261,7 @@ def train_and_evaluate(cfg):
     import torch
 
     from lspt_mm.engine.runner_utils import build_runner
+
     runner = build_runner(cfg)
     try:
         runner.train()
@@ -277,15 +292,22 @@ class Unit:
         return point_id(self.point)
 
     def run_dir(self, work_dir):
-        return osp.join(work_dir, self.task.name, self.phase, self.point_id,
-                        f'seed{self.seed}')
+        return osp.join(
+            work_dir,
+            self.task.name,
+            self.phase,
+            self.point_id,
+            f'seed{self.seed}',
+        )
 
     def result_path(self, work_dir):
         return osp.join(self.run_dir(work_dir), RESULT)
 
     def __str__(self):
-        return (f'{self.task.name} {self.phase} {point_text(self.point)} '
-                f'seed {self.seed}')
+        return (
+            f'{self.task.name} {self.phase} {point_text(self.point)} '
+            f'seed {self.seed}'
+        )
 
 
 class Protocol:
@@ -309,17 +331,28 @@ class Protocol:
         log (callable): where progress lines go.
     """
 
-    def __init__(self, tasks, work_dir, seeds=(0, ), tune_seeds=(0, ),
-                 metric='accuracy/top1', cfg_options=None,
-                 keep_checkpoints='final', run_unit=None, log=print):
+    def __init__(
+        self,
+        tasks,
+        work_dir,
+        seeds=(0,),
+        tune_seeds=(0,),
+        metric='accuracy/top1',
+        cfg_options=None,
+        keep_checkpoints='final',
+        run_unit=None,
+        log=print,
+    ):
         names = [t.name for t in tasks]
         if len(set(names)) != len(names):
             raise ProtocolError(f'task names must be distinct: {names}')
         if not tasks:
             raise ProtocolError('no tasks')
         if keep_checkpoints not in ('all', 'final', 'none'):
-            raise ProtocolError(f'keep_checkpoints={keep_checkpoints!r}: '
-                                "use 'all', 'final' or 'none'")
+            raise ProtocolError(
+                f'keep_checkpoints={keep_checkpoints!r}: '
+                "use 'all', 'final' or 'none'"
+            )
         self.tasks = list(tasks)
         self.work_dir = work_dir
         self.seeds = [int(s) for s in seeds]
@@ -341,9 +374,13 @@ class Protocol:
 
     def tune_units(self):
         """Every tuning run, in the fixed order shards count in."""
-        return [Unit(task, 'tune', point, seed) for task in self.tasks
-                if self.tunes(task) for point in grid_points(task.grid)
-                for seed in self.tune_seeds]
+        return [
+            Unit(task, 'tune', point, seed)
+            for task in self.tasks
+            if self.tunes(task)
+            for point in grid_points(task.grid)
+            for seed in self.tune_seeds
+        ]
 
     def final_slots(self):
         """``(task, seed)`` of every final run, in the fixed order."""
@@ -365,9 +402,14 @@ class Protocol:
         are missing. Written to ``<task>/choice.json``."""
         points = grid_points(task.grid)
         if not self.tunes(task):
-            return dict(task=task.name, point=points[0],
-                        point_id=point_id(points[0]), val_score=None,
-                        scores={}, rule='one point: nothing to tune')
+            return dict(
+                task=task.name,
+                point=points[0],
+                point_id=point_id(points[0]),
+                val_score=None,
+                scores={},
+                rule='one point: nothing to tune',
+            )
         scored, scores = [], {}
         for point in points:
             values = []
@@ -380,14 +422,22 @@ class Protocol:
             scored.append((point, mean))
             scores[point_id(point)] = mean
         best = choose_point(scored)
-        choice = dict(task=task.name, point=best, point_id=point_id(best),
-                      val_score=scores[point_id(best)], val_split=task.splits
-                      .val, metric=self.metric, tune_seeds=self.tune_seeds,
-                      scores=scores, rule=RULE)
+        choice = dict(
+            task=task.name,
+            point=best,
+            point_id=point_id(best),
+            val_score=scores[point_id(best)],
+            val_split=task.splits.val,
+            metric=self.metric,
+            tune_seeds=self.tune_seeds,
+            scores=scores,
+            rule=RULE,
+        )
         if write:
-            atomic_write_text(osp.join(self.work_dir, task.name,
-                                       'choice.json'),
-                              json.dumps(choice, indent=1))
+            atomic_write_text(
+                osp.join(self.work_dir, task.name, 'choice.json'),
+                json.dumps(choice, indent=1),
+            )
         return choice
 
     def tuning_progress(self, task):
@@ -407,9 +457,12 @@ class Protocol:
             path = osp.join(self.work_dir, 'protocol.json')
             if not osp.isfile(path):
                 stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-                info = dict(run_id=f'{stamp}-{uuid.uuid4().hex[:6]}',
-                            created=datetime.datetime.now().isoformat(
-                                timespec='seconds'))
+                info = dict(
+                    run_id=f'{stamp}-{uuid.uuid4().hex[:6]}',
+                    created=datetime.datetime.now().isoformat(
+                        timespec='seconds'
+                    ),
+                )
                 os.makedirs(self.work_dir, exist_ok=True)
                 tmp = f'{path}.{uuid.uuid4().hex}.tmp'
                 with open(tmp, 'w') as f:
@@ -432,16 +485,26 @@ class Protocol:
         with open(path) as f:
             created = json.load(f).get('created')
         info = dict(
-            run_id=run_id, created=created,
-            rule=RULE, metric=self.metric, seeds=self.seeds,
+            run_id=run_id,
+            created=created,
+            rule=RULE,
+            metric=self.metric,
+            seeds=self.seeds,
             tune_seeds=self.tune_seeds,
             cfg_options=_json_normal(self.cfg_options),
-            tasks=[dict(name=t.name, config=t.config, group=t.group,
-                        splits=_json_normal(t.splits.__dict__),
-                        grid=_json_normal(t.grid),
-                        cfg_options=_json_normal(t.cfg_options),
-                        recipe=_json_normal(t.recipe))
-                   for t in self.tasks])
+            tasks=[
+                dict(
+                    name=t.name,
+                    config=t.config,
+                    group=t.group,
+                    splits=_json_normal(t.splits.__dict__),
+                    grid=_json_normal(t.grid),
+                    cfg_options=_json_normal(t.cfg_options),
+                    recipe=_json_normal(t.recipe),
+                )
+                for t in self.tasks
+            ],
+        )
         atomic_write_text(path, json.dumps(info, indent=1))
 
     def config_sha(self, task):
@@ -450,11 +513,14 @@ class Protocol:
         task resolves to (a changed recipe table is other settings)."""
         key = (task.config, task.name)
         if key not in self._config_sha:
+            from lspt_mm.datasets.benchmarks import (
+                TaskError,
+                is_benchmark_config,
+                task_recipe,
+            )
+
             from mmengine.config import Config
 
-            from lspt_mm.datasets.benchmarks import (TaskError,
-                                                     is_benchmark_config,
-                                                     task_recipe)
             cfg = Config.fromfile(task.config)
             content = cfg.to_dict()
             if is_benchmark_config(cfg):
@@ -464,8 +530,7 @@ class Protocol:
                 try:
                     content['task_recipe'] = task_recipe(cfg)
                 except TaskError as err:
-                    raise ProtocolError(f'task {task.name!r}: {err}') \
-                        from None
+                    raise ProtocolError(f'task {task.name!r}: {err}') from None
             self._config_sha[key] = _sha(content)
         return self._config_sha[key]
 
@@ -473,23 +538,34 @@ class Protocol:
         """Everything a unit's result depends on besides the data location:
         a result file made with other settings is not this unit's."""
         train, evaluated = unit.task.splits.of(unit.phase)
-        return _json_normal(dict(
-            config_sha=self.config_sha(unit.task),
-            cfg_options=self.cfg_options,
-            task_cfg_options=unit.task.cfg_options, point=unit.point,
-            seed=unit.seed, phase=unit.phase, train_split=train,
-            eval_split=evaluated, metric=self.metric))
+        return _json_normal(
+            dict(
+                config_sha=self.config_sha(unit.task),
+                cfg_options=self.cfg_options,
+                task_cfg_options=unit.task.cfg_options,
+                point=unit.point,
+                seed=unit.seed,
+                phase=unit.phase,
+                train_split=train,
+                eval_split=evaluated,
+                metric=self.metric,
+            )
+        )
 
     def _check_settings(self, unit, result, path):
         want = self.settings(unit)
         have = result.get('settings')
         if have != want:
-            diff = sorted(k for k in set(want) | set(have or {})
-                          if (have or {}).get(k) != want.get(k))
+            diff = sorted(
+                k
+                for k in set(want) | set(have or {})
+                if (have or {}).get(k) != want.get(k)
+            )
             raise ProtocolError(
                 f'{path} was made with other settings than this run '
                 f'(differs in: {", ".join(diff)}). Use another --work-dir, '
-                'or delete that result to rerun the unit.')
+                'or delete that result to rerun the unit.'
+            )
 
     def build_config(self, unit):
         """The unit's mmengine config: the task's config, ``cfg_options``,
@@ -498,9 +574,10 @@ class Protocol:
         the phase's splits (no validation during training; the evaluated
         split is the test loop's), the grid point, the seed and the run
         directory."""
+        from lspt_mm.datasets.benchmarks import TaskError, apply_task
+
         from mmengine.config import Config
 
-        from lspt_mm.datasets.benchmarks import TaskError, apply_task
         task = unit.task
         cfg = Config.fromfile(task.config)
         if self.cfg_options:
@@ -517,9 +594,12 @@ class Protocol:
                 raise ProtocolError(
                     f'{task.config}: the protocol needs `{key}` (it trains '
                     'with the train loader and scores the evaluated split '
-                    'with the test loop and evaluator)')
-        for loader, split in (('train_dataloader', train_split),
-                              ('test_dataloader', eval_split)):
+                    'with the test loop and evaluator)'
+                )
+        for loader, split in (
+            ('train_dataloader', train_split),
+            ('test_dataloader', eval_split),
+        ):
             for ds in leaf_dataset_cfgs(cfg[loader]['dataset']):
                 ds[task.splits.key] = task.splits.value(split)
                 if task.data_root is not None:
@@ -528,14 +608,17 @@ class Protocol:
         cfg.val_evaluator = None
         cfg.val_cfg = None
         if unit.point:
-            cfg.merge_from_dict({axis_key(a): v
-                                 for a, v in unit.point.items()})
+            cfg.merge_from_dict(
+                {axis_key(a): v for a, v in unit.point.items()}
+            )
         run_dir = unit.run_dir(self.work_dir)
         cfg.work_dir = run_dir
         cfg.randomness = dict(cfg.get('randomness') or {}, seed=unit.seed)
         cfg.launcher = 'none'
-        cfg.experiment_name = (f'{task.name}_{unit.phase}_{unit.point_id}_'
-                               f'seed{unit.seed}_{uuid.uuid4().hex[:8]}')
+        cfg.experiment_name = (
+            f'{task.name}_{unit.phase}_{unit.point_id}_'
+            f'seed{unit.seed}_{uuid.uuid4().hex[:8]}'
+        )
         # killed mid-training: continue from the last checkpoint
         cfg.resume = osp.isfile(osp.join(run_dir, 'last_checkpoint'))
         cfg.load_from = None
@@ -548,37 +631,53 @@ class Protocol:
             self.log(f'[protocol] {unit}: done ({path}), skipped')
             return False
         cfg = self.build_config(unit)
-        self.log(f'[protocol] {unit}: '
-                 f'{"resuming" if cfg.resume else "training"} on '
-                 f'{unit.task.splits.of(unit.phase)[0]}')
+        self.log(
+            f'[protocol] {unit}: '
+            f'{"resuming" if cfg.resume else "training"} on '
+            f'{unit.task.splits.of(unit.phase)[0]}'
+        )
         start = time.time()
         metrics = self.run_unit(cfg)
         if self.metric not in metrics:
             raise ProtocolError(
                 f'{unit.task.config}: the evaluator gave {sorted(metrics)}, '
-                f'not the protocol metric {self.metric!r} (--metric)')
+                f'not the protocol metric {self.metric!r} (--metric)'
+            )
         train, evaluated = unit.task.splits.of(unit.phase)
         result = dict(
-            task=unit.task.name, phase=unit.phase, point=unit.point,
-            point_id=unit.point_id, seed=unit.seed, train_split=train,
-            eval_split=evaluated, metric=self.metric,
-            score=metrics[self.metric], metrics=metrics,
-            config=unit.task.config, seconds=round(time.time() - start, 1),
+            task=unit.task.name,
+            phase=unit.phase,
+            point=unit.point,
+            point_id=unit.point_id,
+            seed=unit.seed,
+            train_split=train,
+            eval_split=evaluated,
+            metric=self.metric,
+            score=metrics[self.metric],
+            metrics=metrics,
+            config=unit.task.config,
+            seconds=round(time.time() - start, 1),
             finished=datetime.datetime.now().isoformat(timespec='seconds'),
-            host=socket.gethostname(), run_id=self.run_id,
-            settings=self.settings(unit))
+            host=socket.gethostname(),
+            run_id=self.run_id,
+            settings=self.settings(unit),
+        )
         atomic_write_text(path, json.dumps(result, indent=1))
-        self.log(f'[protocol] {unit}: {self.metric} on {evaluated} '
-                 f'{result["score"]:.2f}')
+        self.log(
+            f'[protocol] {unit}: {self.metric} on {evaluated} '
+            f'{result["score"]:.2f}'
+        )
         if self.keep_checkpoints == 'none' or (
-                self.keep_checkpoints == 'final' and unit.phase == 'tune'):
+            self.keep_checkpoints == 'final' and unit.phase == 'tune'
+        ):
             self._drop_checkpoints(unit.run_dir(self.work_dir))
         return True
 
     @staticmethod
     def _drop_checkpoints(run_dir):
         for path in glob.glob(osp.join(run_dir, '*.pth')) + [
-                osp.join(run_dir, 'last_checkpoint')]:
+            osp.join(run_dir, 'last_checkpoint')
+        ]:
             if osp.isfile(path):
                 os.remove(path)
 
@@ -587,11 +686,13 @@ class Protocol:
         i, n = shard
         out = dict(tune=[], final=[])
         if phase in ('tune', 'all'):
-            out['tune'] = [u for k, u in enumerate(self.tune_units())
-                           if k % n == i]
+            out['tune'] = [
+                u for k, u in enumerate(self.tune_units()) if k % n == i
+            ]
         if phase in ('final', 'all'):
-            out['final'] = [s for k, s in enumerate(self.final_slots())
-                            if k % n == i]
+            out['final'] = [
+                s for k, s in enumerate(self.final_slots()) if k % n == i
+            ]
         return out
 
     def run(self, phase='all', shard=(0, 1)):
@@ -599,7 +700,7 @@ class Protocol:
         ``'all'``); returns how many ran. A final run waits (is skipped
         with a message) while its task's tuning is incomplete, e.g. in
         other shards."""
-        if phase not in ('all', ) + PHASES:
+        if phase not in ('all',) + PHASES:
             raise ProtocolError(f'phase {phase!r}: use all, tune or final')
         os.makedirs(self.work_dir, exist_ok=True)
         self.write_protocol_file()
@@ -623,10 +724,12 @@ class Protocol:
                 continue
             ran += run_counted(Unit(task, 'final', choice['point'], seed))
         for name, (done, total) in waiting.items():
-            self.log(f'[protocol] {name}: final runs wait for tuning '
-                     f'({done}/{total} runs have a result; the rest belong '
-                     'to other shards or were not run): rerun with --phase '
-                     'final once they are in this work dir (--collect)')
+            self.log(
+                f'[protocol] {name}: final runs wait for tuning '
+                f'({done}/{total} runs have a result; the rest belong '
+                'to other shards or were not run): rerun with --phase '
+                'final once they are in this work dir (--collect)'
+            )
         return ran
 
     # ----------------------------------------------------------- collect
@@ -651,9 +754,11 @@ class Protocol:
                     with open(src) as f, open(dst) as g:
                         a, b = json.load(f), json.load(g)
                     if a['score'] != b['score']:
-                        self.log(f'[protocol] {rel}: {other} has score '
-                                 f'{a["score"]}, kept {b["score"]} of '
-                                 f'{self.work_dir}')
+                        self.log(
+                            f'[protocol] {rel}: {other} has score '
+                            f'{a["score"]}, kept {b["score"]} of '
+                            f'{self.work_dir}'
+                        )
                     continue
                 os.makedirs(osp.dirname(dst), exist_ok=True)
                 shutil.copyfile(src, dst + '.part')

@@ -8,13 +8,14 @@ work dirs or JSON logs. Library: ``lspt_mm/analysis/upstream_tools.py``.
     python tools/analysis_tools/analyze_logs.py plot_curve WORK_DIR --keys mIoU --out miou.png
     python tools/analysis_tools/analyze_logs.py cal_train_time WORK_DIR
 """
+
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
-from lspt_mm.analysis.upstream_tools import (  # noqa: E402
-    find_json_logs, run_tool)
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+)
+from lspt_mm.analysis.upstream_tools import find_json_logs, run_tool  # noqa: E402
 
 
 def main(argv=None):
@@ -23,10 +24,12 @@ def main(argv=None):
         sys.exit(__doc__)
     if '--out' in argv:
         import matplotlib
+
         matplotlib.use('Agg')  # a file, no window
     # the positional logs follow the sub-command, up to the first option
-    end = next((i for i, a in enumerate(argv[1:], 1) if a.startswith('-')),
-               len(argv))
+    end = next(
+        (i for i, a in enumerate(argv[1:], 1) if a.startswith('-')), len(argv)
+    )
     try:
         logs = find_json_logs(argv[1:end])
     except FileNotFoundError as e:

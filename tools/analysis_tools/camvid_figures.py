@@ -11,6 +11,7 @@ Each run folder holds iter_N.pth and test/<stamp>/<stamp>.log (tools/test.py
 --cfg-options (--options NAME=key=value,...) and the frozen backbone loaded
 from its `pretrained` file, then the (trainable-only) checkpoint on top.
 """
+
 import argparse
 import glob
 import json
@@ -62,28 +63,37 @@ def predict(config, ckpt, options, img_paths):
     from mmengine.runner import load_checkpoint
     from mmseg.apis import inference_model
     from mmseg.registry import MODELS
+
     init_default_scope('mmseg')
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(options)
     # mmseg's inference drops 'LoadAnnotations' only by that exact name
-    cfg.test_pipeline = [t for t in cfg.test_pipeline
-                         if 'Annotations' not in t['type']]
+    cfg.test_pipeline = [
+        t for t in cfg.test_pipeline if 'Annotations' not in t['type']
+    ]
     model = MODELS.build(cfg.model)
     model.init_weights()
-    load_checkpoint(model, ckpt, map_location='cpu', strict=False,
-                    logger='silent')
+    load_checkpoint(
+        model, ckpt, map_location='cpu', strict=False, logger='silent'
+    )
     model.cfg = cfg
     model.eval()
     with torch.no_grad():
-        return [inference_model(model, p).pred_sem_seg.data[0].numpy()
-                for p in img_paths]
+        return [
+            inference_model(model, p).pred_sem_seg.data[0].numpy()
+            for p in img_paths
+        ]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('config')
-    ap.add_argument('--runs', nargs='+', required=True,
-                    help='TITLE=RUN_DIR[=key:value,key:value]')
+    ap.add_argument(
+        '--runs',
+        nargs='+',
+        required=True,
+        help='TITLE=RUN_DIR[=key:value,key:value]',
+    )
     ap.add_argument('--data-root', default='data/camvid')
     ap.add_argument('--images', nargs='+', default=[])
     ap.add_argument('--out', default='docs/figures')
@@ -93,7 +103,7 @@ def main():
     for r in args.runs:
         title, run_dir, *opt = r.split('=')
         options = {}
-        for kv in (opt[0].split(',') if opt else []):
+        for kv in opt[0].split(',') if opt else []:
             k, v = kv.split(':')
             try:
                 v = float(v) if '.' in v else int(v)
@@ -105,19 +115,27 @@ def main():
     print('| class | ' + ' | '.join(table) + ' |')
     print('|---' * (len(table) + 1) + '|')
     for c in CAMVID_CLASSES:
-        print(f'| {c} | ' + ' | '.join(
-            f'{table[t].get(c, float("nan")):.2f}' for t in table) + ' |')
-    print('| mean | ' + ' | '.join(
-        f'{np.mean(list(table[t].values())):.2f}' for t in table) + ' |')
+        print(
+            f'| {c} | '
+            + ' | '.join(f'{table[t].get(c, float("nan")):.2f}' for t in table)
+            + ' |'
+        )
+    print(
+        '| mean | '
+        + ' | '.join(f'{np.mean(list(table[t].values())):.2f}' for t in table)
+        + ' |'
+    )
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
     for t, d, _ in runs:
         its, losses = loss_curve(d)
         k = 3  # running mean over 3 logged points
         sm = np.convolve(losses, np.ones(k) / k, mode='valid')
-        ax.plot(its[k - 1:], sm, label=t)
+        ax.plot(its[k - 1 :], sm, label=t)
     ax.set_xlabel('iteration')
     ax.set_ylabel('training loss (decode + 0.4 aux)')
     ax.legend(fontsize=7)
@@ -127,27 +145,50 @@ def main():
     if not args.images:
         return
     paths = [osp.join(args.data_root, 'test', n + '.png') for n in args.images]
-    cols = [[cv2.imread(p) for p in paths],
-            [colour(cv2.imread(osp.join(args.data_root, 'testannot',
-                                        n + '.png'), cv2.IMREAD_UNCHANGED))
-             for n in args.images]]
+    cols = [
+        [cv2.imread(p) for p in paths],
+        [
+            colour(
+                cv2.imread(
+                    osp.join(args.data_root, 'testannot', n + '.png'),
+                    cv2.IMREAD_UNCHANGED,
+                )
+            )
+            for n in args.images
+        ],
+    ]
     titles = ['image', 'ground truth']
     for t, d, options in runs:
         ckpt = sorted(glob.glob(osp.join(d, 'iter_*.pth')))[-1]
-        cols.append([colour(s) for s in
-                     predict(args.config, ckpt, options, paths)])
+        cols.append(
+            [colour(s) for s in predict(args.config, ckpt, options, paths)]
+        )
         titles.append(t)
     w = args.width
     h = w * 3 // 4
     rows = []
     for i in range(len(paths)):
-        rows.append(np.concatenate(
-            [cv2.resize(c[i], (w, h), interpolation=cv2.INTER_NEAREST)
-             for c in cols], 1))
+        rows.append(
+            np.concatenate(
+                [
+                    cv2.resize(c[i], (w, h), interpolation=cv2.INTER_NEAREST)
+                    for c in cols
+                ],
+                1,
+            )
+        )
     head = np.full((22, w * len(cols), 3), 255, np.uint8)
     for j, t in enumerate(titles):
-        cv2.putText(head, t, (j * w + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            head,
+            t,
+            (j * w + 4, 16),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     grid = np.concatenate([head] + rows, 0)
     out = osp.join(args.out, 'camvid_predictions.jpg')
     cv2.imwrite(out, grid, [cv2.IMWRITE_JPEG_QUALITY, 80])

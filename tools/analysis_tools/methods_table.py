@@ -18,49 +18,84 @@ real-weights table. Library: ``lspt_mm/tuning/methods_table.py``.
 
 Rerunning the same command resumes (finished runs are skipped).
 """
+
 import argparse
 import os
 import os.path as osp
 import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join('configs', 'classification', 'realweights',
-                  'lspt_dinov2-s14-imgfocus_1xb32-fmnist-112px.py')
+CONFIG = osp.join(
+    'configs',
+    'classification',
+    'realweights',
+    'lspt_dinov2-s14-imgfocus_1xb32-fmnist-112px.py',
+)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split('\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--config', default=CONFIG, help='classification config '
-                   '(default: the Fashion-MNIST DINOv2-S/14 one)')
-    p.add_argument('--methods', nargs='+', help='names of the method table '
-                   '(default: the linear probe and every prompt method)')
-    p.add_argument('--lr', nargs='+', type=float,
-                   default=[0.003, 0.01, 0.03], help='lr grid (on val)')
-    p.add_argument('--method-lr', nargs='+', default=[], metavar='METHOD=LR',
-                   help='a fixed lr (no tuning) for these methods, e.g. '
-                   'the ones an earlier table chose')
-    p.add_argument('--prompt-inits', nargs='+', default=[None],
-                   help='prompt initialisations of each prompt method '
-                   '(lspt_mm/models/prompt_init.py PROMPT_INITS), e.g. '
-                   'uniform spt_kmeans vipamin')
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        '--config',
+        default=CONFIG,
+        help='classification config '
+        '(default: the Fashion-MNIST DINOv2-S/14 one)',
+    )
+    p.add_argument(
+        '--methods',
+        nargs='+',
+        help='names of the method table '
+        '(default: the linear probe and every prompt method)',
+    )
+    p.add_argument(
+        '--lr',
+        nargs='+',
+        type=float,
+        default=[0.003, 0.01, 0.03],
+        help='lr grid (on val)',
+    )
+    p.add_argument(
+        '--method-lr',
+        nargs='+',
+        default=[],
+        metavar='METHOD=LR',
+        help='a fixed lr (no tuning) for these methods, e.g. '
+        'the ones an earlier table chose',
+    )
+    p.add_argument(
+        '--prompt-inits',
+        nargs='+',
+        default=[None],
+        help='prompt initialisations of each prompt method '
+        '(lspt_mm/models/prompt_init.py PROMPT_INITS), e.g. '
+        'uniform spt_kmeans vipamin',
+    )
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    p.add_argument('--per-class', nargs=3, type=int, default=[40, 20, 100],
-                   metavar=('TRAIN', 'VAL', 'TEST'),
-                   help='images per class in train / val / test')
+    p.add_argument(
+        '--per-class',
+        nargs=3,
+        type=int,
+        default=[40, 20, 100],
+        metavar=('TRAIN', 'VAL', 'TEST'),
+        help='images per class in train / val / test',
+    )
     p.add_argument('--img-size', type=int, default=84)
     p.add_argument('--epochs', type=int, default=5)
     p.add_argument('--num-prompts', type=int, default=10)
     p.add_argument('--weights', help="backbone file (default: the config's)")
     p.add_argument('--arch', help="backbone arch (default: the config's)")
-    p.add_argument('--data-root', help='folder of the four Fashion-MNIST '
-                   '.gz files (default: the config\'s)')
+    p.add_argument(
+        '--data-root',
+        help='folder of the four Fashion-MNIST '
+        ".gz files (default: the config's)",
+    )
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--threads', type=int, help='torch CPU threads')
     p.add_argument('--work-dir', default='work_dirs/methods_table')
-    p.add_argument('--phase', default='all', choices=['all', 'tune',
-                                                      'final'])
+    p.add_argument('--phase', default='all', choices=['all', 'tune', 'final'])
     p.add_argument('--shard', default='0/1', help='i/n: every n-th run')
     p.add_argument('--summarize-only', action='store_true')
     return p.parse_args(argv)
@@ -74,10 +109,18 @@ def main(argv=None):
     import torch
 
     import lspt_mm  # noqa: F401  (compat fixes before any mm import)
-    from lspt_mm.tuning import (Protocol, ProtocolError, parse_shard,
-                                write_summary)
-    from lspt_mm.tuning.methods_table import (PROMPT_TABLE_METHODS,
-                                              method_tasks, size_options)
+    from lspt_mm.tuning import (
+        Protocol,
+        ProtocolError,
+        parse_shard,
+        write_summary,
+    )
+    from lspt_mm.tuning.methods_table import (
+        PROMPT_TABLE_METHODS,
+        method_tasks,
+        size_options,
+    )
+
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -88,23 +131,33 @@ def main(argv=None):
             if not sep:
                 raise ProtocolError(f'--method-lr {item!r}: write METHOD=LR')
             fixed[method] = dict(lr=[float(lr)])
-        tasks = method_tasks(args.config, methods, dict(lr=args.lr),
-                             prompt_inits=args.prompt_inits,
-                             method_grids=fixed)
+        tasks = method_tasks(
+            args.config,
+            methods,
+            dict(lr=args.lr),
+            prompt_inits=args.prompt_inits,
+            method_grids=fixed,
+        )
         for task in tasks:
             task.data_root = args.data_root
         options = size_options(
-            img_size=args.img_size, epochs=args.epochs,
+            img_size=args.img_size,
+            epochs=args.epochs,
             per_class=dict(zip(('train', 'val', 'test'), args.per_class)),
-            weights=args.weights, arch=args.arch,
-            num_prompts=args.num_prompts)
-        protocol = Protocol(tasks, args.work_dir, seeds=args.seeds,
-                            cfg_options=options)
+            weights=args.weights,
+            arch=args.arch,
+            num_prompts=args.num_prompts,
+        )
+        protocol = Protocol(
+            tasks, args.work_dir, seeds=args.seeds, cfg_options=options
+        )
         if not args.summarize_only:
             protocol.run(args.phase, parse_shard(args.shard))
-        title = (f'{osp.basename(args.config)}: {args.per_class} images per '
-                 f'class (train/val/test), {args.img_size} px, '
-                 f'{args.epochs} epochs, {args.num_prompts} prompts')
+        title = (
+            f'{osp.basename(args.config)}: {args.per_class} images per '
+            f'class (train/val/test), {args.img_size} px, '
+            f'{args.epochs} epochs, {args.num_prompts} prompts'
+        )
         _, text = write_summary(protocol, title)
         print(text)
     except ProtocolError as e:

@@ -17,6 +17,7 @@ top; two pairs of classes share a colour and differ only in texture. About a
 tenth of the images carry a grey blob labelled 0 (ignored). Deterministic for
 a given seed.
 """
+
 import argparse
 import os
 import os.path as osp
@@ -54,12 +55,15 @@ def _texture(kind, h, w, rng):
     if kind == 'diagonal':
         return np.sign(np.sin(2 * np.pi * (xx + yy) / period + phase))
     if kind == 'checker':
-        return np.sign(np.sin(2 * np.pi * xx / period + phase) *
-                       np.sin(2 * np.pi * yy / period + phase))
+        return np.sign(
+            np.sin(2 * np.pi * xx / period + phase)
+            * np.sin(2 * np.pi * yy / period + phase)
+        )
     if kind == 'dots':
-        d = (np.sin(2 * np.pi * xx / period + phase) *
-             np.sin(2 * np.pi * yy / period + phase))
-        return np.where(d > 0.5, 1., -0.3).astype(np.float32)
+        d = np.sin(2 * np.pi * xx / period + phase) * np.sin(
+            2 * np.pi * yy / period + phase
+        )
+        return np.where(d > 0.5, 1.0, -0.3).astype(np.float32)
     if kind == 'gradient':
         return (yy / max(h - 1, 1)) * 2 - 1
     if kind == 'noise':
@@ -72,7 +76,7 @@ def _paint(img, mask, cls, rng):
     h, w = mask.shape
     colour = np.array(colour, np.float32) + rng.uniform(-20, 20, 3)
     pattern = _texture(kind, h, w, rng)[..., None]
-    region = colour + 45. * pattern
+    region = colour + 45.0 * pattern
     img[mask] = region[mask]
 
 
@@ -81,7 +85,7 @@ def _shape_mask(kind, h, w, rng):
     cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
     ry, rx = rng.uniform(0.12, 0.3) * h, rng.uniform(0.12, 0.3) * w
     if kind == 'ellipse':
-        return ((yy - cy) / ry)**2 + ((xx - cx) / rx)**2 <= 1
+        return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
     if kind == 'rectangle':
         return (abs(yy - cy) <= ry) & (abs(xx - cx) <= rx)
     # triangle, apex up
@@ -104,8 +108,9 @@ def make_sample(rng, min_size=80, max_size=128):
         label[mask] = cls
     for _ in range(int(rng.integers(1, 4))):
         cls = int(rng.choice(THINGS))
-        mask = _shape_mask(rng.choice(['ellipse', 'rectangle', 'triangle']),
-                           h, w, rng)
+        mask = _shape_mask(
+            rng.choice(['ellipse', 'rectangle', 'triangle']), h, w, rng
+        )
         _paint(img, mask, cls, rng)
         label[mask] = cls
     if rng.uniform() < 0.1:  # an "other" region: ignored in training/eval
@@ -116,14 +121,22 @@ def make_sample(rng, min_size=80, max_size=128):
     return np.clip(img, 0, 255).astype(np.uint8), label
 
 
-def make_synthetic_ade20k(out_dir='data/synthetic_ade', num_train=200,
-                          num_val=40, min_size=80, max_size=128, seed=0):
+def make_synthetic_ade20k(
+    out_dir='data/synthetic_ade',
+    num_train=200,
+    num_val=40,
+    min_size=80,
+    max_size=128,
+    seed=0,
+):
     """Write the dataset; returns the ``data_root``
     (``out_dir/ADEChallengeData2016``). Existing files are overwritten."""
     data_root = osp.join(out_dir, 'ADEChallengeData2016')
     rng = np.random.default_rng(seed)
-    for split, prefix, count in (('training', 'ADE_train', num_train),
-                                 ('validation', 'ADE_val', num_val)):
+    for split, prefix, count in (
+        ('training', 'ADE_train', num_train),
+        ('validation', 'ADE_val', num_val),
+    ):
         img_dir = osp.join(data_root, 'images', split)
         ann_dir = osp.join(data_root, 'annotations', split)
         os.makedirs(img_dir, exist_ok=True)
@@ -132,9 +145,11 @@ def make_synthetic_ade20k(out_dir='data/synthetic_ade', num_train=200,
             img, label = make_sample(rng, min_size, max_size)
             name = f'{prefix}_{i:08d}'
             Image.fromarray(img).save(
-                osp.join(img_dir, name + '.jpg'), quality=90)
+                osp.join(img_dir, name + '.jpg'), quality=90
+            )
             Image.fromarray(label, mode='L').save(
-                osp.join(ann_dir, name + '.png'))
+                osp.join(ann_dir, name + '.png')
+            )
     return data_root
 
 
@@ -147,10 +162,18 @@ def main(argv=None):
     parser.add_argument('--max-size', type=int, default=128)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    root = make_synthetic_ade20k(args.out_dir, args.num_train, args.num_val,
-                                 args.min_size, args.max_size, args.seed)
-    print(f'wrote {args.num_train} training and {args.num_val} validation '
-          f'samples to {root}')
+    root = make_synthetic_ade20k(
+        args.out_dir,
+        args.num_train,
+        args.num_val,
+        args.min_size,
+        args.max_size,
+        args.seed,
+    )
+    print(
+        f'wrote {args.num_train} training and {args.num_val} validation '
+        f'samples to {root}'
+    )
 
 
 if __name__ == '__main__':

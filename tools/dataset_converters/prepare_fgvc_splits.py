@@ -27,6 +27,7 @@ Official files read:
                   + devkit/cars_test_annos_withlabels.mat + cars_train/
                   + cars_test/
 """  # noqa: E501
+
 import argparse
 import json
 import os.path as osp
@@ -41,8 +42,10 @@ from lspt_mm.datasets.benchmarks import FGVC_DATASETS  # noqa: E402
 
 def _need(path):
     if not osp.isfile(path):
-        raise FileNotFoundError(f'{path!r} does not exist (an official file '
-                                'of this dataset is expected there)')
+        raise FileNotFoundError(
+            f'{path!r} does not exist (an official file '
+            'of this dataset is expected there)'
+        )
     return path
 
 
@@ -62,15 +65,19 @@ def _read_pairs(path):
 
 def _loadmat(path):
     from scipy.io import loadmat
+
     return loadmat(_need(path), squeeze_me=True)
 
 
 def _as_list(x):
     """A squeezed MATLAB array / cell array / scalar as a Python list."""
     import numpy as np
+
     if isinstance(x, np.ndarray):
-        return [v.item() if isinstance(v, np.generic) else v
-                for v in x.ravel().tolist()]
+        return [
+            v.item() if isinstance(v, np.generic) else v
+            for v in x.ravel().tolist()
+        ]
     return [x]
 
 
@@ -80,12 +87,15 @@ def cub_like(root):
     labels = _read_pairs(osp.join(root, 'image_class_labels.txt'))
     is_train = _read_pairs(osp.join(root, 'train_test_split.txt'))
     if not images.keys() == labels.keys() == is_train.keys():
-        raise ValueError(f'{root}: images.txt, image_class_labels.txt and '
-                         'train_test_split.txt list different image ids')
+        raise ValueError(
+            f'{root}: images.txt, image_class_labels.txt and '
+            'train_test_split.txt list different image ids'
+        )
     train, test = [], []
     for key, path in images.items():
         (train if is_train[key] == '1' else test).append(
-            (path, int(labels[key])))
+            (path, int(labels[key]))
+        )
     return train, None, test
 
 
@@ -95,14 +105,17 @@ def oxford_flowers(root):
     setid = _loadmat(osp.join(root, 'setid.mat'))
 
     def split(key):
-        return [(f'jpg/image_{i:05d}.jpg', int(labels[i - 1]))
-                for i in _as_list(setid[key])]
+        return [
+            (f'jpg/image_{i:05d}.jpg', int(labels[i - 1]))
+            for i in _as_list(setid[key])
+        ]
 
     return split('trnid'), split('valid'), split('tstid')
 
 
 def stanford_dogs(root):
     """Official train / test lists; paths relative to Images/."""
+
     def split(name):
         mat = _loadmat(osp.join(root, f'{name}_list.mat'))
         files = [str(f) for f in _as_list(mat['file_list'])]
@@ -126,16 +139,22 @@ def stanford_cars(root):
 
     def split(mat_name, folder):
         ann = _loadmat(osp.join(root, 'devkit', mat_name))['annotations']
-        return [(f'{folder}/{f}', int(c)) for f, c in zip(
-            _as_list(ann['fname']), _as_list(ann['class']))]
+        return [
+            (f'{folder}/{f}', int(c))
+            for f, c in zip(_as_list(ann['fname']), _as_list(ann['class']))
+        ]
 
     if not osp.isfile(osp.join(root, 'devkit', 'cars_train_annos.mat')):
         raise FileNotFoundError(
             f'{root}: found neither cars_annos.mat (with car_ims/) nor '
             'devkit/cars_train_annos.mat (with cars_train/, cars_test/ and '
-            'devkit/cars_test_annos_withlabels.mat)')
-    return (split('cars_train_annos.mat', 'cars_train'), None,
-            split('cars_test_annos_withlabels.mat', 'cars_test'))
+            'devkit/cars_test_annos_withlabels.mat)'
+        )
+    return (
+        split('cars_train_annos.mat', 'cars_train'),
+        None,
+        split('cars_test_annos_withlabels.mat', 'cars_test'),
+    )
 
 
 READERS = {
@@ -151,8 +170,9 @@ def make_splits(name, root, seed=0, val_fraction=0.1):
     """Returns ``{'train': [...], 'val': [...], 'test': [...]}`` of
     ``(path relative to the image folder, 0-based label)``."""
     if name not in READERS:
-        raise KeyError(f'unknown FGVC dataset {name!r}; known: '
-                       f'{sorted(READERS)}')
+        raise KeyError(
+            f'unknown FGVC dataset {name!r}; known: {sorted(READERS)}'
+        )
     if not osp.isdir(root):
         raise FileNotFoundError(f'dataset folder {root!r} does not exist')
     train, val, test = READERS[name](root)
@@ -168,8 +188,7 @@ def make_splits(name, root, seed=0, val_fraction=0.1):
     to_index = {v: i for i, v in enumerate(values)}
     return {
         split: [(path, to_index[label]) for path, label in samples]
-        for split, samples in (('train', train), ('val', val), ('test',
-                                                                test))
+        for split, samples in (('train', train), ('val', val), ('test', test))
     }
 
 
@@ -188,7 +207,8 @@ def write_splits(splits, out_dir, fmt='json'):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description='Write train/val/test split lists for an FGVC dataset')
+        description='Write train/val/test split lists for an FGVC dataset'
+    )
     parser.add_argument('name', choices=sorted(READERS))
     parser.add_argument('root', help='the official dataset folder')
     parser.add_argument('--out-dir', help='default: the dataset folder')
@@ -200,8 +220,11 @@ def main(argv=None):
     num_classes = len({label for s in splits.values() for _, label in s})
     expected = FGVC_DATASETS[args.name]['num_classes']
     if num_classes != expected:
-        print(f'warning: found {num_classes} classes, {args.name} has '
-              f'{expected}', file=sys.stderr)
+        print(
+            f'warning: found {num_classes} classes, {args.name} has '
+            f'{expected}',
+            file=sys.stderr,
+        )
     paths = write_splits(splits, args.out_dir or args.root, args.format)
     for path, (split, samples) in zip(paths, splits.items()):
         print(f'{path}: {len(samples)} images ({split})')

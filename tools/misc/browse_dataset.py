@@ -11,11 +11,13 @@ painted), mmpretrain's for classification ones (``--phase``,
     python tools/misc/browse_dataset.py configs/classification/lspt_vit-b16-mae_fgvc.py \
         --cfg-options task=cub --output-dir work_dirs/browse --not-show -n 20
 """
+
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+)
 from lspt_mm.analysis.upstream_tools import run_tool  # noqa: E402
 
 
@@ -23,6 +25,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if '--not-show' in argv:
         import matplotlib
+
         matplotlib.use('Agg')
     try:
         run_tool('browse_dataset', argv)

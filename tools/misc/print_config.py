@@ -7,11 +7,13 @@ applied, a benchmark config's task / method resolved): mmpretrain's
     python tools/misc/print_config.py configs/classification/lspt_vit-b16-mae_vtab1k.py \
         --cfg-options task=dtd method=gapt
 """
+
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+)
 from lspt_mm.analysis.upstream_tools import run_tool  # noqa: E402
 
 

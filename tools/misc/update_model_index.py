@@ -5,6 +5,7 @@ Library: ``lspt_mm.model_index.write_model_index``.
 
     python tools/misc/update_model_index.py
 """
+
 import os.path as osp
 import subprocess
 import sys
@@ -15,8 +16,13 @@ from lspt_mm.model_index import write_model_index  # noqa: E402
 
 
 def main():
-    files = subprocess.run(['git', 'ls-files', 'configs'], cwd=ROOT,
-                           capture_output=True, text=True, check=True)
+    files = subprocess.run(
+        ['git', 'ls-files', 'configs'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for meta in write_model_index(ROOT, files.stdout.split()):
         print(f'wrote {meta}')
 

@@ -3,6 +3,7 @@
 Dinov2Model / Dinov2WithRegistersModel state dict (.safetensors or .bin):
 python tools/model_converters/dinov2_to_mmpretrain.py SRC DST
 """
+
 import lspt_mm  # noqa: F401
 from lspt_mm.models.convert import main
 

@@ -2,6 +2,7 @@
 pretraining checkpoint with module.base_encoder.*) to an mmpretrain
 checkpoint: python tools/model_converters/mocov32mmpretrain.py SRC DST
 """
+
 import lspt_mm  # noqa: F401
 from lspt_mm.models.convert import main
 

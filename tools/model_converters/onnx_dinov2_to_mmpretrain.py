@@ -4,6 +4,7 @@ checkpoint, optionally checked against onnxruntime:
 python tools/model_converters/onnx_dinov2_to_mmpretrain.py \
     [checkpoints/dinov2_vits14_imgfocus.pth] [--src FILE.onnx] [--verify]
 """
+
 import lspt_mm  # noqa: F401
 from lspt_mm.models.onnx_dinov2 import main
 

@@ -16,20 +16,19 @@ data_preprocessor = dict(
     # ImageNet mean / std (MAE, MoCo v3, DINOv2), on RGB
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+    to_rgb=True,
+)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short',
-         interpolation='bilinear'),
+    dict(type='ResizeEdge', scale=256, edge='short', interpolation='bilinear'),
     dict(type='RandomCrop', crop_size=224),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short',
-         interpolation='bilinear'),
+    dict(type='ResizeEdge', scale=256, edge='short', interpolation='bilinear'),
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
@@ -43,8 +42,10 @@ train_dataloader = dict(
         name=None,
         data_root=None,
         split='train',
-        pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True))
+        pipeline=train_pipeline,
+    ),
+    sampler=dict(type='DefaultSampler', shuffle=True),
+)
 val_dataloader = dict(
     batch_size=64,
     num_workers=4,
@@ -54,8 +55,10 @@ val_dataloader = dict(
         name=None,
         data_root=None,
         split='val',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
+        pipeline=test_pipeline,
+    ),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+)
 test_dataloader = dict(
     batch_size=64,
     num_workers=4,
@@ -65,9 +68,11 @@ test_dataloader = dict(
         name=None,
         data_root=None,
         split='test',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+        pipeline=test_pipeline,
+    ),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+)
+val_evaluator = dict(type='Accuracy', topk=(1,))
 test_evaluator = val_evaluator
 val_cfg = dict()
 test_cfg = dict()

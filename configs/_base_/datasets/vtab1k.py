@@ -12,7 +12,8 @@ data_preprocessor = dict(
     # ImageNet mean / std (MAE, MoCo v3, DINOv2), on RGB
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+    to_rgb=True,
+)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -34,8 +35,10 @@ train_dataloader = dict(
         task=None,
         data_root=None,
         split='train800val200',
-        pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True))
+        pipeline=train_pipeline,
+    ),
+    sampler=dict(type='DefaultSampler', shuffle=True),
+)
 test_dataloader = dict(
     batch_size=128,
     num_workers=4,
@@ -45,9 +48,11 @@ test_dataloader = dict(
         task=None,
         data_root=None,
         split='test',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-test_evaluator = dict(type='Accuracy', topk=(1, ))
+        pipeline=test_pipeline,
+    ),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+)
+test_evaluator = dict(type='Accuracy', topk=(1,))
 test_cfg = dict()
 # No validation in the protocol run (val200 is part of the training set).
 # Tuning (VPT's protocol: train on train800, score val200, then train the

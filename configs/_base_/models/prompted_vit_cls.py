@@ -16,11 +16,14 @@ model = dict(
         prompt_dropout=0.1,
         freeze_backbone=True,  # False + prompt_method='none': full fine-tune
         out_type='avg_token',
-        pretrained=None),
+        pretrained=None,
+    ),
     neck=None,
     head=dict(
         type='LinearClsHead',
         num_classes=1000,
         in_channels=768,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, )))
+        topk=(1,),
+    ),
+)

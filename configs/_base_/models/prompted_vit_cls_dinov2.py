@@ -14,5 +14,7 @@ model = dict(
         patch_size=14,
         num_prompts=None,
         out_type='cls_token',
-        pretrained='checkpoints/dinov2_vitb14_pretrain.pth'),
-    head=dict(num_classes=None))
+        pretrained='checkpoints/dinov2_vitb14_pretrain.pth',
+    ),
+    head=dict(num_classes=None),
+)

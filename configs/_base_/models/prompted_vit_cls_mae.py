@@ -6,5 +6,7 @@ model = dict(
     backbone=dict(
         num_prompts=None,
         out_type='avg_token',
-        pretrained='checkpoints/mae_pretrain_vit_base.pth'),
-    head=dict(num_classes=None))
+        pretrained='checkpoints/mae_pretrain_vit_base.pth',
+    ),
+    head=dict(num_classes=None),
+)

@@ -5,5 +5,7 @@ model = dict(
     backbone=dict(
         num_prompts=None,
         out_type='cls_token',
-        pretrained='checkpoints/linear-vit-b-300ep.pth.tar'),
-    head=dict(num_classes=None))
+        pretrained='checkpoints/linear-vit-b-300ep.pth.tar',
+    ),
+    head=dict(num_classes=None),
+)

@@ -5,7 +5,8 @@
 # (mmseg::_base_/models/upernet_mae.py), with the backbone swapped.
 custom_imports = dict(
     imports=['lspt_mm'],  # registers the backbone, datasets and hooks
-    allow_failed_imports=False)
+    allow_failed_imports=False,
+)
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
@@ -18,7 +19,8 @@ data_preprocessor = dict(
     # test time: pad to a multiple of the patch size (removed again from the
     # predictions), for images whose short side ends below the crop size
     # (very wide images, TTA scales < 1): the ViT needs whole patches
-    test_cfg=dict(size_divisor=16))
+    test_cfg=dict(size_divisor=16),
+)
 model = dict(
     # mmseg's EncoderDecoder that refuses a checkpoint that does not fit it
     # (lspt_mm/models/task_models.py), whoever loads it (init_model, the
@@ -39,12 +41,14 @@ model = dict(
         num_prompts=100,  # the ADE20K setting of the GaPT paper
         prompt_dropout=0.1,
         freeze_backbone=True,
-        pretrained='checkpoints/mae_pretrain_vit_base.pth'),
+        pretrained='checkpoints/mae_pretrain_vit_base.pth',
+    ),
     neck=dict(
         type='Feature2Pyramid',
         embed_dim=768,
         rescales=[4, 2, 1, 0.5],
-        norm_cfg=norm_cfg),
+        norm_cfg=norm_cfg,
+    ),
     decode_head=dict(
         type='UPerHead',
         in_channels=[768, 768, 768, 768],
@@ -56,7 +60,9 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0
+        ),
+    ),
     auxiliary_head=dict(
         type='FCNHead',
         in_channels=768,
@@ -69,7 +75,10 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4
+        ),
+    ),
     train_cfg=dict(),
     # sliding 512x512 windows, stride 341 (2/3 overlap), as mmseg's MAE
-    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
+    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)),
+)

@@ -7,7 +7,8 @@
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=None, momentum=0.9, weight_decay=None),
     constructor='PromptTuningOptimWrapperConstructor',
-    paramwise_cfg=dict(custom_keys={}))
+    paramwise_cfg=dict(custom_keys={}),
+)
 param_scheduler = [
     dict(
         type='LinearLR',
@@ -15,14 +16,16 @@ param_scheduler = [
         by_epoch=True,
         begin=0,
         end=10,
-        convert_to_iter_based=True),
+        convert_to_iter_based=True,
+    ),
     dict(
         type='CosineAnnealingLR',
         T_max=90,
-        eta_min=0.,
+        eta_min=0.0,
         by_epoch=True,
         begin=10,
         end=100,
-        convert_to_iter_based=True),
+        convert_to_iter_based=True,
+    ),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=10)

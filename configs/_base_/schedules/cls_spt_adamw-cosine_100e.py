@@ -28,21 +28,39 @@ def _spt_optim_wrapper(lr, head_weight_decay, weight_decay=1e-2):
         optimizer=dict(type='AdamW', lr=lr, weight_decay=weight_decay),
         paramwise_cfg=dict(
             # SPT's param_groups_weight_decay: no decay on ndim <= 1 / bias
-            bias_decay_mult=0., norm_decay_mult=0., flat_decay_mult=0.,
+            bias_decay_mult=0.0,
+            norm_decay_mult=0.0,
+            flat_decay_mult=0.0,
             # the head's weight (LinearClsHead: head.fc.weight) has its own
             custom_keys={
-                'head.fc.weight':
-                dict(decay_mult=head_weight_decay / weight_decay)
-            }))
+                'head.fc.weight': dict(
+                    decay_mult=head_weight_decay / weight_decay
+                )
+            },
+        ),
+    )
 
 
 spt_optim_wrapper_mae = _spt_optim_wrapper(lr=5e-2, head_weight_decay=0.5)
-spt_optim_wrapper_mocov3 = _spt_optim_wrapper(lr=1e-3, head_weight_decay=3.)
+spt_optim_wrapper_mocov3 = _spt_optim_wrapper(lr=1e-3, head_weight_decay=3.0)
 spt_param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=True, begin=0, end=10,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=90, eta_min=1e-8, by_epoch=True,
-         begin=10, end=100, convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1e-6,
+        by_epoch=True,
+        begin=0,
+        end=10,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=90,
+        eta_min=1e-8,
+        by_epoch=True,
+        begin=10,
+        end=100,
+        convert_to_iter_based=True,
+    ),
 ]
 spt_batch_size = 32
 # SPT's EMA of the weights, after the runtime's custom_hooks:

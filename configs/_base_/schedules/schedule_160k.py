@@ -14,31 +14,36 @@
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01),
+        type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01
+    ),
     clip_grad=None,
     constructor='PromptTuningOptimWrapperConstructor',
     paramwise_cfg=dict(
-        norm_decay_mult=0.,
-        bias_decay_mult=0.,
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
         custom_keys={
-            'prompt_method.prompts': dict(decay_mult=0.),
-            'prompt_method.gate_logits': dict(decay_mult=0.),
-            'prompt_method.temperatures': dict(decay_mult=0.),
-        }))
+            'prompt_method.prompts': dict(decay_mult=0.0),
+            'prompt_method.gate_logits': dict(decay_mult=0.0),
+            'prompt_method.temperatures': dict(decay_mult=0.0),
+        },
+    ),
+)
 param_scheduler = [
     dict(
-        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
-        end=1500),
+        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500
+    ),
     dict(
         type='PolyLR',
         eta_min=0.0,
         power=1.0,
         begin=1500,
         end=160000,
-        by_epoch=False)
+        by_epoch=False,
+    ),
 ]
 train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=160000, val_interval=16000)
+    type='IterBasedTrainLoop', max_iters=160000, val_interval=16000
+)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 # base batch size for --auto-scale-lr (8 GPUs x 2 images)

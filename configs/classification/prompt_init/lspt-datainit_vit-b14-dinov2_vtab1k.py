@@ -12,4 +12,5 @@ model = dict(backbone=dict(prompt_init='spt_kmeans'))
 
 # complete for the method's settings now (see the benchmark config)
 from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+
 globals().update(complete_config(_base_, globals()))

@@ -17,8 +17,8 @@ _base_ = [
 ]
 method = 'vpt_deep'
 model = dict(
-    backbone=dict(num_prompts=20, prompt_dropout=0.,
-                  prompt_init='spt_random'))
+    backbone=dict(num_prompts=20, prompt_dropout=0.0, prompt_init='spt_random')
+)
 optim_wrapper = _base_.spt_optim_wrapper_mocov3
 param_scheduler = _base_.spt_param_scheduler
 custom_hooks = _base_.custom_hooks + [_base_.spt_ema_hook]
@@ -27,4 +27,5 @@ auto_scale_lr = dict(base_batch_size=_base_.spt_batch_size)
 
 # complete for the method's settings now (see the benchmark config)
 from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+
 globals().update(complete_config(_base_, globals()))

@@ -7,4 +7,5 @@ model = dict(backbone=dict(num_prompts=100))
 
 # complete for the method's settings now (see the benchmark config)
 from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+
 globals().update(complete_config(_base_, globals()))

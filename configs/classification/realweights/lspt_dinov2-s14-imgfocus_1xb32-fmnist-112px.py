@@ -44,20 +44,24 @@ model = dict(
         pretrained='checkpoints/dinov2_vits14_imgfocus.pth',
         # keep the 88 MB frozen encoder out of the many sweep checkpoints;
         # it is reloaded from `pretrained`
-        save_trainable_only=True),
-    head=dict(num_classes=10, in_channels=384))
+        save_trainable_only=True,
+    ),
+    head=dict(num_classes=10, in_channels=384),
+)
 
 # ---------------------------------------------------------------- data
 dataset_type = 'FashionMNISTSubset'
 data_root = '/usr/share/datasets/fashion-mnist'
-subset = dict(train_per_class=100, val_per_class=20, test_per_class=100,
-              subset_seed=0)  # the same images for every method and seed
+subset = dict(
+    train_per_class=100, val_per_class=20, test_per_class=100, subset_seed=0
+)  # the same images for every method and seed
 data_preprocessor = dict(
     num_classes=10,
     # ImageNet mean / std (DINOv2), on the grey image repeated to 3 channels
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
-    to_rgb=False)
+    to_rgb=False,
+)
 # 28 -> 112 (bicubic); horizontal flips are label-preserving for clothes
 train_pipeline = [
     dict(type='Resize', scale=(112, 112), interpolation='bicubic'),
@@ -72,24 +76,42 @@ train_dataloader = dict(
     batch_size=32,
     num_workers=1,
     persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
-                 pipeline=train_pipeline, **subset),
-    sampler=dict(type='DefaultSampler', shuffle=True))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        pipeline=train_pipeline,
+        **subset,
+    ),
+    sampler=dict(type='DefaultSampler', shuffle=True),
+)
 val_dataloader = dict(
     batch_size=64,
     num_workers=1,
     persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='val',
-                 pipeline=test_pipeline, **subset),
-    sampler=dict(type='DefaultSampler', shuffle=False))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='val',
+        pipeline=test_pipeline,
+        **subset,
+    ),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+)
 test_dataloader = dict(
     batch_size=64,
     num_workers=1,
     persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='test',
-                 pipeline=test_pipeline, **subset),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='test',
+        pipeline=test_pipeline,
+        **subset,
+    ),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+)
+val_evaluator = dict(type='Accuracy', topk=(1,))
 test_evaluator = val_evaluator
 val_cfg = dict()
 test_cfg = dict()
@@ -107,15 +129,29 @@ test_cfg = dict()
 #   train_cfg.max_epochs=5 param_scheduler.1.T_max=4 param_scheduler.1.end=5
 max_epochs = 10
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.))
+    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0)
+)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=0.,
-         by_epoch=True, begin=1, end=max_epochs, convert_to_iter_based=True),
+    dict(
+        type='LinearLR',
+        start_factor=1e-3,
+        by_epoch=True,
+        begin=0,
+        end=1,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - 1,
+        eta_min=0.0,
+        by_epoch=True,
+        begin=1,
+        end=max_epochs,
+        convert_to_iter_based=True,
+    ),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
 auto_scale_lr = dict(base_batch_size=32)
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=max_epochs))
+    logger=dict(interval=10), checkpoint=dict(interval=max_epochs)
+)

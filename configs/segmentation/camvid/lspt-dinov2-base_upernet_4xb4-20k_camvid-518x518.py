@@ -8,19 +8,27 @@ data_preprocessor = dict(size=crop_size, test_cfg=dict(size_divisor=14))
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
-        arch='dinov2-base', img_size=518, patch_size=14,
+        arch='dinov2-base',
+        img_size=518,
+        patch_size=14,
         layer_scale_init_value=1e-5,
         final_norm=True,  # the file's final norm on the block-12 map
-        pretrained='checkpoints/dinov2_vitb14_pretrain.pth'),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(345, 345)))
+        pretrained='checkpoints/dinov2_vitb14_pretrain.pth',
+    ),
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(345, 345)),
+)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=False),
-    dict(type='RandomResize', scale=(960, 720), ratio_range=(0.5, 2.0),
-         keep_ratio=True),
+    dict(
+        type='RandomResize',
+        scale=(960, 720),
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True,
+    ),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
+    dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

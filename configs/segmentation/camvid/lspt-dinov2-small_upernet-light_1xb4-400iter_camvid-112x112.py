@@ -20,7 +20,7 @@ _base_ = [
     '../../_base_/models/upernet_prompted_vit.py',
     '../../_base_/datasets/camvid.py',
     '../../_base_/seg_runtime.py',
-    '../../_base_/schedules/schedule_160k.py'
+    '../../_base_/schedules/schedule_160k.py',
 ]
 data_root = 'data/camvid'  # the one line to change for a copy elsewhere
 crop_size = (112, 112)
@@ -46,51 +46,76 @@ model = dict(
         pretrained='checkpoints/dinov2_vits14_imgfocus.pth',
         # keep the 88 MB frozen encoder out of the checkpoints; it is
         # reloaded from `pretrained`
-        save_trainable_only=True),
+        save_trainable_only=True,
+    ),
     neck=dict(embed_dim=embed_dims, norm_cfg=norm_cfg),
     decode_head=dict(
-        in_channels=[embed_dims] * 4, channels=128,
-        num_classes=num_classes, norm_cfg=norm_cfg),
+        in_channels=[embed_dims] * 4,
+        channels=128,
+        num_classes=num_classes,
+        norm_cfg=norm_cfg,
+    ),
     auxiliary_head=dict(
-        in_channels=embed_dims, channels=64, num_classes=num_classes,
-        norm_cfg=norm_cfg),
-    test_cfg=dict(_delete_=True, mode='whole'))
+        in_channels=embed_dims,
+        channels=64,
+        num_classes=num_classes,
+        norm_cfg=norm_cfg,
+    ),
+    test_cfg=dict(_delete_=True, mode='whole'),
+)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=False),
-    dict(type='RandomResize', scale=scale, ratio_range=(0.5, 1.5),
-         keep_ratio=True),
+    dict(
+        type='RandomResize',
+        scale=scale,
+        ratio_range=(0.5, 1.5),
+        keep_ratio=True,
+    ),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
+    dict(type='PackSegInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=scale, keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=False),
-    dict(type='PackSegInputs')
+    dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline),
+)
 val_dataloader = dict(
-    num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline),
+)
 test_dataloader = dict(
-    num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline),
+)
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
-         end=30),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=30, end=max_iters,
-         by_epoch=False)
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=30),
+    dict(
+        type='PolyLR',
+        eta_min=0.0,
+        power=1.0,
+        begin=30,
+        end=max_iters,
+        by_epoch=False,
+    ),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=max_iters, max_keep_ckpts=1, save_best=None))
+    checkpoint=dict(interval=max_iters, max_keep_ckpts=1, save_best=None),
+)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))

@@ -10,7 +10,7 @@ _base_ = [
     '../../_base_/models/upernet_prompted_vit.py',
     '../../_base_/datasets/camvid.py',
     '../../_base_/seg_runtime.py',
-    '../../_base_/schedules/schedule_160k.py'
+    '../../_base_/schedules/schedule_160k.py',
 ]
 data_root = 'data/camvid'  # the one line to change for a copy elsewhere
 crop_size = (512, 512)
@@ -22,15 +22,24 @@ model = dict(
     backbone=dict(
         prompt_method='lspt',
         num_prompts=100,
-        pretrained='checkpoints/mae_pretrain_vit_base.pth'),
+        pretrained='checkpoints/mae_pretrain_vit_base.pth',
+    ),
     decode_head=dict(num_classes=num_classes),
     auxiliary_head=dict(num_classes=num_classes),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)),
+)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
-         end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=max_iters,
-         by_epoch=False)
+    dict(
+        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500
+    ),
+    dict(
+        type='PolyLR',
+        eta_min=0.0,
+        power=1.0,
+        begin=1500,
+        end=max_iters,
+        by_epoch=False,
+    ),
 ]
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))

@@ -19,29 +19,39 @@ Registered in mmseg's registries (configs use them under ``default_scope =
 fault in one pass (``python -m lspt_mm.datasets.ade20k DATA_ROOT``, see
 ``__main__.py``).
 """
+
 import glob
 import os
 import os.path as osp
 
-import mmcv
 import numpy as np
+
+import mmcv
 from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
 from mmseg.datasets import ADE20KDataset
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
-from ..errors import (DataFileError, check_on_error, fail,
-                      unreadable_image_reason)
+from ..errors import (
+    DataFileError,
+    check_on_error,
+    fail,
+    unreadable_image_reason,
+)
 
 __all__ = [
-    'CheckedADE20KDataset', 'CheckedLoadImageFromFile',
-    'CheckedLoadAnnotations', 'DataFileError', 'check_ade20k',
-    'label_value_faults'
+    'CheckedADE20KDataset',
+    'CheckedLoadImageFromFile',
+    'CheckedLoadAnnotations',
+    'DataFileError',
+    'check_ade20k',
+    'label_value_faults',
 ]
 
-ADE20K_URL = ('http://data.csail.mit.edu/places/ADEchallenge/'
-              'ADEChallengeData2016.zip')
+ADE20K_URL = (
+    'http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip'
+)
 SPLITS = ('training', 'validation')
 
 
@@ -64,11 +74,13 @@ def preparation_help(data_root):
         'For a small synthetic stand-in with the same layout (no download):\n'
         '  python tools/dataset_converters/make_synthetic_ade20k.py '
         'data/synthetic_ade\n'
-        'See docs/segmentation.md, "Data preparation (real ADE20K)".')
+        'See docs/segmentation.md, "Data preparation (real ADE20K)".'
+    )
 
 
-def check_data_root(data_root, data_prefix, name='ADE20K',
-                    help_fn=preparation_help):
+def check_data_root(
+    data_root, data_prefix, name='ADE20K', help_fn=preparation_help
+):
     """Raise ``FileNotFoundError`` with preparation instructions
     (``help_fn(data_root)``) unless the image and annotation folders of a
     split exist; ``name`` is the dataset's, for the message (CamVid reuses
@@ -90,11 +102,14 @@ def check_data_root(data_root, data_prefix, name='ADE20K',
         raise FileNotFoundError(
             f'{name} dataset not found: {where} does not exist (data_root='
             f'{data_root!r}, relative to the working directory '
-            f'{os.getcwd()!r}).\n' + help_fn(data_root))
+            f'{os.getcwd()!r}).\n' + help_fn(data_root)
+        )
 
 
-_CHECKED = {'LoadImageFromFile': 'CheckedLoadImageFromFile',
-            'LoadAnnotations': 'CheckedLoadAnnotations'}
+_CHECKED = {
+    'LoadImageFromFile': 'CheckedLoadImageFromFile',
+    'LoadAnnotations': 'CheckedLoadAnnotations',
+}
 
 
 def checked_pipeline(pipeline, on_error='raise'):
@@ -133,22 +148,29 @@ class CheckedADE20KDataset(ADE20KDataset):
     mmseg loaders become the checked ones (:func:`checked_pipeline`, with
     ``on_error``: ``'raise'`` or ``'skip'``)."""
 
-    def __init__(self, data_root='', data_prefix=None, on_error='raise',
-                 **kwargs):
-        data_prefix = dict(img_path='', seg_map_path='') \
-            if data_prefix is None else data_prefix
+    def __init__(
+        self, data_root='', data_prefix=None, on_error='raise', **kwargs
+    ):
+        data_prefix = (
+            dict(img_path='', seg_map_path='')
+            if data_prefix is None
+            else data_prefix
+        )
         if 'pipeline' in kwargs:
-            kwargs['pipeline'] = checked_pipeline(kwargs['pipeline'],
-                                                  check_on_error(on_error))
+            kwargs['pipeline'] = checked_pipeline(
+                kwargs['pipeline'], check_on_error(on_error)
+            )
         if not kwargs.get('ann_file'):
             check_data_root(data_root, data_prefix)
-        super().__init__(data_root=data_root, data_prefix=data_prefix,
-                         **kwargs)
+        super().__init__(
+            data_root=data_root, data_prefix=data_prefix, **kwargs
+        )
         if not kwargs.get('lazy_init') and len(self) == 0:
             img_dir = osp.join(data_root, data_prefix.get('img_path', ''))
             raise FileNotFoundError(
                 f'ADE20K: no {self.img_suffix!r} images in '
-                f'{osp.abspath(img_dir)!r}.\n' + preparation_help(data_root))
+                f'{osp.abspath(img_dir)!r}.\n' + preparation_help(data_root)
+            )
 
     def get_data_info(self, idx):
         """mmseg's, plus ``num_classes`` (the class count of the dataset's
@@ -159,8 +181,9 @@ class CheckedADE20KDataset(ADE20KDataset):
         return info
 
 
-def label_value_faults(raw, num_classes, reduce_zero_label, label_map=None,
-                       ignore_index=255):
+def label_value_faults(
+    raw, num_classes, reduce_zero_label, label_map=None, ignore_index=255
+):
     """The label map ``raw`` (as stored, before any reduction) as mmseg's
     ``LoadAnnotations`` turns it into training targets, and the stored
     values that are no class.
@@ -187,20 +210,23 @@ def label_value_faults(raw, num_classes, reduce_zero_label, label_map=None,
             target[copy == old_id] = new_id
     if num_classes is None:
         return target, [], 0
-    bad = ((target >= num_classes) & (target != ignore_index)) | \
-        (raw > 255) | (raw < 0)
+    bad = (
+        ((target >= num_classes) & (target != ignore_index))
+        | (raw > 255)
+        | (raw < 0)
+    )
     if not bad.any():
         return target, [], 0
-    return target, sorted(int(v) for v in np.unique(raw[bad])), \
-        int(bad.sum())
+    return target, sorted(int(v) for v in np.unique(raw[bad])), int(bad.sum())
 
 
 def describe_valid(num_classes, reduce_zero_label, ignore_index=255):
     if reduce_zero_label:
-        return (f'0..{num_classes}: 1..{num_classes} are the classes, '
-                f'0 = "other" and {ignore_index} are ignored')
-    return (f'0..{num_classes - 1}: the classes, {ignore_index} is '
-            'ignored')
+        return (
+            f'0..{num_classes}: 1..{num_classes} are the classes, '
+            f'0 = "other" and {ignore_index} are ignored'
+        )
+    return f'0..{num_classes - 1}: the classes, {ignore_index} is ignored'
 
 
 @TRANSFORMS.register_module()
@@ -221,11 +247,16 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         try:
             out = super().transform(results)
         except Exception as err:
-            return fail(self.on_error, f'cannot read image {filename!r}: '
-                         f'{type(err).__name__}: {err}')
+            return fail(
+                self.on_error,
+                f'cannot read image {filename!r}: {type(err).__name__}: {err}',
+            )
         if out is None or out.get('img') is None or out['img'].size == 0:
-            return fail(self.on_error, f'cannot read image {filename!r}: '
-                         'empty or not a decodable image')
+            return fail(
+                self.on_error,
+                f'cannot read image {filename!r}: '
+                'empty or not a decodable image',
+            )
         return out
 
     def __repr__(self):
@@ -250,8 +281,9 @@ class CheckedLoadAnnotations(LoadAnnotations):
         ignore_index (int): the target value the loss ignores (255).
     """
 
-    def __init__(self, on_error='raise', num_classes=None, ignore_index=255,
-                 **kwargs):
+    def __init__(
+        self, on_error='raise', num_classes=None, ignore_index=255, **kwargs
+    ):
         super().__init__(**kwargs)
         self.on_error = check_on_error(on_error)
         self.num_classes = num_classes
@@ -262,27 +294,38 @@ class CheckedLoadAnnotations(LoadAnnotations):
         first and checking them (``DataFileError`` naming the file)."""
         seg_path = results['seg_map_path']
         img_bytes = fileio.get(seg_path, backend_args=self.backend_args)
-        raw = mmcv.imfrombytes(img_bytes, flag='unchanged',
-                               backend=self.imdecode_backend)
+        raw = mmcv.imfrombytes(
+            img_bytes, flag='unchanged', backend=self.imdecode_backend
+        )
         if raw is None:
-            raise DataFileError(f'cannot read label map {seg_path!r}: not a '
-                                'decodable image')
+            raise DataFileError(
+                f'cannot read label map {seg_path!r}: not a decodable image'
+            )
         raw = raw.squeeze()
         if raw.ndim != 2:
             raise DataFileError(
                 f'label map {seg_path!r} has shape {raw.shape}; expected a '
-                'single-channel PNG of class indices')
+                'single-channel PNG of class indices'
+            )
         if self.reduce_zero_label is None:
             self.reduce_zero_label = results['reduce_zero_label']
-        assert self.reduce_zero_label == results['reduce_zero_label'], \
-            'Initialize dataset with `reduce_zero_label` as ' \
-            f'{results["reduce_zero_label"]} but when load annotation ' \
+        assert self.reduce_zero_label == results['reduce_zero_label'], (
+            'Initialize dataset with `reduce_zero_label` as '
+            f'{results["reduce_zero_label"]} but when load annotation '
             f'the `reduce_zero_label` is {self.reduce_zero_label}'
-        num_classes = self.num_classes if self.num_classes is not None \
+        )
+        num_classes = (
+            self.num_classes
+            if self.num_classes is not None
             else results.get('num_classes')
+        )
         target, bad, pixels = label_value_faults(
-            raw, num_classes, self.reduce_zero_label,
-            results.get('label_map'), self.ignore_index)
+            raw,
+            num_classes,
+            self.reduce_zero_label,
+            results.get('label_map'),
+            self.ignore_index,
+        )
         if bad:
             raise DataFileError(
                 f'label map {seg_path!r} holds values that are no class: '
@@ -290,7 +333,8 @@ class CheckedLoadAnnotations(LoadAnnotations):
                 f'{describe_valid(num_classes, self.reduce_zero_label)}. '
                 'Fix or remove the file (`python -m lspt_mm.datasets.ade20k '
                 "DATA_ROOT` lists every such file), or set on_error='skip' "
-                'on CheckedLoadAnnotations')
+                'on CheckedLoadAnnotations'
+            )
         results['gt_seg_map'] = target
         results['seg_fields'].append('gt_seg_map')
 
@@ -301,8 +345,11 @@ class CheckedLoadAnnotations(LoadAnnotations):
         except DataFileError as err:
             return fail(self.on_error, str(err))
         except Exception as err:
-            return fail(self.on_error, f'cannot read label map {seg_path!r}'
-                        f': {type(err).__name__}: {err}')
+            return fail(
+                self.on_error,
+                f'cannot read label map {seg_path!r}'
+                f': {type(err).__name__}: {err}',
+            )
         seg = out.get('gt_seg_map')
         if seg is None:
             return out
@@ -310,18 +357,22 @@ class CheckedLoadAnnotations(LoadAnnotations):
         ori_shape = results.get('ori_shape')
         if ori_shape is not None and tuple(seg.shape) != tuple(ori_shape[:2]):
             return fail(
-                self.on_error, f'label map {seg_path!r} is {seg.shape[0]}x'
+                self.on_error,
+                f'label map {seg_path!r} is {seg.shape[0]}x'
                 f'{seg.shape[1]} (HxW) but its image {img_path!r} is '
-                f'{ori_shape[0]}x{ori_shape[1]}')
+                f'{ori_shape[0]}x{ori_shape[1]}',
+            )
         return out
 
     def __repr__(self):
         return super().__repr__()[:-1] + (
-            f", on_error='{self.on_error}', num_classes={self.num_classes})")
+            f", on_error='{self.on_error}', num_classes={self.num_classes})"
+        )
 
 
-def check_ade20k(data_root, splits=SPLITS, num_classes=150,
-                 reduce_zero_label=True):
+def check_ade20k(
+    data_root, splits=SPLITS, num_classes=150, reduce_zero_label=True
+):
     """Scan an ADE20K-layout folder; returns a list of problems (strings),
     all of them in one pass: missing folders, images without labels, labels
     without images, unreadable files, size mismatches, label values that
@@ -346,11 +397,12 @@ def check_ade20k(data_root, splits=SPLITS, num_classes=150,
             reason = unreadable_image_reason(img_path)  # no cv2 traceback
             img = None if reason else mmcv.imread(img_path)
             if img is None:
-                problems.append(f'{img_path}: unreadable image ('
-                                f'{reason or "not a decodable image"})')
+                problems.append(
+                    f'{img_path}: unreadable image ('
+                    f'{reason or "not a decodable image"})'
+                )
             try:
-                seg = mmcv.imread(seg_path, flag='unchanged',
-                                  backend='pillow')
+                seg = mmcv.imread(seg_path, flag='unchanged', backend='pillow')
             except Exception as err:
                 problems.append(f'{seg_path}: unreadable label ({err})')
                 continue
@@ -358,19 +410,24 @@ def check_ade20k(data_root, splits=SPLITS, num_classes=150,
                 problems.append(f'{seg_path}: not a single-channel PNG')
                 continue
             if img is not None and seg.shape != img.shape[:2]:
-                problems.append(f'{seg_path}: label {seg.shape} != image '
-                                f'{img.shape[:2]}')
-            _, bad, pixels = label_value_faults(seg, num_classes,
-                                                reduce_zero_label)
+                problems.append(
+                    f'{seg_path}: label {seg.shape} != image {img.shape[:2]}'
+                )
+            _, bad, pixels = label_value_faults(
+                seg, num_classes, reduce_zero_label
+            )
             if bad:
                 problems.append(
                     f'{seg_path}: label values {", ".join(map(str, bad))} '
                     f'({pixels} pixels) are no class; valid are '
-                    f'{describe_valid(num_classes, reduce_zero_label)}')
+                    f'{describe_valid(num_classes, reduce_zero_label)}'
+                )
         if osp.isdir(ann_dir):
             for seg_path in sorted(glob.glob(osp.join(ann_dir, '*.png'))):
                 stem = osp.splitext(osp.basename(seg_path))[0]
                 if stem not in stems:
-                    problems.append(f'{seg_path}: label without an image '
-                                    f'{osp.join(img_dir, stem + ".jpg")}')
+                    problems.append(
+                        f'{seg_path}: label without an image '
+                        f'{osp.join(img_dir, stem + ".jpg")}'
+                    )
     return problems
