@@ -516,13 +516,16 @@ def test_benchmark_config_trains_the_tasks_recipe():
     gates = case.vit.prompt_method.gate_logits
     assert torch.equal(gates, torch.full_like(gates, -5.0))
     assert case.vit.num_prompts == 2  # the job's, over the recipe's 100
-    with pytest.raises(Exception, match='task=NAME'):
-        cost.CostCase(
-            job,
-            cost.CostSettings(
-                configs=dict(cls=CLS_CONFIG), arch='tiny', patch_size=8
-            ),
-        )
+    # without task= the config's own (complete) default task runs
+    default = cost.CostCase(
+        job,
+        cost.CostSettings(
+            configs=dict(cls=CLS_CONFIG), arch='tiny', patch_size=8
+        ),
+    )
+    assert default.cfg.task_recipe['task'] == default.cfg.task
+    with pytest.raises(Exception, match="task='nope' is not a"):
+        cost.CostCase(job, _cls_settings(task='nope'))
 
 
 def test_method_configs_are_read_from_their_backbones(tmp_path):
