@@ -192,8 +192,10 @@ def main(argv=None):
         # the checkpoint is checked against the model before it is loaded
         # (CheckpointPolicyHook): a mismatch stops here with one message
         metrics = runner.test()
+        rank = runner.rank
+        del runner  # freed by close_distributed, before the group goes
     close_distributed()
-    if runner.rank == 0:
+    if rank == 0:
         print(
             'Test metrics: '
             + json.dumps(

@@ -182,6 +182,7 @@ def main(argv=None):
     with exit_on_checkpoint_error():  # load_from / --resume that does not fit
         runner = build_runner(cfg)
         runner.train()
+        del runner  # freed by close_distributed, before the group goes
     close_distributed()
 
 

@@ -16,7 +16,11 @@ This hook
 - restores them where the uninterrupted run was when it saved: before the
   next epoch's data iterator is opened (epoch-based loops; opening it draws
   the workers' base seed from the torch RNG), or before the first training
-  iteration (iteration-based loops, after the data replay),
+  iteration (iteration-based loops, after the data replay). There only the
+  torch (and CUDA) states are restored: the replay already brought numpy /
+  python ``random`` to where they were, and ``before_train_iter`` runs
+  after the first batch was drawn, so setting them back then would hand the
+  next batch's transforms the draws of the batch before it,
 - gives an iteration-based loop's train dataloader its own seeded
   ``torch.Generator``, so the data iterators it reopens at every pass over
   the data (during the replay too) never draw from the global RNG,
@@ -150,7 +154,15 @@ class RNGStateHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if self._pending is not None:
-            _set_state(self._pending)
+            # iteration-based loop: this batch was already drawn after the
+            # replay, which brought numpy / python ``random`` to where they
+            # were at the save; only torch's state (dropout) is restored
+            state = {
+                k: v
+                for k, v in self._pending.items()
+                if k not in ('numpy', 'python')
+            }
+            _set_state(state)
             self._pending = None
 
     def before_val_epoch(self, runner):

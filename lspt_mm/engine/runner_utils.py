@@ -4,6 +4,7 @@ config says, nothing added), stopping on a checkpoint that does not fit,
 closing distributed runs."""
 
 import contextlib
+import gc
 import os.path as osp
 
 import torch
@@ -126,7 +127,20 @@ def build_runner(cfg):
 
 def close_distributed():
     """Destroy the process group of a finished distributed run: a gloo group
-    alive at interpreter exit can abort the process (SIGABRT) after the work
-    is done."""
+    alive at interpreter exit can abort the process (SIGABRT: "terminate
+    called without an active exception") after the work is done.
+
+    The caller drops its runner first. The runner is a reference cycle (its
+    loops and hooks point back to it), so only the cyclic garbage collector
+    frees it and the DDP model it holds, whose reducer keeps the gloo group
+    (and its worker threads) alive past ``destroy_process_group``; left to
+    itself that happens during interpreter shutdown, where tearing down the
+    group's threads aborts the process. Here the ranks first wait for each
+    other (none tears its group down while another still talks to it), then
+    the runner is collected and the group destroyed while Python is alive.
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        gc.collect()
         torch.distributed.destroy_process_group()
+        gc.collect()
