@@ -96,6 +96,13 @@ def test_print_config_resolves_task_and_method(capsys):
 
 
 def test_browse_dataset_segmentation(tmp_path):
+    # a runner earlier in the same process left its visualizer (one per
+    # name per process): the tool must still write under --output-dir
+    from mmseg.visualization import SegLocalVisualizer
+
+    SegLocalVisualizer.get_instance(
+        'visualizer', save_dir=str(tmp_path / 'elsewhere')
+    )
     data = tmp_path / 'ade'
     make_synthetic_ade20k(str(data), num_train=3, num_val=1)
     out = tmp_path / 'browse'

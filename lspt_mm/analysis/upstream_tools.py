@@ -102,6 +102,32 @@ def contiguous_seg_images():
         SegLocalVisualizer.add_datasample = add
 
 
+@contextlib.contextmanager
+def own_visualizer(tool):
+    """While active, ``Config.fromfile`` gives the config's visualizer a
+    name of its own: mmengine keeps one visualizer per name per process
+    (``ManagerMixin``), so a tool run after a runner in the same process
+    would otherwise get that runner's visualizer and its ``save_dir``."""
+    import itertools
+
+    from mmengine.config import Config
+
+    fromfile = Config.fromfile
+    counter = itertools.count()
+
+    def fromfile_own_visualizer(*args, **kwargs):
+        cfg = fromfile(*args, **kwargs)
+        if isinstance(cfg.get('visualizer', None), dict):
+            cfg.visualizer.name = f'lspt_mm_{tool}_{id(cfg)}_{next(counter)}'
+        return cfg
+
+    Config.fromfile = staticmethod(fromfile_own_visualizer)
+    try:
+        yield
+    finally:
+        Config.fromfile = staticmethod(fromfile)
+
+
 def run_tool(tool, argv, library=None):
     """Run ``tool`` with command-line ``argv`` (its first positional
     argument is the config, except for ``analyze_logs``)."""
@@ -119,6 +145,7 @@ def run_tool(tool, argv, library=None):
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(resolving_cfg_options())
+            stack.enter_context(own_visualizer(tool))
             if library == 'mmseg' and tool == 'browse_dataset':
                 stack.enter_context(contiguous_seg_images())
             runpy.run_path(path, run_name='__main__')
