@@ -31,6 +31,14 @@ PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 def test_unreadable_image_in_a_classification_list_is_named(
     tmp_path, content, reason
 ):
+    # mmpretrain's pipeline (an earlier test may have left mmseg's scope)
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        _unreadable_image_is_named(tmp_path, content, reason)
+
+
+def _unreadable_image_is_named(tmp_path, content, reason):
     root = osp.join(make_small_cub(tmp_path), 'CUB_200_2011')
     ds = FGVC(
         data_root=root,

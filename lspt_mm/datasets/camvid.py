@@ -24,11 +24,10 @@ offline and reports every fault in one pass
 import glob
 import os.path as osp
 
-import mmcv
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .ade20k import check_data_root, describe_valid, label_value_faults
+from .ade20k import check_data_root, pair_faults
 
 __all__ = [
     'CamVidDataset',
@@ -203,31 +202,13 @@ def check_camvid(
             if not osp.isfile(seg_path):
                 problems.append(f'{img_path}: no label {seg_path}')
                 continue
-            img = mmcv.imread(img_path)
-            if img is None:
-                problems.append(f'{img_path}: unreadable image')
-            try:
-                seg = mmcv.imread(seg_path, flag='unchanged', backend='pillow')
-            except Exception as err:
-                problems.append(f'{seg_path}: unreadable label ({err})')
-                continue
-            if seg is None or seg.ndim != 2:
-                problems.append(f'{seg_path}: not a single-channel PNG')
-                continue
-            if img is not None and seg.shape != img.shape[:2]:
-                problems.append(
-                    f'{seg_path}: label {seg.shape} != image {img.shape[:2]}'
-                )
-            _, bad, pixels = label_value_faults(
-                seg, num_classes, False, label_map
+            problems += pair_faults(
+                img_path,
+                seg_path,
+                num_classes,
+                label_map=label_map,
+                valid_note=f', {void_value} = void (ignored)',
             )
-            if bad:
-                problems.append(
-                    f'{seg_path}: label values {", ".join(map(str, bad))} '
-                    f'({pixels} pixels) are no class; valid are '
-                    f'{describe_valid(num_classes, False)}, {void_value} = '
-                    'void (ignored)'
-                )
         if osp.isdir(ann_dir):
             for seg_path in sorted(glob.glob(osp.join(ann_dir, '*.png'))):
                 if osp.basename(seg_path) not in stems:

@@ -370,6 +370,48 @@ class CheckedLoadAnnotations(LoadAnnotations):
         )
 
 
+def pair_faults(
+    img_path,
+    seg_path,
+    num_classes,
+    reduce_zero_label=False,
+    label_map=None,
+    valid_note='',
+):
+    """The faults of one image / label-map pair (strings): an unreadable
+    image or label, a label map that is not single-channel or has another
+    size than its image, label values that are no class (after
+    ``label_map``); ``valid_note`` ends that message."""
+    problems = []
+    reason = unreadable_image_reason(img_path)  # no cv2 traceback
+    img = None if reason else mmcv.imread(img_path)
+    if img is None:
+        problems.append(
+            f'{img_path}: unreadable image ('
+            f'{reason or "not a decodable image"})'
+        )
+    try:
+        seg = mmcv.imread(seg_path, flag='unchanged', backend='pillow')
+    except Exception as err:
+        return problems + [f'{seg_path}: unreadable label ({err})']
+    if seg is None or seg.ndim != 2:
+        return problems + [f'{seg_path}: not a single-channel PNG']
+    if img is not None and seg.shape != img.shape[:2]:
+        problems.append(
+            f'{seg_path}: label {seg.shape} != image {img.shape[:2]}'
+        )
+    _, bad, pixels = label_value_faults(
+        seg, num_classes, reduce_zero_label, label_map
+    )
+    if bad:
+        problems.append(
+            f'{seg_path}: label values {", ".join(map(str, bad))} '
+            f'({pixels} pixels) are no class; valid are '
+            f'{describe_valid(num_classes, reduce_zero_label)}{valid_note}'
+        )
+    return problems
+
+
 def check_ade20k(
     data_root, splits=SPLITS, num_classes=150, reduce_zero_label=True
 ):
@@ -394,34 +436,9 @@ def check_ade20k(
             if not osp.isfile(seg_path):
                 problems.append(f'{img_path}: no label {seg_path}')
                 continue
-            reason = unreadable_image_reason(img_path)  # no cv2 traceback
-            img = None if reason else mmcv.imread(img_path)
-            if img is None:
-                problems.append(
-                    f'{img_path}: unreadable image ('
-                    f'{reason or "not a decodable image"})'
-                )
-            try:
-                seg = mmcv.imread(seg_path, flag='unchanged', backend='pillow')
-            except Exception as err:
-                problems.append(f'{seg_path}: unreadable label ({err})')
-                continue
-            if seg is None or seg.ndim != 2:
-                problems.append(f'{seg_path}: not a single-channel PNG')
-                continue
-            if img is not None and seg.shape != img.shape[:2]:
-                problems.append(
-                    f'{seg_path}: label {seg.shape} != image {img.shape[:2]}'
-                )
-            _, bad, pixels = label_value_faults(
-                seg, num_classes, reduce_zero_label
+            problems += pair_faults(
+                img_path, seg_path, num_classes, reduce_zero_label
             )
-            if bad:
-                problems.append(
-                    f'{seg_path}: label values {", ".join(map(str, bad))} '
-                    f'({pixels} pixels) are no class; valid are '
-                    f'{describe_valid(num_classes, reduce_zero_label)}'
-                )
         if osp.isdir(ann_dir):
             for seg_path in sorted(glob.glob(osp.join(ann_dir, '*.png'))):
                 stem = osp.splitext(osp.basename(seg_path))[0]
