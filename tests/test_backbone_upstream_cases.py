@@ -207,4 +207,4 @@ def test_registers_are_frozen_backbone_weights():
         prompt_method='lspt', num_prompts=2, num_register_tokens=4, **TINY
     )
     assert not model.register_tokens.requires_grad
-    assert model._is_backbone_key('register_tokens')
+    assert model.is_backbone_key('register_tokens')

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import lspt_mm  # noqa: F401
 from lspt_mm.models import PromptedViT
-from lspt_mm.models.prompted_vit import block_forward
+from lspt_mm.models.vit_blocks import block_forward
 
 from mmengine.runner.checkpoint import get_state_dict
 

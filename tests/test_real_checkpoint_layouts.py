@@ -285,7 +285,7 @@ def build_and_run(rel, name, full, path):
     differ = [
         k
         for k, v in model_tensors(vit).items()
-        if vit._is_backbone_key(k)
+        if vit.is_backbone_key(k)
         and k != 'pos_embed'
         and 'lora_' not in k  # LoRA's own (new) matrices
         and not torch.equal(

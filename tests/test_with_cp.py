@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import lspt_mm  # noqa: F401
 from lspt_mm.models import METHODS as TABLE
 from lspt_mm.models import PromptedViT
-from lspt_mm.models.prompted_vit import checkpoint_blocks
+from lspt_mm.models.vit_blocks import checkpoint_blocks
 
 ARCH = dict(embed_dims=32, num_layers=4, num_heads=2, feedforward_channels=64)
 KW = dict(arch=ARCH, img_size=32, patch_size=8)

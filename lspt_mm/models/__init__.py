@@ -4,7 +4,8 @@ import pkgutil
 from .checkpoint import convert_state_dict, load_vit_weights
 from .methods import METHODS, MethodSpec, get_method, method_class
 from .prompt_methods import PromptMethod
-from .prompted_vit import PromptedViT, attention_weights, block_forward
+from .prompted_vit import PromptedViT
+from .vit_blocks import attention_weights, block_forward
 
 # Every module of this package is imported, so a method component added as
 # a new module here registers itself with no import line to write

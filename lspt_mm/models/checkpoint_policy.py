@@ -36,6 +36,8 @@ from collections import OrderedDict
 from mmengine.logging import MMLogger, print_log
 
 from .checkpoint import _file_kind, foreign_keys, load_vit_weights, safe_load
+from .methods import methods_saving
+from .prompt_methods import PromptMethod
 
 SETUP_KEY = 'lspt_mm'  # key of a PromptedViT's entry in state_dict._metadata
 _REVISE_KEYS = ((r'^module\.', ''),)  # as mmengine's Runner.load_checkpoint
@@ -75,13 +77,12 @@ def model_tensors(model):
 
 
 def prompted_backbones(model):
-    """``(prefix, module)`` of every PromptedViT inside ``model``."""
-    from .prompted_vit import PromptedViT
-
+    """``(prefix, module)`` of every PromptedViT inside ``model``: the
+    modules carrying a prompt-method component (``prompt_method``)."""
     return [
         (name + '.' if name else '', m)
         for name, m in model.named_modules()
-        if isinstance(m, PromptedViT)
+        if isinstance(getattr(m, 'prompt_method', None), PromptMethod)
     ]
 
 
@@ -149,18 +150,10 @@ def inferred_setup(state_dict, prefix):
     if not any(k.startswith(prefix) for k in state_dict):
         return None
     prompts = own.get('prompts')
-    if prompts is None:
-        method = 'none'
-    elif any(k.startswith('lstm.') for k in own):
-        method = 'lspt'
-    elif 'gate_logits' in own:
-        method = 'gapt'
-    elif prompts.shape[0] == 1:
-        method = 'vpt_shallow or lspt_gspc_only'
-    else:
-        method = 'vpt_deep'
+    candidates = methods_saving(own)
     return dict(
-        prompt_method=method,
+        prompt_method=' or '.join(candidates) or 'unknown',
+        candidates=candidates,
         num_prompts=0 if prompts is None else int(prompts.shape[1]),
     )
 
@@ -204,7 +197,7 @@ def backbone_source(vit, state_dict, prefix, local_metadata=None):
         vit.is_frozen_key(k[len(prefix) :]) for k in own
     ):
         return 'checkpoint'
-    if vit._backbone_loaded:
+    if vit.backbone_loaded:
         return 'pretrained'
     where = (
         'not set'
@@ -289,10 +282,12 @@ def _hints(model, state_dict, mismatched):
             )
         if not theirs:
             continue
+        # an inferred method is a list of candidates
+        same = {'prompt_method': theirs.get('candidates')}
         differ = [
             k
             for k in ('prompt_method', 'num_prompts', 'arch')
-            if k in theirs and theirs[k] != ours[k]
+            if k in theirs and ours[k] not in (same.get(k) or [theirs[k]])
         ]
         if differ:
             keys = ['prompt_method', 'num_prompts'] + (
@@ -556,7 +551,7 @@ def load_pretrained(vit, path):
     for key in unused:
         del state_dict[key]
     expected = model_tensors(vit)
-    backbone = [k for k in expected if vit._is_backbone_key(k)]
+    backbone = [k for k in expected if vit.is_backbone_key(k)]
     missing_backbone = [k for k in backbone if k not in state_dict]
     if missing_backbone:
         raise KeyError(
@@ -565,7 +560,7 @@ def load_pretrained(vit, path):
             f'{_missing_advice(vit, missing_backbone, state_dict)}. '
             'Refusing to train on a partly random backbone.'
         )
-    method = [k for k in expected if not vit._is_backbone_key(k)]
+    method = [k for k in expected if not vit.is_backbone_key(k)]
     in_file = [k for k in state_dict if k.startswith('prompt_method.')]
     if in_file:
         missing = [k for k in method if k not in state_dict]
@@ -589,7 +584,7 @@ def load_pretrained(vit, path):
                 'checkpoint with load_from / tools/test.py.'
             )
     extra = [
-        k for k in state_dict if vit._is_backbone_key(k) and k not in expected
+        k for k in state_dict if vit.is_backbone_key(k) and k not in expected
     ]
     if extra:
         raise CheckpointMismatchError(
@@ -611,7 +606,6 @@ def load_pretrained(vit, path):
             'patch_size to the ones it was trained with.'
         )
     missing, unexpected = vit.load_state_dict(state_dict, strict=False)
-    vit._backbone_loaded = True
     ignored = list(unexpected) + list(dropped)
     note = (
         '; final norm in the file, unused: final_norm=False '

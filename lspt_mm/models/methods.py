@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Optional
 from mmpretrain.registry import MODELS
 
 from . import baselines, lora, prompt_methods  # noqa: F401 (registers)
-from .prompt_methods import PromptMethod
+from .prompt_methods import PromptMethod, tensor_pattern
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,18 @@ class MethodSpec:
         if scope != 'mmpretrain' and '.' not in wrapper['type']:
             wrapper['type'] = 'mmpretrain.' + wrapper['type']
         return dict(wrapper, module=cfg)
+
+    def saves(self, names, num_sets):
+        """Whether this method's component saves tensors named ``names``
+        (:func:`~lspt_mm.models.prompt_methods.tensor_pattern` patterns)
+        with ``num_sets`` prompt sets (``prompts.shape[0]``, 0 without
+        prompts)."""
+        own, sets = self.component_class.state_signature(**self.options)
+        if own != names:
+            return False
+        if sets == 'per_block':
+            return num_sets > 1
+        return num_sets == (sets or 0)
 
     def cost_terms(self, shape, **overrides):
         """FLOP-model terms (``PromptMethod.cost_terms``) for
@@ -384,3 +396,19 @@ def method_of_backbone(backbone):
         freeze_backbone=backbone.get('freeze_backbone'),
     )
     return name
+
+
+def methods_saving(own):
+    """The table's methods whose component saves exactly the tensors
+    ``own`` (a ``prompt_method.*`` state dict, prefix removed): the
+    checkpoint policy's guess for checkpoints that recorded no setup. More
+    than one when methods differ only in forward (e.g. VPT-shallow and
+    LSPT's GSPC-only ablation; linear probe, full, partial and bias)."""
+    names = frozenset(tensor_pattern(k) for k in own)
+    prompts = own.get('prompts')
+    num_sets = 0 if prompts is None else int(prompts.shape[0])
+    return [
+        spec.name
+        for spec in METHODS.values()
+        if not spec.wrapper and spec.saves(names, num_sets)
+    ]

@@ -64,6 +64,7 @@ import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
 from .prompt_methods import vpt_uniform_bound
+from .vit_blocks import qkv
 
 DEFAULT_NUM_IMAGES = 300
 
@@ -174,18 +175,14 @@ def kmeans(x, k, generator=None, init=None, max_iters=100):
 def head_mean_keys(layer, x):
     """Block ``layer``'s keys of tokens ``x`` (B, T, D) averaged over heads,
     as VIPAMIN's ``qkv[1].mean(1)``: (B, T, D / heads)."""
-    from .prompted_vit import _qkv
-
-    return _qkv(layer, x)[1].mean(dim=1)
+    return qkv(layer, x)[1].mean(dim=1)
 
 
 def attention_output(layer, x):
     """Block ``layer``'s attention output before its projection,
     ``softmax(q·kᵀ/√d)·v`` with heads concatenated: (B, T, D) (VIPAMIN's
     ``O``)."""
-    from .prompted_vit import _qkv
-
-    q, k, v = _qkv(layer, x)
+    q, k, v = qkv(layer, x)
     out = F.scaled_dot_product_attention(q, k, v)
     B, _, T, _ = out.shape
     return out.transpose(1, 2).reshape(B, T, -1)

@@ -25,12 +25,19 @@ for the next block is ``P^{l+1}``).
 """
 
 import math
+import re
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from mmpretrain.registry import MODELS
+
+
+def tensor_pattern(key):
+    """State-dict ``key`` with its block indices written ``*``
+    (``'adapters.3.down.weight'`` -> ``'adapters.*.down.weight'``)."""
+    return re.sub(r'(?<=\.)\d+(?=\.|$)|^\d+(?=\.)', '*', key)
 
 
 def vpt_uniform_bound(patch_size, embed_dims):
@@ -112,6 +119,25 @@ class PromptMethod(nn.Module):
         name, e.g. ``'layers.11.ffn.layers.1.bias'``) trains when the
         backbone is frozen. Called once at construction."""
         return False
+
+    @classmethod
+    def state_signature(cls, **options):
+        """How the component's own tensors look in a state dict (under
+        ``prompt_method.``): their names, block indices written ``*``, and
+        the number of prompt sets (:attr:`num_prompt_sets`). Read off a
+        tiny instance, so a new method needs nothing written here; the
+        checkpoint policy recognises an old checkpoint's method by it
+        (:func:`lspt_mm.models.methods.methods_saving`)."""
+        probe = cls(
+            num_prompts=1,
+            embed_dims=8,
+            num_layers=2,
+            patch_size=16,
+            prompt_dropout=0.0,
+            **options,
+        )
+        names = frozenset(tensor_pattern(k) for k in probe.state_dict())
+        return names, cls.num_prompt_sets
 
     @classmethod
     def cost_terms(cls, shape, **options):

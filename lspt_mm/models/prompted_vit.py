@@ -12,7 +12,6 @@ import contextlib
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint
 
 from mmpretrain.models.backbones.vision_transformer import VisionTransformer
@@ -21,6 +20,7 @@ from mmpretrain.registry import MODELS
 
 from . import checkpoint_policy, methods
 from .prompt_init import build_prompt_init
+from .vit_blocks import attention_weights, block_forward, checkpoint_blocks
 
 BACKBONE_MODULES = (
     'patch_embed',
@@ -30,101 +30,6 @@ BACKBONE_MODULES = (
     'ln1',
     'ln2',
 )
-
-
-def _qkv(layer, x):
-    """q, k, v of ``layer``'s attention on tokens ``x``: (3, B, heads, T, d)."""
-    attn = layer.attn
-    B, N, _ = x.shape
-    return (
-        attn.qkv(layer.ln1(x))
-        .reshape(B, N, 3, attn.num_heads, attn.head_dims)
-        .permute(2, 0, 3, 1, 4)
-    )
-
-
-def attention_weights(layer, x, temperature=None):
-    """Softmax attention of ``layer`` on its input tokens ``x``:
-    ``softmax(q·kᵀ / (sqrt(d)·τ))``, shape (B, heads, T, T)."""
-    q, k, _ = _qkv(layer, x)
-    logits = q @ k.transpose(-2, -1) * layer.attn.head_dims**-0.5
-    if temperature is not None:
-        logits = logits / temperature
-    return logits.softmax(dim=-1)
-
-
-def checkpoint_blocks(with_cp, num_layers):
-    """Indices of the blocks ``with_cp`` checkpoints: ``False`` / ``None`` /
-    ``0``: none; ``True``: all; an int ``k``: every k-th block (0, k, 2k,
-    ...; ``1`` is all); a list / tuple: those (0-based) blocks."""
-    if with_cp is None or with_cp is False:
-        return frozenset()
-    if with_cp is True:
-        return frozenset(range(num_layers))
-    if isinstance(with_cp, int):
-        if with_cp < 0:
-            raise ValueError(
-                f'with_cp={with_cp!r}: give True, False, an '
-                'int k >= 1 (every k-th block) or a list of '
-                'block indices'
-            )
-        return (
-            frozenset(range(0, num_layers, with_cp))
-            if with_cp
-            else frozenset()
-        )
-    if isinstance(with_cp, (list, tuple)):
-        blocks = [
-            b + num_layers if isinstance(b, int) and b < 0 else b
-            for b in with_cp
-        ]
-        bad = [
-            b
-            for b in blocks
-            if isinstance(b, bool)
-            or not isinstance(b, int)
-            or not 0 <= b < num_layers
-        ]
-        if bad:
-            raise ValueError(
-                f'with_cp={with_cp!r}: block indices must be '
-                f'ints in [0, {num_layers}) (num_layers), got '
-                f'{bad}'
-            )
-        return frozenset(blocks)
-    raise TypeError(
-        f'with_cp={with_cp!r}: give True, False, an int k '
-        '(every k-th block) or a list of block indices'
-    )
-
-
-def block_forward(layer, x, temperature=None, mlp_adapter=None):
-    """mmpretrain ``TransformerEncoderLayer`` forward, with attention logits
-    divided by ``temperature`` (GaPT's ``τ_l``) when given, and
-    ``mlp_adapter`` applied to the MLP branch ``γ2·MLP(LN2 x)`` before its
-    drop-path and residual add when given."""
-    if temperature is None and mlp_adapter is None:
-        return layer(x)
-    if temperature is None:
-        x = x + layer.attn(layer.ln1(x))
-    else:
-        attn = layer.attn
-        B, N, _ = x.shape
-        q, k, v = _qkv(layer, x)
-        # dividing q by τ divides the logits by τ and keeps the fused kernel
-        out = F.scaled_dot_product_attention(
-            q / temperature,
-            k,
-            v,
-            dropout_p=attn.attn_drop if attn.training else 0.0,
-        )
-        out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
-        x = x + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
-    if mlp_adapter is None:
-        return layer.ffn(layer.ln2(x), identity=x)
-    ffn = layer.ffn
-    branch = mlp_adapter(ffn.gamma2(ffn.layers(layer.ln2(x))))
-    return x + ffn.dropout_layer(branch)
 
 
 @MODELS.register_module()
@@ -341,7 +246,7 @@ class PromptedViT(VisionTransformer):
             )
         self.save_trainable_only = bool(save_trainable_only)
         self.pretrained = pretrained
-        self._backbone_loaded = False
+        self.backbone_loaded = False  # set once `pretrained` is loaded
         self._attention_record = None
         self._block_input_watch = None
         self.prompt_init = init
@@ -378,7 +283,7 @@ class PromptedViT(VisionTransformer):
         """The method's name (table name or registry type)."""
         return self.prompt_method.method_name
 
-    def _is_backbone_key(self, key):
+    def is_backbone_key(self, key):
         """Whether state-dict ``key`` belongs to the pretrained ViT."""
         return key.split('.')[0] in BACKBONE_MODULES or key in (
             'cls_token',
@@ -392,7 +297,7 @@ class PromptedViT(VisionTransformer):
         ``pretrained`` when a checkpoint lacks it. Decided by
         ``requires_grad``, so ViT tensors a method trains (biases, the last
         blocks, LoRA's ``lora_`` layers inserted by a wrapper) are not."""
-        if not self.freeze_backbone or not self._is_backbone_key(key):
+        if not self.freeze_backbone or not self.is_backbone_key(key):
             return False
         try:
             return not self.get_parameter(key).requires_grad
@@ -426,9 +331,10 @@ class PromptedViT(VisionTransformer):
         prompt-method keys are new unless the file has exactly this
         model's (rules: :mod:`lspt_mm.models.checkpoint_policy`)."""
         checkpoint_policy.load_pretrained(self, path)
+        self.backbone_loaded = True
 
     def init_weights(self):
-        if self._backbone_loaded:
+        if self.backbone_loaded:
             # weights came from `pretrained` at construction; only the
             # prompt method (initialised in its constructor) is new
             self._is_init = True
