@@ -537,7 +537,8 @@ def test_method_configs_are_read_from_their_backbones(tmp_path):
     odd = tmp_path / 'odd.py'
     odd.write_text(
         f'_base_ = [{FINETUNE!r}]\n'
-        "model = dict(backbone=dict(prompt_method='lspt'))\n"
+        "model = dict(backbone=dict(prompt_method='lspt', "
+        'freeze_backbone=False))\n'
     )
     with pytest.raises(cost.CostError, match='odd.py: its backbone'):
         cost.method_configs([str(odd)])

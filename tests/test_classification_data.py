@@ -18,8 +18,8 @@ from lspt_mm.datasets.benchmarks import (
     FGVC_DATASETS,
     VTAB_GROUPS,
     VTAB_NUM_CLASSES,
-    hparams_of,
 )
+from lspt_mm.recipes import hparams_of
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, 'tests'))
@@ -360,7 +360,7 @@ def test_fgvc_out_of_range_labels_named_or_skipped(fgvc_roots, tmp_path):
 def resolved_config(backbone, benchmark, task, **options):
     """The benchmark config with ``task`` (and options) as --cfg-options
     would set them, resolved from the recipe table."""
-    from lspt_mm.datasets.benchmarks import apply_task
+    from lspt_mm.recipes import apply_task
 
     from mmengine.config import Config
 

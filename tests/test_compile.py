@@ -223,8 +223,8 @@ def test_compile_key_compiles_training_and_testing(cub_root, tmp_path):
     """``compile=...`` in a config (mmengine's key): tools/train.py's
     runner compiles the model once per mode, training and testing run
     compiled, predictions equal the eager model's."""
-    from lspt_mm.datasets.benchmarks import apply_task
     from lspt_mm.engine.runner_utils import build_runner
+    from lspt_mm.recipes import apply_task
 
     cfg = Config.fromfile(DEMO)
     cfg.merge_from_dict(

@@ -137,7 +137,7 @@ def test_converter_writes_the_official_layouts(tmp_path):
 def test_demo_config_is_the_cub_recipe_shrunk():
     """Same components as the LSPT + MAE FGVC config with task='cub', and
     its CUB recipe (lr, weight decay); only the documented sizes differ."""
-    from lspt_mm.datasets.benchmarks import apply_task
+    from lspt_mm.recipes import apply_task
 
     demo, real = Config.fromfile(DEMO), Config.fromfile(CUB)
     real.task = 'cub'

@@ -259,7 +259,7 @@ def test_every_config_loads_complete_for_the_doors(config, data):
     """Loaded as it is, each config is resolved (benchmark configs: their
     default task) and its test pipeline is one mmseg's / mmpretrain's
     inferencers rebuild for a path and an array."""
-    from lspt_mm.datasets.benchmarks import apply_task
+    from lspt_mm.recipes import apply_task
 
     cfg = Config.fromfile(config)
     before = cfg.to_dict()

@@ -508,8 +508,8 @@ def test_segmentation_baseline_configs(method):
 @pytest.mark.parametrize('method', list(METHODS))
 def test_benchmark_config_builds_the_method(method):
     """``method=<name>`` on the benchmark config (the task as a setting,
-    lspt_mm.datasets.benchmarks.apply_task) builds that method."""
-    from lspt_mm.datasets.benchmarks import apply_task
+    lspt_mm.recipes.apply_task) builds that method."""
+    from lspt_mm.recipes import apply_task
 
     from mmpretrain.registry import MODELS
 

@@ -485,8 +485,8 @@ def cub_root(tmp_path_factory):
 
 
 def demo_runner(root, work_dir, name, **options):
-    from lspt_mm.datasets.benchmarks import apply_task
     from lspt_mm.engine.runner_utils import build_runner
+    from lspt_mm.recipes import apply_task
 
     cfg = Config.fromfile(DEMO)
     cfg.merge_from_dict(
@@ -739,7 +739,7 @@ SPT_README = dict(  # SPT's README / train_MAE.py, train.py (written out)
 @pytest.mark.parametrize('backbone', ['mae', 'mocov3'])
 @pytest.mark.parametrize('benchmark', ['fgvc', 'vtab1k'])
 def test_spt_recipe_configs(variant, backbone, benchmark):
-    from lspt_mm.datasets.benchmarks import apply_task
+    from lspt_mm.recipes import apply_task
 
     cfg = Config.fromfile(
         osp.join(
@@ -787,7 +787,7 @@ def test_spt_recipe_configs(variant, backbone, benchmark):
 
 @pytest.mark.parametrize('backbone', ['b16-mae', 'b16-mocov3', 'b14-dinov2'])
 def test_lspt_datainit_configs_only_add_the_init(backbone):
-    from lspt_mm.datasets.benchmarks import apply_task
+    from lspt_mm.recipes import apply_task
 
     for benchmark, task in (('fgvc', 'cub'), ('vtab1k', 'dtd')):
         base = Config.fromfile(

@@ -25,7 +25,8 @@ import pytest
 
 import lspt_mm  # noqa: F401
 import lspt_mm.tuning.protocol as protocol_mod
-from lspt_mm.datasets.benchmarks import FGVC_DATASETS, read_recipe_table
+from lspt_mm.datasets.benchmarks import FGVC_DATASETS
+from lspt_mm.recipes import read_recipe_table
 from lspt_mm.tuning import (
     RULE,
     Protocol,
@@ -331,7 +332,7 @@ def test_vtab_protocol_choice_follows_val_and_killed_sweep_resumes(
     recipes = read_recipe_table(osp.join(work_dir, 'recipes.json'), 'lspt')
     row = recipes[('mae', 'vtab1k', 'kitti')]
     assert row['lr'] == 0.5 and row['num_prompts'] == 5  # GaPT's, untuned
-    from lspt_mm.datasets.benchmarks import apply_task
+    from lspt_mm.recipes import apply_task
 
     from mmengine.config import Config
 

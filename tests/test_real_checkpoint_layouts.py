@@ -107,11 +107,8 @@ def load_config(path):
     first task, completed by the project's own apply_task)."""
     cfg = Config.fromfile(path)
     try:
-        from lspt_mm.datasets.benchmarks import (
-            BENCHMARKS,
-            apply_task,
-            is_benchmark_config,
-        )
+        from lspt_mm.datasets.benchmarks import BENCHMARKS
+        from lspt_mm.recipes import apply_task, is_benchmark_config
     except ImportError:
         return cfg
     if is_benchmark_config(cfg):

@@ -4,7 +4,7 @@ benchmark; the task is a setting).
 
 ``TABLE5`` below is GaPT's Table 5 as printed in shared/docs/recipes.md
 (rows copied as text, parsed here), an independent copy of what
-``lspt_mm/datasets/benchmarks.py`` encodes as a Python dict; the class
+``lspt_mm/recipes.py`` encodes as a Python dict; the class
 counts below are the datasets' published ones, written out here too.
 """
 
@@ -17,11 +17,10 @@ import sys
 import pytest
 
 import lspt_mm  # noqa: F401
-from lspt_mm.datasets.benchmarks import (
-    FGVC_TASKS,
+from lspt_mm.datasets.benchmarks import FGVC_TASKS, VTAB_TASKS
+from lspt_mm.recipes import (
     METHOD_LR,
     TASK_HPARAMS,
-    VTAB_TASKS,
     TaskError,
     apply_task,
     hparams_of,

@@ -34,7 +34,7 @@ a run killed mid-training continues from its last checkpoint.
 (``configs/classification/lspt_vit-<b16|b14>-<backbone>_<benchmark>.py``,
 or ``--config``) once per task, with ``task=<name>`` and ``method=...`` as
 options: the task's recipe comes from the table
-(``lspt_mm.datasets.benchmarks.apply_task``).
+(``lspt_mm.recipes.apply_task``).
 """
 
 import argparse
@@ -46,8 +46,9 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import lspt_mm  # noqa: E402,F401  (compat fixes before any mm import)
-from lspt_mm.datasets.benchmarks import BACKBONES, BENCHMARKS, PUBLISHED_GRIDS  # noqa: E402
+from lspt_mm.datasets.benchmarks import BENCHMARKS  # noqa: E402
 from lspt_mm.models.methods import METHODS, get_method  # noqa: E402
+from lspt_mm.recipes import BACKBONES, PUBLISHED_GRIDS  # noqa: E402
 from lspt_mm.tuning import (  # noqa: E402
     Protocol,
     ProtocolError,
@@ -87,7 +88,7 @@ def check_benchmark_config(path, benchmark, backbone):
         raise ProtocolError(
             f'{path}: its benchmark setting is (name, backbone) = {have}, '
             f'not ({benchmark!r}, {backbone!r}); use a benchmark config '
-            '(lspt_mm.datasets.benchmarks.apply_task) of this benchmark and '
+            '(lspt_mm.recipes.apply_task) of this benchmark and '
             'backbone, or set --benchmark / --backbone to its values'
         )
 

@@ -95,6 +95,6 @@ randomness = dict(seed=0, deterministic=True)
 
 # complete for this config's data root and model now (see the benchmark
 # config): what Config.fromfile gives is what runs
-from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+from lspt_mm.recipes import complete_config  # noqa: E402
 
 globals().update(complete_config(_base_, globals()))

@@ -6,10 +6,10 @@
 # (data_root: the folder holding CUB_200_2011/, nabirds/, ...).
 # The class count, dataset, data root, lr, weight decay, prompts, gate init
 # and batch are the task's row of the recipe table
-# (lspt_mm/datasets/benchmarks.py: GaPT's MoCo v3 rows, this
+# (lspt_mm/recipes.py: GaPT's MoCo v3 rows, this
 # project's choice: GaPT published no DINOv2 rows),
 # resolved when the config is loaded (the last line:
-# lspt_mm.datasets.benchmarks.complete_config; the row is recorded in
+# lspt_mm.recipes.complete_config; the row is recorded in
 # `task_recipe`); task= / method= given later (--cfg-options,
 # Config.merge_from_dict) re-resolve where a runner or model is built
 # (tools/, mmengine's Runner.from_cfg, lspt_mm.apis). What a child config
@@ -26,6 +26,6 @@ task = 'cub'  # default; or nabirds, oxford_flowers, stanford_dogs, ...
 method = None  # None: the backbone's (LSPT); e.g. gapt, vpt_deep, linear
 
 # complete for `task` now: what Config.fromfile gives is what runs
-from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+from lspt_mm.recipes import complete_config  # noqa: E402
 
 globals().update(complete_config(_base_, globals()))

@@ -6,11 +6,7 @@
 # (mmseg's LayerDecayOptimizerConstructor only knows its own BEiT/MAE/ConvNeXt
 # classes).
 _base_ = ['./lspt-mae-base_upernet_8xb2-160k_ade20k-512x512.py']
-model = dict(
-    backbone=dict(
-        prompt_method='none', freeze_backbone=False, drop_path_rate=0.1
-    )
-)
+model = dict(backbone=dict(prompt_method='full', drop_path_rate=0.1))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

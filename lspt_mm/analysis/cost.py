@@ -265,12 +265,12 @@ def job_config(job, settings):
     """The config of ``job``: the method's own config, or the task's config
     with the method selected as users select it (a benchmark config's
     ``method`` setting, filled by
-    :func:`lspt_mm.datasets.benchmarks.apply_task` with the recipe of its
+    :func:`lspt_mm.recipes.apply_task` with the recipe of its
     ``task``; other configs: :meth:`MethodSpec.apply`); the size of the job
     (``img_size``, ``num_prompts``, arch); random weights
     (``pretrained=None``: cost does not depend on them); the task's
     ``cfg_options``; then ``seg_norm``."""
-    from lspt_mm.datasets.benchmarks import apply_task, is_benchmark_config
+    from lspt_mm.recipes import apply_task, is_benchmark_config
 
     from mmengine.config import Config, ConfigDict
 

@@ -26,8 +26,8 @@ def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
     a checkpoint of another method, ``N_p`` or head is an error, never a
     model with random parts."""
     import lspt_mm  # noqa: F401  (compat fixes first)
-    from lspt_mm.datasets.benchmarks import apply_task
     from lspt_mm.models import checkpoint_policy
+    from lspt_mm.recipes import apply_task
 
     from mmengine.config import Config
     from mmengine.registry import init_default_scope

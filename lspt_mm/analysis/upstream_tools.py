@@ -62,7 +62,7 @@ def library_of(config):
 def resolving_cfg_options():
     """While active, ``Config.merge_from_dict`` on a benchmark config
     re-resolves its task / method (``task=dtd`` in ``--cfg-options``)."""
-    from lspt_mm.datasets.benchmarks import apply_task, is_benchmark_config
+    from lspt_mm.recipes import apply_task, is_benchmark_config
 
     from mmengine.config import Config
 

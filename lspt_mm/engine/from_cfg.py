@@ -3,13 +3,13 @@
 ``Runner.from_cfg(Config.fromfile(C))`` is how many users (and mmseg's and
 mmpretrain's own tools) start a run. A shipped config is complete when it
 is loaded (benchmark configs resolve their default task:
-:func:`lspt_mm.datasets.benchmarks.complete_config`), but ``task=`` /
+:func:`lspt_mm.recipes.complete_config`), but ``task=`` /
 ``method=`` set afterwards (``Config.merge_from_dict``, ``--cfg-options``)
 must be re-resolved, as ``tools/train.py`` does. :func:`install` (called by
 ``import lspt_mm``, which every config's ``custom_imports`` does) wraps
 ``Runner.from_cfg`` once so that it first calls :func:`prepare_config`:
 
-- benchmark configs: :func:`~lspt_mm.datasets.benchmarks.apply_task`
+- benchmark configs: :func:`~lspt_mm.recipes.apply_task`
   (idempotent: a config already resolved for its task is unchanged), which
   logs the recipe row;
 - every config: :func:`check_hooks` (a run's hooks come from the config:
@@ -53,10 +53,10 @@ def check_hooks(cfg):
 def prepare_config(cfg, log=True):
     """Resolve ``cfg`` (in place) as every entry point does before building
     a runner or a model: the benchmark task and method
-    (:func:`~lspt_mm.datasets.benchmarks.apply_task`) and the hook check.
+    (:func:`~lspt_mm.recipes.apply_task`) and the hook check.
     Returns the recipe (None for a config that is not a benchmark
     config)."""
-    from lspt_mm.datasets.benchmarks import apply_task
+    from lspt_mm.recipes import apply_task
 
     recipe = apply_task(cfg, log=log)
     check_hooks(cfg)

@@ -16,11 +16,11 @@ from mmengine.runner import Runner
 
 def apply_common_args(cfg, args):
     """``--launcher``, ``--cfg-options``, the task of a benchmark config
-    (:func:`lspt_mm.datasets.benchmarks.apply_task`: its recipe fills what
+    (:func:`lspt_mm.recipes.apply_task`: its recipe fills what
     the config and the options leave None) and ``--work-dir`` (default
     ``./work_dirs/<config stem>``, as OpenMMLab's tools, plus
     ``_<task>`` / ``_<method>`` when ``--cfg-options`` set them)."""
-    from lspt_mm.datasets.benchmarks import TaskError, apply_task
+    from lspt_mm.recipes import TaskError, apply_task
 
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

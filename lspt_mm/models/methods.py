@@ -23,6 +23,7 @@ recipe for adding one: ``docs/DEVELOPING.md``.
 """
 
 import copy
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
@@ -229,9 +230,6 @@ METHODS = {
     )
 }
 
-# the spelling configs used before the table: no prompts, frozen or not
-_LEGACY_NONE = 'none'
-
 
 def get_method(name):
     """The :class:`MethodSpec` of ``name`` (``-`` or ``_`` spelling)."""
@@ -273,58 +271,66 @@ def method_class(type_name):
     return cls
 
 
-def resolve(
-    prompt=None, prompt_method=None, prompt_cfg=None, freeze_backbone=None
-):
-    """What a PromptedViT's method arguments select.
-
-    Either ``prompt`` (a component config, ``dict(type=..., **options)``)
-    or ``prompt_method`` (a table name, a registered type, or the old
-    ``'none'``: no prompts, frozen unless ``freeze_backbone=False``) with
-    ``prompt_cfg`` options; ``freeze_backbone=None`` takes the table's.
-
-    Returns:
-        tuple: ``(name, component config, freeze_backbone)``.
-    """
+def _write_instead(prompt, prompt_method, prompt_cfg, freeze_backbone):
+    """The old spellings of a method choice in the one documented way,
+    ``prompt_method=`` + ``prompt_cfg=``: ``(prompt_method, prompt_cfg,
+    freeze_backbone, advice)``, ``advice`` saying what to write (None when
+    the arguments were written that way)."""
     if prompt is not None:
         if prompt_method is not None or prompt_cfg:
             raise ValueError(
-                'PromptedViT: give the method either as prompt='
-                'dict(type=...) or as prompt_method= / '
-                'prompt_cfg=, not both'
+                'PromptedViT: give the method either as prompt_method= / '
+                'prompt_cfg= or as the deprecated prompt=dict(type=...), '
+                'not both'
             )
         if not isinstance(prompt, Mapping) or 'type' not in prompt:
             raise ValueError(
                 f'PromptedViT: prompt must be a dict with a '
                 f"'type' key, got {prompt!r}"
             )
-        cfg = dict(prompt)
-        frozen = True if freeze_backbone is None else bool(freeze_backbone)
-        name = (
-            cfg['type']
-            if isinstance(cfg['type'], str)
-            else cfg['type'].__name__
+        options = {k: v for k, v in prompt.items() if k != 'type'}
+        kind = prompt['type']
+        name = kind if isinstance(kind, str) else kind.__name__
+        advice = f'prompt_method={name!r}' + (
+            f', prompt_cfg={options!r}' if options else ''
         )
-        # the table's name when the component is one of its rows
-        rows = [
-            s
-            for s in METHODS.values()
-            if s.component == name and not s.wrapper
-        ]
-        rows.sort(key=lambda s: s.freeze_backbone != frozen)
-        return (rows[0].name if rows else name), cfg, frozen
-    name = 'lspt' if prompt_method is None else prompt_method
-    extra = dict(prompt_cfg or {})
-    if name == _LEGACY_NONE:
-        frozen = True if freeze_backbone is None else freeze_backbone
-        return (
-            ('linear' if frozen else 'full'),
-            dict(type='NoPrompt', **extra),
-            frozen,
-        )
-    key = str(name).replace('-', '_')
-    if key in METHODS:
-        spec = METHODS[key]
+        return kind, options, freeze_backbone, advice
+    if prompt_method == 'none':
+        name = 'full' if freeze_backbone is False else 'linear'
+        return name, prompt_cfg, None, f'prompt_method={name!r}'
+    return prompt_method, prompt_cfg, freeze_backbone, None
+
+
+def resolve(
+    prompt_method=None,
+    prompt_cfg=None,
+    freeze_backbone=None,
+    prompt=None,
+    warn=True,
+):
+    """What a PromptedViT's method arguments select.
+
+    The one way to choose a method: ``prompt_method``, a name of the table
+    (:data:`METHODS`, which also says whether the ViT trains) or a
+    registered :class:`PromptMethod` type, and ``prompt_cfg``, the
+    component's options. ``freeze_backbone`` only matters for a registered
+    type that is no row of the table (``False``: prompts on a trained ViT);
+    for a table name it must agree with the table. The old spellings
+    (``prompt=dict(type=...)``, ``prompt_method='none'``, a
+    ``freeze_backbone`` the table implies) still work, with a
+    ``FutureWarning`` (``warn``) saying what to write.
+
+    Returns:
+        tuple: ``(name, component config, freeze_backbone)``.
+    """
+    name, extra, freeze, advice = _write_instead(
+        prompt, prompt_method, prompt_cfg, freeze_backbone
+    )
+    name = 'lspt' if name is None else name
+    extra = dict(extra or {})
+    key = str(name).replace('-', '_') if isinstance(name, str) else None
+    spec = METHODS.get(key)
+    if spec is not None:
         if spec.wrapper:
             raise ValueError(
                 f'prompt_method={name!r} wraps the backbone in '
@@ -333,34 +339,61 @@ def resolve(
                 '(see configs/segmentation/lora-*.py), whose module has '
                 "prompt_method='linear'"
             )
-        if (
-            freeze_backbone is not None
-            and bool(freeze_backbone) != spec.freeze_backbone
-        ):
-            raise ValueError(
-                f'prompt_method={name!r} means freeze_backbone='
-                f'{spec.freeze_backbone}, the config says freeze_backbone='
-                f'{freeze_backbone}; drop freeze_backbone or set it to '
-                f'{spec.freeze_backbone} (prompts on a trained ViT: '
-                'prompt=dict(type=...) with freeze_backbone=False)'
-            )
-        return (
-            key,
+        if freeze is not None:
+            if bool(freeze) != spec.freeze_backbone:
+                raise ValueError(
+                    f'prompt_method={name!r} means freeze_backbone='
+                    f'{spec.freeze_backbone}, the config says '
+                    f'freeze_backbone={freeze}; drop freeze_backbone (the '
+                    'method table sets it; prompts on a trained ViT: a '
+                    "registered type, e.g. prompt_method='VPTDeep', with "
+                    'freeze_backbone=False)'
+                )
+            advice = advice or f'prompt_method={name!r}'
+            advice += ' without freeze_backbone (the method table sets it)'
+        result = (
+            spec.name,
             dict(type=spec.component, **{**spec.options, **extra}),
             spec.freeze_backbone,
         )
-    try:
-        method_class(name)
-    except KeyError:
-        raise ValueError(
-            f'prompt_method={name!r} is unknown; choose one of '
-            f'{list(METHODS)} (lspt_mm/models/methods.py) or a registered '
-            'prompt type'
-        ) from None
-    # a registry type: as prompt=dict(type=name, **prompt_cfg)
-    return resolve(
-        prompt=dict(type=name, **extra), freeze_backbone=freeze_backbone
-    )
+    else:
+        try:
+            cls = method_class(name)
+        except KeyError:
+            if prompt is not None:
+                raise
+            raise ValueError(
+                f'prompt_method={name!r} is unknown; choose one of '
+                f'{list(METHODS)} (lspt_mm/models/methods.py) or a '
+                'registered prompt type'
+            ) from None
+        frozen = True if freeze is None else bool(freeze)
+        # the table's name when the component is one of its rows
+        rows = [
+            s
+            for s in METHODS.values()
+            if s.component_class is cls
+            and not s.wrapper
+            and s.freeze_backbone == frozen
+        ]
+        table_name = rows[0].name if rows else None
+        result = (
+            table_name or (name if isinstance(name, str) else cls.__name__),
+            dict(type=name, **extra),
+            frozen,
+        )
+        if table_name and (freeze is not None or advice):
+            advice = f'prompt_method={table_name!r}' + (
+                f', prompt_cfg={extra!r}' if extra else ''
+            )
+    if advice and warn:
+        warnings.warn(
+            f'PromptedViT: this way of choosing the method is deprecated; '
+            f'write {advice} (docs/backbone.md)',
+            FutureWarning,
+            stacklevel=3,
+        )
+    return result
 
 
 def build_method(cfg, name, **backbone_args):
@@ -390,10 +423,11 @@ def method_of_backbone(backbone):
         if spec.wrapper and kind == spec.wrapper['type'].split('.')[-1]:
             return spec.name
     name, _, _ = resolve(
-        prompt=backbone.get('prompt'),
         prompt_method=backbone.get('prompt_method'),
         prompt_cfg=backbone.get('prompt_cfg'),
         freeze_backbone=backbone.get('freeze_backbone'),
+        prompt=backbone.get('prompt'),
+        warn=False,  # the build warns
     )
     return name
 

@@ -64,6 +64,9 @@ class PromptMethod(nn.Module):
 
     # how many learnable sets P^l: 0, an int, or 'per_block' (L sets)
     num_prompt_sets = 0
+    # recipe keys (lspt_mm/recipes.py) the component takes as options, e.g.
+    # GaPT's gate_init: the recipe puts their values in ``prompt_cfg``
+    recipe_options = ()
     # the name it was built under (table name or registry key); set by
     # lspt_mm.models.methods.build_method and recorded in checkpoints
     method_name = None
@@ -237,6 +240,7 @@ class GaPT(PromptMethod):
     """
 
     num_prompt_sets = 1
+    recipe_options = ('gate_init',)  # GaPT's Table 5 gives it per task
 
     def __init__(
         self, *args, gate_init=10.0, temperature_range=(0.01, 10.0), **kwargs

@@ -190,7 +190,7 @@ class PromptedViT(VisionTransformer):
         if layer_scale_init_value is None:
             layer_scale_init_value = defaults['layer_scale_init_value']
         method_name, method_cfg, freeze_backbone = methods.resolve(
-            prompt, prompt_method, prompt_cfg, freeze_backbone
+            prompt_method, prompt_cfg, freeze_backbone, prompt
         )
         # a plain attribute (no tensors, nothing in state dicts)
         init = build_prompt_init(prompt_init, prompt_init_cfg)

@@ -10,13 +10,8 @@ trains the final runs on ``train800val200`` (all 1000), FGVC on ``train`` /
 import ast
 import os.path as osp
 
-from lspt_mm.datasets.benchmarks import (
-    BENCHMARKS,
-    FGVC_DATASETS,
-    hparams_of,
-    published_grid,
-    read_recipe_table,
-)
+from lspt_mm.datasets.benchmarks import BENCHMARKS, FGVC_DATASETS
+from lspt_mm.recipes import hparams_of, published_grid, read_recipe_table
 
 from .protocol import AXES, ProtocolError, Splits, Task
 
@@ -64,7 +59,7 @@ def build_grid(
     named=(), explicit=None, batch_size=None, recipe=None, prompt_free=False
 ):
     """Grid axes from published grids (:data:`PUBLISHED_GRIDS` names in
-    ``lspt_mm.datasets.benchmarks``; VPT's lr scaled by ``batch_size``) and
+    ``lspt_mm.recipes``; VPT's lr scaled by ``batch_size``) and
     ``explicit`` axes (they win). ``prompt_free``: drop ``num_prompts``
     (linear probe, full fine-tuning). ``recipe`` is unused for values: axes
     not in the grid keep the config's (the recipe's) value."""
@@ -104,7 +99,7 @@ def benchmark_tasks(
     Args:
         config (str): the benchmark config (e.g.
             ``configs/classification/lspt_vit-b16-mae_fgvc.py``; see
-            :func:`lspt_mm.datasets.benchmarks.apply_task`).
+            :func:`lspt_mm.recipes.apply_task`).
         data_root (str): VTAB-1k: the ``vtab-1k`` folder; FGVC: the folder
             holding the dataset folders. None: the config's.
         grids / explicit: see :func:`build_grid`.

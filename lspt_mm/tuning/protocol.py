@@ -513,7 +513,7 @@ class Protocol:
         task resolves to (a changed recipe table is other settings)."""
         key = (task.config, task.name)
         if key not in self._config_sha:
-            from lspt_mm.datasets.benchmarks import (
+            from lspt_mm.recipes import (
                 TaskError,
                 is_benchmark_config,
                 task_recipe,
@@ -570,11 +570,11 @@ class Protocol:
     def build_config(self, unit):
         """The unit's mmengine config: the task's config, ``cfg_options``,
         the task's options, a benchmark config's recipe
-        (:func:`~lspt_mm.datasets.benchmarks.apply_task`), its data root,
+        (:func:`~lspt_mm.recipes.apply_task`), its data root,
         the phase's splits (no validation during training; the evaluated
         split is the test loop's), the grid point, the seed and the run
         directory."""
-        from lspt_mm.datasets.benchmarks import TaskError, apply_task
+        from lspt_mm.recipes import TaskError, apply_task
 
         from mmengine.config import Config
 

@@ -31,7 +31,7 @@ from .protocol import (
 )
 
 RECIPE_FORMAT = 'lspt_mm recipe table 1'
-# axis -> key of the project's recipe table (lspt_mm/datasets/benchmarks.py)
+# axis -> key of the project's recipe table (lspt_mm/recipes.py)
 RECIPE_FIELDS = {
     'lr': 'lr',
     'weight_decay': 'weight_decay',

@@ -6,7 +6,7 @@
 # 256, center crop 224. Batch 64. Train on train, validate on val, test on
 # test. The tuning protocol (tools/run_benchmark.py, lspt_mm/tuning) instead
 # scores grid points on val and trains the chosen one on trainval.
-# None: from the task's recipe (lspt_mm.datasets.benchmarks.apply_task: the
+# None: from the task's recipe (lspt_mm.recipes.apply_task: the
 # dataset `name`, its folder under `data_root`, the class count, the training
 # batch size and the batch its lr is given at).
 dataset_type = 'FGVC'

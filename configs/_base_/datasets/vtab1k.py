@@ -2,7 +2,7 @@
 # train800.txt / val200.txt / train800val200.txt / test.txt).
 # Protocol (method.md): train on train800val200, test on test, plain resize
 # to 224x224 (bicubic, as NOAH's loader), no augmentation; batch 128.
-# None: from the task's recipe (lspt_mm.datasets.benchmarks.apply_task: the
+# None: from the task's recipe (lspt_mm.recipes.apply_task: the
 # dataset's `task`, `data_root`, the class count, the training batch size
 # and the batch its lr is given at).
 dataset_type = 'VTAB1k'

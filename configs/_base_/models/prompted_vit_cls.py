@@ -11,10 +11,11 @@ model = dict(
         arch='base',
         img_size=224,
         patch_size=16,
-        prompt_method='lspt',  # none | vpt_shallow | vpt_deep | gapt | lspt
+        # a name of the method table (lspt_mm/models/methods.py: linear, full,
+        # ..., lspt) or a registered PromptMethod type; options: prompt_cfg
+        prompt_method='lspt',
         num_prompts=10,
         prompt_dropout=0.1,
-        freeze_backbone=True,  # False + prompt_method='none': full fine-tune
         out_type='avg_token',
         pretrained=None,
     ),

@@ -5,7 +5,7 @@
 # Weights: checkpoints/dinov2_vitb14_pretrain.pth from
 #   https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth
 # (the `_reg4_` file works too with num_register_tokens=4).
-# None: from the task's recipe (lspt_mm.datasets.benchmarks.apply_task).
+# None: from the task's recipe (lspt_mm.recipes.apply_task).
 _base_ = './prompted_vit_cls.py'
 model = dict(
     backbone=dict(

@@ -1,6 +1,6 @@
 # MAE ViT-B/16 (method.md, GaPT/VPT protocol): mean of the last block's
 # prompt and patch tokens, then the final norm, then the linear head.
-# None: from the task's recipe (lspt_mm.datasets.benchmarks.apply_task).
+# None: from the task's recipe (lspt_mm.recipes.apply_task).
 _base_ = './prompted_vit_cls.py'
 model = dict(
     backbone=dict(

@@ -1,5 +1,5 @@
 # MoCo v3 ViT-B/16 (method.md): final-norm CLS token, then the linear head.
-# None: from the task's recipe (lspt_mm.datasets.benchmarks.apply_task).
+# None: from the task's recipe (lspt_mm.recipes.apply_task).
 _base_ = './prompted_vit_cls.py'
 model = dict(
     backbone=dict(

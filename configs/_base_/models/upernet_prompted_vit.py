@@ -40,7 +40,6 @@ model = dict(
         prompt_method='lspt',
         num_prompts=100,  # the ADE20K setting of the GaPT paper
         prompt_dropout=0.1,
-        freeze_backbone=True,
         pretrained='checkpoints/mae_pretrain_vit_base.pth',
     ),
     neck=dict(

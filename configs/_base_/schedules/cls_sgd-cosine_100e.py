@@ -1,7 +1,7 @@
 # Prompt-tuning schedule of GaPT / VPT (method.md): SGD momentum 0.9,
 # weight decay 0, 100 epochs, 10 linear warm-up epochs, then cosine to 0.
 # lr and weight decay (None) come from the task's recipe (the table in
-# lspt_mm/datasets/benchmarks.py, with its provenance; apply_task there).
+# lspt_mm/recipes.py, with its provenance; apply_task there).
 # The constructor with a (neutral) paramwise_cfg leaves frozen tensors out
 # of the optimiser's parameter groups (and logs one line about them).
 optim_wrapper = dict(

@@ -11,6 +11,6 @@ _base_ = ['../lspt_vit-b16-mocov3_vtab1k.py']
 model = dict(backbone=dict(prompt_init='spt_kmeans'))
 
 # complete for the method's settings now (see the benchmark config)
-from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+from lspt_mm.recipes import complete_config  # noqa: E402
 
 globals().update(complete_config(_base_, globals()))

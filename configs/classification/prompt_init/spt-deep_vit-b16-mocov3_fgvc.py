@@ -26,6 +26,6 @@ train_dataloader = dict(batch_size=_base_.spt_batch_size)
 auto_scale_lr = dict(base_batch_size=_base_.spt_batch_size)
 
 # complete for the method's settings now (see the benchmark config)
-from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+from lspt_mm.recipes import complete_config  # noqa: E402
 
 globals().update(complete_config(_base_, globals()))

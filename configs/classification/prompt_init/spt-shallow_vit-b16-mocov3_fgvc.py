@@ -6,6 +6,6 @@ method = 'vpt_shallow'
 model = dict(backbone=dict(num_prompts=100))
 
 # complete for the method's settings now (see the benchmark config)
-from lspt_mm.datasets.benchmarks import complete_config  # noqa: E402
+from lspt_mm.recipes import complete_config  # noqa: E402
 
 globals().update(complete_config(_base_, globals()))
