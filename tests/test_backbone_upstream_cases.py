@@ -1,5 +1,5 @@
 """mmpretrain 1.2's own ``test_vision_transformer.py`` cases, run against
-``PromptedViT(prompt_method='none')`` (it promises every VisionTransformer
+``PromptedViT(prompt_method='linear')`` (it promises every VisionTransformer
 argument), plus the prefix-token layouts those arguments imply for prompts:
 no CLS token (prompts first) and DINOv2 register tokens."""
 
@@ -29,7 +29,7 @@ TINY = dict(
 
 
 def vit(**kwargs):
-    return PromptedViT(prompt_method='none', **kwargs)
+    return PromptedViT(prompt_method='linear', **kwargs)
 
 
 def test_structure():

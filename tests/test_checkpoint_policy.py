@@ -136,7 +136,7 @@ def test_matching_checkpoint_passes_and_module_prefix_is_stripped():
 def _pretrained_file(tmp_path):
     """An mmpretrain-layout backbone file (what the converters write)."""
     vit = PromptedViT(
-        arch=ARCH, img_size=32, patch_size=8, prompt_method='none'
+        arch=ARCH, img_size=32, patch_size=8, prompt_method='linear'
     )
     path = str(tmp_path / 'vit.pth')
     torch.save(

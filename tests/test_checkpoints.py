@@ -156,7 +156,7 @@ def test_converter_tools_write_mmpretrain_checkpoints(
     upstream.init_weights()
     upstream.eval()
     # ... and so does PromptedViT, to identical outputs with prompts off
-    ours = build(dst, prompt_method='none', out_type='raw')
+    ours = build(dst, prompt_method='linear', out_type='raw')
     x = torch.randn(2, 3, 32, 32)
     assert (ours(x)[0] - upstream(x)[0]).abs().max() < 1e-5
 

@@ -155,7 +155,6 @@ def test_demo_config_is_the_cub_recipe_shrunk():
         'type',
         'prompt_method',
         'out_type',
-        'freeze_backbone',
         'prompt_dropout',
     ):
         assert demo.model.backbone[key] == real.model.backbone[key], key

@@ -165,7 +165,7 @@ def test_no_prompt_forward_equals_written_out_dinov2(
         img_size=PATCH * GRID,
         patch_size=PATCH,
         layer_scale_init_value=1e-5,
-        prompt_method='none',
+        prompt_method='linear',
         num_register_tokens=num_registers,
         out_type='raw',
         pretrained=path,
@@ -188,7 +188,7 @@ def test_registers_file_into_model_without_registers_is_an_error(tmp_path):
             img_size=PATCH * GRID,
             patch_size=PATCH,
             layer_scale_init_value=1e-5,
-            prompt_method='none',
+            prompt_method='linear',
             pretrained=path,
         )
 
@@ -202,7 +202,7 @@ def test_registers_file_into_model_without_registers_is_an_error(tmp_path):
     ],
 )
 def test_dinov2_arch_defaults(arch, width, depth):
-    model = PromptedViT(arch=arch, img_size=518, prompt_method='none')
+    model = PromptedViT(arch=arch, img_size=518, prompt_method='linear')
     assert model.patch_embed.projection.kernel_size == (14, 14)
     assert model.pos_embed.shape == (1, 1 + 37 * 37, width)
     assert len(model.layers) == depth

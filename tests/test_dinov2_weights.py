@@ -274,7 +274,7 @@ def test_official_file_loads_into_prompted_vit(tmp_path):
         img_size=GRID * P,
         patch_size=P,
         layer_scale_init_value=1e-5,
-        prompt_method='none',
+        prompt_method='linear',
         pretrained=path,
         save_trainable_only=False,
     )  # the state dict: all
@@ -295,7 +295,7 @@ def test_missing_layer_scale_is_an_error_naming_it(tmp_path):
             img_size=GRID * P,
             patch_size=P,
             layer_scale_init_value=1e-5,
-            prompt_method='none',
+            prompt_method='linear',
             pretrained=path,
         )
 

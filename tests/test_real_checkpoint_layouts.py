@@ -349,7 +349,7 @@ def test_manifest_converts_to_exactly_its_arch(name):
     with torch.device('meta'):
         vit = PromptedViT(
             arch=manifest['arch'],
-            prompt_method='none',
+            prompt_method='linear',
             patch_size=manifest['patch_size'],
             img_size=manifest['patch_size']
             * (37 if manifest['patch_size'] == 14 else 14),

@@ -17,6 +17,7 @@ from PIL import Image
 import lspt_mm  # noqa: F401  (compat first)
 import lspt_mm.datasets  # noqa: F401
 import lspt_mm.engine  # noqa: F401
+from lspt_mm.models.methods import get_method
 
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -68,7 +69,8 @@ def test_entry_config_is_the_lspt_mae_recipe():
     assert 'lspt_mm' in entry.custom_imports.imports
     assert m.type == 'PromptedEncoderDecoder'  # EncoderDecoder + policy
     assert m.backbone.type == 'mmpretrain.PromptedViT'
-    assert m.backbone.prompt_method == 'lspt' and m.backbone.freeze_backbone
+    assert m.backbone.prompt_method == 'lspt'
+    assert 'freeze_backbone' not in m.backbone  # the method table's
     assert m.backbone.pretrained == 'checkpoints/mae_pretrain_vit_base.pth'
     assert m.backbone.img_size == 512 and m.backbone.patch_size == 16
     assert list(m.backbone.out_indices) == [3, 5, 7, 11]
@@ -94,13 +96,13 @@ def test_entry_config_is_the_lspt_mae_recipe():
     'name,method,pretrained,frozen',
     [
         ('lspt-mocov3', 'lspt', 'linear-vit-b-300ep.pth.tar', True),
-        ('linear-mae', 'none', 'mae_pretrain_vit_base.pth', True),
+        ('linear-mae', 'linear', 'mae_pretrain_vit_base.pth', True),
         ('vpt-shallow-mae', 'vpt_shallow', 'mae_pretrain_vit_base.pth', True),
         ('vpt-deep-mae', 'vpt_deep', 'mae_pretrain_vit_base.pth', True),
         ('vpt-deep-mocov3', 'vpt_deep', 'linear-vit-b-300ep.pth.tar', True),
         ('gapt-mae', 'gapt', 'mae_pretrain_vit_base.pth', True),
         ('gapt-mocov3', 'gapt', 'linear-vit-b-300ep.pth.tar', True),
-        ('finetune-mae', 'none', 'mae_pretrain_vit_base.pth', False),
+        ('finetune-mae', 'full', 'mae_pretrain_vit_base.pth', False),
     ],
 )
 def test_sibling_configs_differ_only_where_they_must(
@@ -115,7 +117,7 @@ def test_sibling_configs_differ_only_where_they_must(
     b = cfg.model.backbone
     assert b.prompt_method == method
     assert b.pretrained == 'checkpoints/' + pretrained
-    assert b.freeze_backbone == frozen
+    assert get_method(b.prompt_method).freeze_backbone == frozen
     if method == 'gapt':
         assert b.prompt_cfg.gate_init == 10.0
     # everything but the backbone and (full fine-tune) the optimiser is the

@@ -76,11 +76,9 @@ class MethodSpec:
 
     def backbone_options(self, num_prompts=None):
         """PromptedViT arguments selecting this method (for the module
-        inside the wrapper, if any); ``freeze_backbone`` only when False
-        (an explicit True contradicting ``full`` is an error)."""
+        inside the wrapper, if any): its name (which also says whether the
+        ViT trains) and ``num_prompts``."""
         opts = dict(prompt_method='linear' if self.wrapper else self.name)
-        if not self.freeze_backbone:  # (True is the default)
-            opts['freeze_backbone'] = False
         if self.uses_prompts and num_prompts is not None:
             opts['num_prompts'] = num_prompts
         return opts

@@ -300,7 +300,7 @@ def build_vit(info, pretrained=None, **kwargs):
 
     cfg = dict(
         arch=info['arch'],
-        prompt_method='none',
+        prompt_method='linear',
         out_type='raw',
         patch_size=14,
         img_size=14 * info['grid'],

@@ -59,8 +59,6 @@ def main():
                         and {'prompt_cfg': dict(spec.options)}
                         or {}
                     )
-                    if name == 'gapt':
-                        opts['prompt_cfg'] = dict(gate_init=10.0)
                     body = f'model = dict(backbone={opts!r})\n'
                 write(osp.join(DIR, f'{stem}-{setting}.py'), head + body)
                 n += 1

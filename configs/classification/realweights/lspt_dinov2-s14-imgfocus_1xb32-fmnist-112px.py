@@ -4,7 +4,7 @@
 #
 # This is the base of the real-weights table: every other method is this
 # file with --cfg-options, e.g.
-#   model.backbone.prompt_method=none          (linear probe)
+#   model.backbone.prompt_method=linear        (linear probe)
 #   model.backbone.prompt_method=vpt_shallow | vpt_deep | gapt
 #   model.backbone.prompt_method=lspt_lpc_only | lspt_gspc_only
 #   optim_wrapper.optimizer.lr=0.05 randomness.seed=1
