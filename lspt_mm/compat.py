@@ -273,6 +273,8 @@ class _TorchWithSafeLoad(types.ModuleType):
 
     @staticmethod
     def load(f, map_location=None, **kwargs):
+        # imported when called: this module runs before any mm library
+        # import, and lspt_mm.models imports mmpretrain (an order, no circle)
         from lspt_mm.models.checkpoint import safe_load
 
         return safe_load(f, map_location=map_location, **kwargs)
@@ -282,7 +284,7 @@ def _safe_load_url(*args, **kwargs):
     """mmengine's ``load_url`` (``http(s)://``, ``torchvision://``,
     ``open-mmlab://``), read by :func:`lspt_mm.models.checkpoint.safe_load_url`
     instead of torch.hub's full unpickle."""
-    from lspt_mm.models.checkpoint import safe_load_url
+    from lspt_mm.models.checkpoint import safe_load_url  # (as above)
 
     return safe_load_url(*args, **kwargs)
 

@@ -52,6 +52,15 @@ import sys
 import tempfile
 import time
 
+from lspt_mm import count_parameters
+from lspt_mm.engine.console import file_only
+from lspt_mm.engine.runner_utils import (
+    compile_options as runner_compile_options,
+)
+from lspt_mm.models.methods import METHODS, get_method
+from lspt_mm.models.methods import method_of_backbone as table_method
+from lspt_mm.recipes import apply_task, is_benchmark_config
+
 from .flops import arch_settings, count_flops, model_flops
 
 TASKS = ('cls', 'seg')
@@ -69,14 +78,12 @@ class CostError(ValueError):
 def method_names():
     """Every method of the method table
     (:data:`lspt_mm.models.methods.METHODS`), in its order."""
-    from lspt_mm.models.methods import METHODS
 
     return list(METHODS)
 
 
 def method_spec(method):
     """The method table's :class:`~lspt_mm.models.methods.MethodSpec`."""
-    from lspt_mm.models.methods import get_method
 
     try:
         return get_method(method)
@@ -97,8 +104,6 @@ def inner_vit(backbone):
 def method_of_backbone(backbone):
     """The method of the table a backbone config trains; raises
     :class:`CostError` when it is none of them."""
-    from lspt_mm.models.methods import METHODS
-    from lspt_mm.models.methods import method_of_backbone as table_method
 
     try:
         name = table_method(backbone)
@@ -270,7 +275,6 @@ def job_config(job, settings):
     (``img_size``, ``num_prompts``, arch); random weights
     (``pretrained=None``: cost does not depend on them); the task's
     ``cfg_options``; then ``seg_norm``."""
-    from lspt_mm.recipes import apply_task, is_benchmark_config
 
     from mmengine.config import Config, ConfigDict
 
@@ -484,9 +488,6 @@ class CostCase:
 
     def __init__(self, job, settings):
         import torch
-
-        import lspt_mm  # noqa: F401  (compat fixes, registers modules)
-        from lspt_mm.engine.console import file_only
 
         from mmengine.logging import MMLogger
         from mmengine.model import revert_sync_batchnorm
@@ -852,9 +853,7 @@ def compile_options(value):
     """``torch.compile`` options of a ``compile`` value (None: eager), read
     as the ``compile`` config key is
     (:func:`lspt_mm.engine.runner_utils.compile_options`)."""
-    from lspt_mm.engine.runner_utils import compile_options as options
-
-    return options({'compile': value})
+    return runner_compile_options({'compile': value})
 
 
 def _max_diff(a, b):
@@ -872,8 +871,6 @@ def run_job(job, settings):
     ``AssertionError`` when a frozen weight got a gradient or optimiser
     state."""
     import torch
-
-    from lspt_mm import count_parameters
 
     rss0 = rss_mb()
     case = CostCase(job, settings)

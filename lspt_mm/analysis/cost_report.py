@@ -16,6 +16,14 @@ Records from older runs (``frozen_in_optimizer`` instead of
 
 from .cost import method_names
 
+# The methods every figure is compared with, and the one the targets are
+# about (names of the method table; the only place this module names
+# methods): full fine-tuning (the costliest), VPT-deep (the prompt baseline)
+# and LSPT. Record keys follow them (``ratio_to_full``, ``ratio_to_vpt_deep``).
+FULL = 'full'
+PROMPT_BASELINE = 'vpt_deep'
+OURS = 'lspt'
+
 RATIO_KEYS = (
     'trainable_params',
     'gflops',
@@ -74,12 +82,12 @@ def add_ratios(records):
     for task, size, batch, n_p, rows in groups(records):
         by = {r['method']: r for r in rows}
         for r in rows:
-            r['ratio_to_full'] = _ratios(r, by.get('full'))
-            vpt = _ratios(r, by.get('vpt_deep'))
+            r[f'ratio_to_{FULL}'] = _ratios(r, by.get(FULL))
+            vpt = _ratios(r, by.get(PROMPT_BASELINE))
             if r['num_prompts']:
-                r['ratio_to_vpt_deep'] = vpt
+                r[f'ratio_to_{PROMPT_BASELINE}'] = vpt
             else:
-                r.setdefault('ratio_to_vpt_deep_by_num_prompts', {})[
+                r.setdefault(f'ratio_to_{PROMPT_BASELINE}_by_num_prompts', {})[
                     str(n_p)
                 ] = vpt
     return records
@@ -115,7 +123,7 @@ def main_table(records):
     lines = [head, '|' + '---|' * (head.count('|') - 1)]
     for task, size, batch, n_p, rows in groups(records):
         by = {r['method']: r for r in rows}
-        vpt, full = by.get('vpt_deep'), by.get('full')
+        vpt, full = by.get(PROMPT_BASELINE), by.get(FULL)
         for r in rows:
             lines.append(
                 f'| {task} | {size} | {batch} | {n_p or "-"} | '
@@ -140,7 +148,7 @@ def _full_of(records, r):
         (
             f
             for f in records
-            if f['method'] == 'full'
+            if f['method'] == FULL
             and not f.get('variant')
             and (f['task'], f['img_size'], f['batch'])
             == (r['task'], r['img_size'], r['batch'])
@@ -361,7 +369,7 @@ def evaluate_lean_targets(records):
         if (
             r.get('with_cp')
             and not base.get('with_cp')
-            and r['method'] == 'lspt'
+            and r['method'] == OURS
             and r['task'] == 'seg'
             and base.get('backbone_activation_mb')
         ):
@@ -399,7 +407,7 @@ def evaluate_lean_targets(records):
             )
     for task, size, batch, n_p, rows in groups(records):
         by = {r['method']: r for r in rows}
-        full = by.get('full')
+        full = by.get(FULL)
         if (
             task != 'seg'
             or full is None
@@ -415,7 +423,7 @@ def evaluate_lean_targets(records):
             shares = {
                 r['method']: grad_optim_mb(r, prefix) / ref
                 for r in rows
-                if r['method'] != 'full'
+                if r['method'] != FULL
             }
             bad = {m: v for m, v in shares.items() if v >= 0.05}
             out.append(
@@ -430,7 +438,7 @@ def evaluate_lean_targets(records):
         cp = [
             r
             for b, r in variant_pairs(records)
-            if r['method'] == 'lspt'
+            if r['method'] == OURS
             and r.get('with_cp')
             and (r['task'], r['img_size'], r['batch'], r['num_prompts'])
             == (task, size, batch, n_p)
@@ -460,7 +468,7 @@ def evaluate_targets(records):
     out = []
     for task, size, batch, n_p, rows in groups(records):
         by = {r['method']: r for r in rows}
-        vpt, full, lspt = by.get('vpt_deep'), by.get('full'), by.get('lspt')
+        vpt, full, lspt = by.get(PROMPT_BASELINE), by.get(FULL), by.get(OURS)
         tag = f'{task} {size}px batch {batch} N_p={n_p}'
         # 1. no wasted work
         if vpt:

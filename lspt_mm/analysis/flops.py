@@ -45,6 +45,8 @@ from torch.utils.flop_counter import (
     sdpa_flop_count,
 )
 
+from lspt_mm.models.methods import METHODS, get_method
+
 __all__ = [
     'arch_settings',
     'analytic_flops',
@@ -59,7 +61,6 @@ ATTN_BWD = 2.5  # dq, dk, dv (4 matmuls) + recomputed q·kᵀ, over 2 fwd
 
 
 def _method_specs():
-    from lspt_mm.models.methods import METHODS
 
     return {
         name: (name, spec.freeze_backbone) for name, spec in METHODS.items()
@@ -162,7 +163,6 @@ def analytic_flops(
         ``lstm_fwd`` is its older name), ``patch_embed_fwd``, ``head_fwd``,
         ``tokens`` (``T``).
     """
-    from lspt_mm.models.methods import get_method
 
     spec = get_method(method)
     D, L, _, F = arch_settings(arch)
@@ -201,7 +201,6 @@ def model_flops(vit, batch=1, img_size=None, method=None, head_fwd_flops=0):
     arch, ``N_p`` and token layout); ``img_size`` defaults to the one it
     was built for; ``method``: the table name when it differs from the
     backbone's own (``'lora'`` for a backbone inside ``LoRAModel``)."""
-    from lspt_mm.models.methods import get_method
 
     name = method or vit.method_name
     spec = get_method(name)

@@ -10,6 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lspt_mm.models import PromptedViT, checkpoint_policy
+from lspt_mm.recipes import apply_task
+
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
@@ -25,9 +28,6 @@ def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
     model (:mod:`lspt_mm.models.checkpoint_policy`, as ``tools/test.py``):
     a checkpoint of another method, ``N_p`` or head is an error, never a
     model with random parts."""
-    import lspt_mm  # noqa: F401  (compat fixes first)
-    from lspt_mm.models import checkpoint_policy
-    from lspt_mm.recipes import apply_task
 
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -61,7 +61,6 @@ def load_model(config, checkpoint=None, cfg_options=None, device='cpu'):
 def find_backbone(model):
     """The PromptedViT of ``model`` (its ``backbone``, or the ``module`` a
     wrapper such as mmpretrain's ``LoRAModel`` holds)."""
-    from lspt_mm.models import PromptedViT
 
     backbone = getattr(model, 'backbone', model)
     while not isinstance(backbone, PromptedViT) and isinstance(

@@ -15,6 +15,8 @@ import os.path as osp
 import runpy
 import sys
 
+from lspt_mm.recipes import apply_task, is_benchmark_config
+
 # tool -> {library: script under <library>/.mim/tools}
 UPSTREAM = {
     'analyze_logs': {'mmpretrain': 'analysis_tools/analyze_logs.py'},
@@ -62,7 +64,6 @@ def library_of(config):
 def resolving_cfg_options():
     """While active, ``Config.merge_from_dict`` on a benchmark config
     re-resolves its task / method (``task=dtd`` in ``--cfg-options``)."""
-    from lspt_mm.recipes import apply_task, is_benchmark_config
 
     from mmengine.config import Config
 
@@ -131,7 +132,6 @@ def own_visualizer(tool):
 def run_tool(tool, argv, library=None):
     """Run ``tool`` with command-line ``argv`` (its first positional
     argument is the config, except for ``analyze_logs``)."""
-    import lspt_mm  # noqa: F401  (compat fixes, registries, model index)
 
     if library is None:
         library = (

@@ -15,11 +15,15 @@ import os.path as osp
 
 import numpy as np
 
+from lspt_mm.engine.from_cfg import prepare_config
+from lspt_mm.models.checkpoint_policy import (
+    skip_pretrained_if_checkpoint_has_backbone,
+)
+
 
 def load_config(config, cfg_options=None):
     """``config`` (a path or a ``Config``) with ``cfg_options`` merged and
     resolved as every entry point resolves it."""
-    from lspt_mm.engine.from_cfg import prepare_config
 
     from mmengine.config import Config
 
@@ -45,9 +49,6 @@ def init_model(config, checkpoint=None, device='cpu', cfg_options=None):
     checkpoint policy: a checkpoint that does not fit is refused), built
     by mmseg's ``init_model`` or mmpretrain's ``get_model`` as the config's
     scope says; ready for their ``inference_model``."""
-    from lspt_mm.models.checkpoint_policy import (
-        skip_pretrained_if_checkpoint_has_backbone,
-    )
 
     cfg = load_config(config, cfg_options)
     if checkpoint is not None:

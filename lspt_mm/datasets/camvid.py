@@ -27,7 +27,7 @@ import os.path as osp
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .ade20k import check_data_root, pair_faults
+from .ade20k import check_data_root, checked_pipeline, pair_faults
 
 __all__ = [
     'CamVidDataset',
@@ -119,8 +119,6 @@ class CamVidDataset(BaseSegDataset):
             else data_prefix
         )
         if 'pipeline' in kwargs:  # configs name mmseg's loaders (issue 18)
-            from .ade20k import checked_pipeline
-
             kwargs['pipeline'] = checked_pipeline(kwargs['pipeline'])
         self.void_value = void_value
         self.check_labels_exist = check_labels_exist

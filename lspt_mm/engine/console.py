@@ -24,6 +24,8 @@ from mmengine.logging import MMLogger
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .work_dir_lock import WorkDirLock, WorkDirLockedError, claim_log_dir
+
 
 def console_handlers(logger):
     """The handlers of ``logger`` that write to a terminal stream (not to a
@@ -100,12 +102,6 @@ class ConciseRunner(Runner):
         claim_log_dir`: ``<timestamp>_2`` when ``<timestamp>`` is taken).
         Rank 0 decides; the other ranks follow."""
         from mmengine.dist import broadcast_object_list
-
-        from .work_dir_lock import (
-            WorkDirLock,
-            WorkDirLockedError,
-            claim_log_dir,
-        )
 
         super().setup_env(env_cfg)
         result = [self._timestamp, None, None]  # name, message, refusal

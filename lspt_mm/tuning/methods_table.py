@@ -10,6 +10,7 @@ over seeds).
 """
 
 from lspt_mm.models.methods import METHODS
+from lspt_mm.models.prompt_init import PROMPT_INITS
 
 from .benchmark import splits_from
 from .protocol import ProtocolError, Task
@@ -115,7 +116,6 @@ def method_tasks(
     method, e.g. its lr chosen by an earlier table, so the init variants are
     compared at that lr.
     """
-    from lspt_mm.models.prompt_init import PROMPT_INITS
 
     unknown = [m for m in methods if m not in METHOD_TITLES]
     if unknown:

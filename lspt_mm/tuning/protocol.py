@@ -58,6 +58,13 @@ import uuid
 from dataclasses import dataclass, field
 
 from lspt_mm.engine.checkpoint_hook import atomic_write_text
+from lspt_mm.engine.runner_utils import build_runner
+from lspt_mm.recipes import (
+    TaskError,
+    apply_task,
+    is_benchmark_config,
+    task_recipe,
+)
 from lspt_mm.tuning.progress import Progress
 from lspt_mm.utils import leaf_dataset_cfgs
 
@@ -259,8 +266,6 @@ def train_and_evaluate(cfg):
     """Train ``cfg`` with mmengine's runner, then evaluate the final model
     with the test loop; returns its metrics as floats."""
     import torch
-
-    from lspt_mm.engine.runner_utils import build_runner
 
     runner = build_runner(cfg)
     try:
@@ -513,12 +518,6 @@ class Protocol:
         task resolves to (a changed recipe table is other settings)."""
         key = (task.config, task.name)
         if key not in self._config_sha:
-            from lspt_mm.recipes import (
-                TaskError,
-                is_benchmark_config,
-                task_recipe,
-            )
-
             from mmengine.config import Config
 
             cfg = Config.fromfile(task.config)
@@ -574,7 +573,6 @@ class Protocol:
         the phase's splits (no validation during training; the evaluated
         split is the test loop's), the grid point, the seed and the run
         directory."""
-        from lspt_mm.recipes import TaskError, apply_task
 
         from mmengine.config import Config
 

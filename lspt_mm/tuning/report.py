@@ -19,6 +19,7 @@ import math
 import os.path as osp
 
 from lspt_mm.engine.checkpoint_hook import atomic_write_text
+from lspt_mm.models.methods import METHODS
 
 from .protocol import (
     RULE,
@@ -31,12 +32,18 @@ from .protocol import (
 )
 
 RECIPE_FORMAT = 'lspt_mm recipe table 1'
-# axis -> key of the project's recipe table (lspt_mm/recipes.py)
+# axis -> key of the project's recipe table (lspt_mm/recipes.py); a
+# method's own recipe keys (its component's ``recipe_options``, e.g. GaPT's
+# gate_init) are searched as ``model.backbone.prompt_cfg.<key>``
 RECIPE_FIELDS = {
     'lr': 'lr',
     'weight_decay': 'weight_decay',
     'num_prompts': 'num_prompts',
-    'model.backbone.prompt_cfg.gate_init': 'gate_init',
+    **{
+        f'model.backbone.prompt_cfg.{key}': key
+        for spec in METHODS.values()
+        for key in spec.component_class.recipe_options
+    },
 }
 
 

@@ -1,6 +1,7 @@
 """CamVid pictures and tables from finished runs (docs/camvid.md):
-per-class IoU (from each test log's full table), training-loss curves (from
-each run's scalars.json), and image / ground truth / prediction panels.
+per-class IoU (from each test log's full table), training curves (training
+loss and, for runs validated during training, val mIoU, from each run's
+scalars.json), and image / ground truth / prediction panels.
 
     python tools/analysis_tools/camvid_figures.py CONFIG \
         --runs linear=work_dirs/camvid_table/linear ... \
@@ -40,15 +41,25 @@ def per_class_iou(run_dir):
     return out
 
 
-def loss_curve(run_dir):
+def curve(run_dir, key):
+    """(steps, values) of ``key`` (``loss``, or ``mIoU`` of the val passes)
+    in the run's last scalars.json."""
     files = glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))
-    its, losses = [], []
+    its, values = [], []
     for line in open(sorted(files)[-1]):
         d = json.loads(line)
-        if 'loss' in d:
+        if key in d:
             its.append(d['step'])
-            losses.append(d['loss'])
-    return its, losses
+            values.append(d[key])
+    return its, values
+
+
+def last_checkpoint(run_dir):
+    """The run's ``iter_N.pth`` with the largest N."""
+    paths = glob.glob(osp.join(run_dir, 'iter_*.pth'))
+    if not paths:
+        raise FileNotFoundError(f'no iter_*.pth under {run_dir}')
+    return max(paths, key=lambda p: int(re.findall(r'iter_(\d+)', p)[-1]))
 
 
 def colour(seg):
@@ -130,15 +141,26 @@ def main():
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    validated = [(t, d) for t, d, _ in runs if curve(d, 'mIoU')[0]]
+    fig, axes = plt.subplots(
+        1, 2 if validated else 1, figsize=(10 if validated else 5, 3), dpi=100
+    )
+    ax = axes[0] if validated else axes
     for t, d, _ in runs:
-        its, losses = loss_curve(d)
-        k = 3  # running mean over 3 logged points
+        its, losses = curve(d, 'loss')
+        k = 9  # running mean over 9 logged points
         sm = np.convolve(losses, np.ones(k) / k, mode='valid')
         ax.plot(its[k - 1 :], sm, label=t)
     ax.set_xlabel('iteration')
     ax.set_ylabel('training loss (decode + 0.4 aux)')
     ax.legend(fontsize=7)
+    if validated:
+        for t, d in validated:
+            its, miou = curve(d, 'mIoU')
+            axes[1].plot(its, miou, marker='o', label=t)
+        axes[1].set_xlabel('iteration')
+        axes[1].set_ylabel('val mIoU (%)')
+        axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(osp.join(args.out, 'camvid_loss.png'))
     print('->', osp.join(args.out, 'camvid_loss.png'))
@@ -159,7 +181,7 @@ def main():
     ]
     titles = ['image', 'ground truth']
     for t, d, options in runs:
-        ckpt = sorted(glob.glob(osp.join(d, 'iter_*.pth')))[-1]
+        ckpt = last_checkpoint(d)
         cols.append(
             [colour(s) for s in predict(args.config, ckpt, options, paths)]
         )
