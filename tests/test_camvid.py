@@ -3,6 +3,7 @@ separate lr per module, and a tiny train + test run of the CPU config on a
 generated CamVid-layout folder."""
 
 import os.path as osp
+import sys
 
 import cv2
 import numpy as np
@@ -141,14 +142,13 @@ def test_module_lr_mult():
         build(dict(module_lr_mult=dict(decode_haed=10.0)))
 
 
-def test_tiny_train_then_test(tmp_path, monkeypatch):
+def tiny_config(root, work_dir):
+    """The CPU CamVid config at toy size (random 4-block ViT, 28 px crops,
+    4 iterations) on the CamVid-layout folder ``root``."""
     from mmengine.config import Config
-    from mmengine.runner import Runner
 
-    monkeypatch.chdir(ROOT)
-    root = make_camvid(tmp_path / 'camvid', counts=(6, 2, 3))
-    cfg = Config.fromfile(CPU_CFG)
-    cfg.work_dir = str(tmp_path / 'work')
+    cfg = Config.fromfile(osp.join(ROOT, CPU_CFG))
+    cfg.work_dir = str(work_dir)
     crop = (28, 28)
     scale = (56, 42)
     cfg.merge_from_dict(
@@ -199,6 +199,15 @@ def test_tiny_train_then_test(tmp_path, monkeypatch):
         cfg[key].dataset.data_root = str(root)
         cfg[key].dataset.pipeline = pipe
     cfg.train_dataloader.batch_size = 2
+    return cfg
+
+
+def test_tiny_train_then_test(tmp_path, monkeypatch):
+    from mmengine.runner import Runner
+
+    monkeypatch.chdir(ROOT)
+    root = make_camvid(tmp_path / 'camvid', counts=(6, 2, 3))
+    cfg = tiny_config(root, tmp_path / 'work')
     runner = Runner.from_cfg(cfg)
     runner.train()
     ckpt = osp.join(cfg.work_dir, 'iter_4.pth')
@@ -237,3 +246,88 @@ def test_backbone_lr_mult_is_a_protocol_axis():
     base = cfg.optim_wrapper.optimizer.lr
     assert lrs[(2, 4)] == pytest.approx(5 * base)
     assert lrs[(2, 2)] == pytest.approx(base)
+
+
+def test_splits_choose_and_join_folders(tmp_path):
+    root = make_camvid(tmp_path / 'camvid', counts=(3, 2, 1))
+    kw = dict(data_root=str(root), pipeline=loading_pipeline())
+    sizes = {
+        split: len(CamVidDataset(split=split, **kw))
+        for split in ('train', 'val', 'test', 'trainval', 'train+test')
+    }
+    assert sizes == {
+        'train': 3,
+        'val': 2,
+        'test': 1,
+        'trainval': 5,
+        'train+test': 4,
+    }
+    joined = CamVidDataset(split='trainval', **kw)
+    paths = [joined.get_data_info(i)['seg_map_path'] for i in range(5)]
+    assert [osp.basename(osp.dirname(p)) for p in paths] == (
+        ['trainannot'] * 3 + ['valannot'] * 2
+    )
+    with pytest.raises(ValueError, match="split='training' is unknown"):
+        CamVidDataset(split='training', **kw)
+    with pytest.raises(ValueError, match='give one'):
+        CamVidDataset(
+            split='val',
+            data_prefix=dict(img_path='val', seg_map_path='valannot'),
+            **kw,
+        )
+
+
+def test_segmentation_table_through_the_tuning_protocol(tmp_path, monkeypatch):
+    """``tools/run_benchmark.py --configs`` on CamVid configs: lr chosen on
+    val (mIoU), the chosen point retrained on train+val with two seeds and
+    scored on test; one row per method in the summary."""
+    import json
+
+    from mmengine.config import Config
+
+    monkeypatch.chdir(ROOT)
+    root = make_camvid(tmp_path / 'camvid', counts=(4, 2, 2))
+    configs = []
+    for method in ('linear', 'lspt'):
+        cfg = tiny_config(root, tmp_path / 'unused')
+        cfg.merge_from_dict(
+            {
+                'model.backbone.prompt_method': method,
+                'train_cfg.max_iters': 2,
+                'default_hooks.checkpoint.interval': 2,
+            }
+        )
+        path = str(tmp_path / f'{method}.py')
+        cfg.dump(path)
+        configs.append(path)
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    import run_benchmark
+
+    work = tmp_path / 'table'
+    run_benchmark.main(
+        ['--configs', *configs, '--names', 'linear', 'lspt']
+        + ['--split-key', 'split', '--metric', 'mIoU']
+        + ['--lr', '1e-3', '3e-3', '--seeds', '0', '1']
+        + ['--data-root', str(root), '--work-dir', str(work)]
+    )
+    for method in ('linear', 'lspt'):
+        choice = json.loads((work / method / 'choice.json').read_text())
+        assert choice['point']['lr'] in (1e-3, 3e-3)
+        finals = sorted((work / method / 'final').glob('*/seed*/result.json'))
+        assert len(finals) == 2
+        for f in finals:
+            result = json.loads(f.read_text())
+            assert result['metric'] == 'mIoU' and 0 <= result['score'] <= 100
+        # the final runs trained on train + val and were scored on test
+        run = Config.fromfile(
+            sorted((work / method / 'final').glob('*/seed0/*.py'))[0]
+        )
+        assert run.train_dataloader.dataset.split == 'trainval'
+        assert run.test_dataloader.dataset.split == 'test'
+    summary = (work / 'summary.md').read_text()
+    assert 'linear' in summary and 'lspt' in summary
+    # per-class IoU of the final runs: recorded by the metric, tabulated
+    assert 'IoU.Sky' in result['metrics'] or 'IoU.Road' in result['metrics']
+    assert '## Per-class IoU of the final runs' in summary
+    rows = [line for line in summary.splitlines() if line.startswith('| ')]
+    assert any(line.split(' | ')[0][2:] in CAMVID_CLASSES for line in rows)

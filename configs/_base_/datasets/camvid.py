@@ -43,7 +43,7 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        data_prefix=dict(img_path='train', seg_map_path='trainannot'),
+        split='train',  # folders train/ and trainannot/
         pipeline=train_pipeline,
     ),
 )
@@ -55,7 +55,7 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        data_prefix=dict(img_path='val', seg_map_path='valannot'),
+        split='val',  # folders val/ and valannot/
         pipeline=test_pipeline,
     ),
 )
@@ -67,9 +67,12 @@ test_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        data_prefix=dict(img_path='test', seg_map_path='testannot'),
+        split='test',  # folders test/ and testannot/
         pipeline=test_pipeline,
     ),
 )
-val_evaluator = dict(type='ConciseIoUMetric', iou_metrics=['mIoU'])
+# per_class: each class's IoU is a metric too (the tuning protocol tabulates it)
+val_evaluator = dict(
+    type='ConciseIoUMetric', iou_metrics=['mIoU'], per_class=True
+)
 test_evaluator = val_evaluator
