@@ -202,20 +202,64 @@ def tiny_config(root, work_dir):
     return cfg
 
 
-def test_tiny_train_then_test(tmp_path, monkeypatch):
+def test_tiny_train_then_test_then_figures(tmp_path, monkeypatch, capsys):
+    """Train, test, then ``camvid_figures.py`` on the run folder: it builds
+    the model from the config the run dumped, loads the checkpoint and
+    draws the per-class table, curves and predictions."""
+    import importlib.util
+
     from mmengine.runner import Runner
 
     monkeypatch.chdir(ROOT)
     root = make_camvid(tmp_path / 'camvid', counts=(6, 2, 3))
-    cfg = tiny_config(root, tmp_path / 'work')
+    run_dir = tmp_path / 'work'
+    cfg = tiny_config(root, run_dir)
     runner = Runner.from_cfg(cfg)
     runner.train()
     ckpt = osp.join(cfg.work_dir, 'iter_4.pth')
     assert osp.isfile(ckpt)
     cfg.load_from = ckpt
-    cfg.work_dir = str(tmp_path / 'test')
+    cfg.work_dir = str(run_dir / 'test')
     metrics = Runner.from_cfg(cfg).test()
     assert 0 <= metrics['mIoU'] <= 100 and 'aAcc' in metrics
+
+    spec = importlib.util.spec_from_file_location(
+        'camvid_figures',
+        osp.join(ROOT, 'tools', 'analysis_tools', 'camvid_figures.py'),
+    )
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    assert figures.run_config(str(run_dir), None).endswith(
+        osp.basename(CPU_CFG)
+    )
+    out = tmp_path / 'figures'
+    out.mkdir()
+    name = sorted(p.stem for p in (root / 'test').iterdir())[0]
+    monkeypatch.setattr(
+        sys,
+        'argv',
+        ['camvid_figures.py', '--runs', f'tiny={run_dir}']
+        + ['--data-root', str(root), '--images', name, '--out', str(out)]
+        + ['--width', '56'],
+    )
+    capsys.readouterr()
+    figures.main()
+    table = capsys.readouterr().out
+    for cls in CAMVID_CLASSES:
+        assert f'| {cls} |' in table
+    assert (out / 'camvid_loss.png').is_file()
+    grid = cv2.imread(str(out / 'camvid_predictions.jpg'))
+    # title bar + one row; columns: image, ground truth, the run
+    assert grid.shape[:2] == (22 + 42, 3 * 56)
+    # a checkpoint that does not fit the config is refused, not drawn
+    bad = run_dir / 'iter_4.pth'
+    state = torch.load(bad, map_location='cpu', weights_only=False)
+    state['state_dict'].pop(next(iter(state['state_dict'])))
+    torch.save(state, bad)
+    with pytest.raises(Exception, match='missing|Missing'):
+        figures.predict(
+            figures.run_config(str(run_dir), None), str(bad), {}, []
+        )
 
 
 def test_backbone_lr_mult_is_a_protocol_axis():

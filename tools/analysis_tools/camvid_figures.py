@@ -3,14 +3,18 @@ per-class IoU (from each test log's full table), training curves (training
 loss and, for runs validated during training, val mIoU, from each run's
 scalars.json), and image / ground truth / prediction panels.
 
-    python tools/analysis_tools/camvid_figures.py CONFIG \
-        --runs linear=work_dirs/camvid_table/linear ... \
+    python tools/analysis_tools/camvid_figures.py \
+        --runs "head only=work_dirs/camvid/linear" "LSPT=work_dirs/camvid/lspt" \
         --images 0001TP_008550 Seq05VD_f02370 --out docs/figures
 
-Each run folder holds iter_N.pth and test/<stamp>/<stamp>.log (tools/test.py
---work-dir RUN/test); the model is built from CONFIG with the run's
---cfg-options (--options NAME=key=value,...) and the frozen backbone loaded
-from its `pretrained` file, then the (trainable-only) checkpoint on top.
+Each run folder is a ``tools/train.py`` work dir: iter_N.pth, the config
+mmengine dumped there (the run's whole truth, its --cfg-options merged) and
+test/<stamp>/<stamp>.log (``tools/test.py --work-dir RUN/test``). The model
+is built from that config (or from CONFIG for a folder without one, plus
+the run's ``key:value`` options) and loaded through the checkpoint policy
+(``lspt_mm.apis.init_model``): the frozen backbone from its `pretrained`
+file, then the (trainable-only) checkpoint; a checkpoint that does not fit
+the config is refused, never drawn half random.
 """
 
 import argparse
@@ -23,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-import lspt_mm  # noqa: F401
+from lspt_mm.apis import inference, init_model
 from lspt_mm.datasets.camvid import CAMVID_CLASSES, CAMVID_PALETTE
 
 
@@ -68,37 +72,41 @@ def colour(seg):
     return pal[seg][..., ::-1]  # BGR for cv2
 
 
-def predict(config, ckpt, options, img_paths):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-    from mmseg.apis import inference_model
-    from mmseg.registry import MODELS
+def run_config(run_dir, default):
+    """The config mmengine dumped into the run's work dir, else ``default``."""
+    dumped = glob.glob(osp.join(run_dir, '*.py'))
+    if len(dumped) == 1:
+        return dumped[0]
+    if default is None:
+        raise FileNotFoundError(
+            f'{run_dir} holds {len(dumped)} config files (*.py), not one: '
+            "give the run's config as CONFIG"
+        )
+    return default
 
-    init_default_scope('mmseg')
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict(options)
+
+def predict(config, ckpt, options, img_paths):
+    """Predicted label maps of ``img_paths`` by the run's model."""
+    model = init_model(config, ckpt, cfg_options=options)
     # mmseg's inference drops 'LoadAnnotations' only by that exact name
-    cfg.test_pipeline = [
-        t for t in cfg.test_pipeline if 'Annotations' not in t['type']
+    model.cfg.test_pipeline = [
+        t for t in model.cfg.test_pipeline if 'Annotations' not in t['type']
     ]
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    load_checkpoint(
-        model, ckpt, map_location='cpu', strict=False, logger='silent'
-    )
-    model.cfg = cfg
-    model.eval()
     with torch.no_grad():
         return [
-            inference_model(model, p).pred_sem_seg.data[0].numpy()
+            inference(model, p).pred_sem_seg.data[0].cpu().numpy()
             for p in img_paths
         ]
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('config')
+    ap.add_argument(
+        'config',
+        nargs='?',
+        help='config of run folders that hold none (tools/train.py dumps '
+        'one into each work dir)',
+    )
     ap.add_argument(
         '--runs',
         nargs='+',
@@ -121,8 +129,10 @@ def main():
             except ValueError:
                 pass
             options[k] = v
-        runs.append((title, run_dir, options))
-    table = {t: per_class_iou(d) for t, d, _ in runs}
+        runs.append(
+            (title, run_dir, run_config(run_dir, args.config), options)
+        )
+    table = {t: per_class_iou(d) for t, d, _, _ in runs}
     print('| class | ' + ' | '.join(table) + ' |')
     print('|---' * (len(table) + 1) + '|')
     for c in CAMVID_CLASSES:
@@ -133,7 +143,9 @@ def main():
         )
     print(
         '| mean | '
-        + ' | '.join(f'{np.mean(list(table[t].values())):.2f}' for t in table)
+        + ' | '.join(
+            f'{np.nanmean(list(table[t].values())):.2f}' for t in table
+        )
         + ' |'
     )
     import matplotlib
@@ -141,14 +153,14 @@ def main():
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    validated = [(t, d) for t, d, _ in runs if curve(d, 'mIoU')[0]]
+    validated = [(t, d) for t, d, _, _ in runs if curve(d, 'mIoU')[0]]
     fig, axes = plt.subplots(
         1, 2 if validated else 1, figsize=(10 if validated else 5, 3), dpi=100
     )
     ax = axes[0] if validated else axes
-    for t, d, _ in runs:
+    for t, d, _, _ in runs:
         its, losses = curve(d, 'loss')
-        k = 9  # running mean over 9 logged points
+        k = max(1, min(9, len(losses)))  # running mean, 9 logged points
         sm = np.convolve(losses, np.ones(k) / k, mode='valid')
         ax.plot(its[k - 1 :], sm, label=t)
     ax.set_xlabel('iteration')
@@ -180,11 +192,9 @@ def main():
         ],
     ]
     titles = ['image', 'ground truth']
-    for t, d, options in runs:
+    for t, d, config, options in runs:
         ckpt = last_checkpoint(d)
-        cols.append(
-            [colour(s) for s in predict(args.config, ckpt, options, paths)]
-        )
+        cols.append([colour(s) for s in predict(config, ckpt, options, paths)])
         titles.append(t)
     w = args.width
     h = w * 3 // 4
