@@ -2,7 +2,7 @@
 from the method table (lspt_mm/models/methods.py METHODS): for each setting
 (one base config per setting, the LSPT one), every method, and every prompt
 method also with the data-driven inits 'vipamin' and 'spt_kmeans'.
-    python tools/misc/make_camvid_configs.py
+    python tools/misc/make_camvid_configs.py && ruff format configs/segmentation/camvid
 """
 
 import os.path as osp
@@ -22,6 +22,12 @@ SETTINGS = {
     'dinov2-base_upernet_4xb4-20k_camvid-518x518': 'full-size GPU setting, frozen DINOv2 ViT-B/14',
 }
 INITS = ('vipamin', 'spt_kmeans')
+# The ViT's lr, relative to the setting's, where every ViT parameter trains:
+# the CPU setting's lr (1e-3) is a prompt lr; a whole DINOv2 ViT trained at
+# it fell to 15 val mIoU after 400 iterations (docs/camvid.md)
+FULL_BACKBONE_LR_MULT = {
+    'dinov2-small_upernet-light_1xb4-400iter_camvid-112x112': 0.1,
+}
 
 
 def write(path, text):
@@ -60,6 +66,12 @@ def main():
                         or {}
                     )
                     body = f'model = dict(backbone={opts!r})\n'
+                mult = FULL_BACKBONE_LR_MULT.get(setting)
+                if not spec.freeze_backbone and mult:
+                    body += (
+                        'optim_wrapper = dict(paramwise_cfg=dict('
+                        f'module_lr_mult=dict(backbone={mult})))\n'
+                    )
                 write(osp.join(DIR, f'{stem}-{setting}.py'), head + body)
                 n += 1
             if not spec.uses_prompts:
