@@ -96,8 +96,11 @@ def check_attention_files(png, npz, layers, grid, num_prompts, image_hw):
     assert d['image'].shape == (*image_hw, 3) and d['image'].dtype == np.uint8
     for key in ('cls_to_patch', 'prompt_to_patch'):
         assert d[key].shape == (layers, *grid)
-    for key in ('cls_mass', 'prompt_mass'):
+    for key in ('cls_mass', 'prompt_mass', 'patch_mass'):
         assert d[key].shape == (layers, 3)
+    assert np.allclose(d['patch_mass'].sum(1), 1, atol=1e-5)
+    # patches take from prompts exactly when there are prompts
+    assert ((d['patch_mass'][:, 1] > 0) == bool(num_prompts)).all()
     cls = d['cls_to_patch']
     assert ((cls >= 0) & (cls <= 1)).all()
     assert np.allclose(d['cls_mass'].sum(1), 1, atol=1e-5)

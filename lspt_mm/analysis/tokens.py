@@ -152,9 +152,12 @@ def attention_summary(backbone, x):
     Returns a dict of numpy arrays (L blocks, patch grid h×w):
     ``cls_to_patch`` (L, h, w): CLS row, head mean, over patches;
     ``prompt_to_patch`` (L, h, w): mean over prompts and heads (NaN without
-    prompts); ``cls_mass`` / ``prompt_mass`` (L, 3): attention mass on
+    prompts); ``cls_mass`` / ``prompt_mass`` / ``patch_mass`` (L, 3):
+    attention mass of the CLS row / the prompt rows / the patch rows on
     [prefix (CLS and any register tokens), prompts, patches] (rows sum to
-    1). Token groups come from the backbone's layout
+    1; prompt and patch rows averaged). ``patch_mass[:, 1]`` is how much
+    the patch tokens, which a dense head reads, take from the prompts.
+    Token groups come from the backbone's layout
     (``PromptedViT.split_tokens``).
     """
     n_p = backbone.num_prompts
@@ -170,6 +173,7 @@ def attention_summary(backbone, x):
         -(-x.shape[-1] // backbone.patch_size),
     )
     cls_maps, prompt_maps, cls_mass, prompt_mass = [], [], [], []
+    patch_mass = []
 
     def mass(rows):  # rows: (R, T) -> [prefix, prompts, patches]
         return torch.stack(
@@ -181,7 +185,8 @@ def attention_summary(backbone, x):
 
     for a in maps:
         a = a[0].float().mean(0)  # head mean (T, T)
-        prefix_rows, prompt_rows, _ = backbone.split_tokens(a, dim=0)
+        prefix_rows, prompt_rows, patch_rows = backbone.split_tokens(a, dim=0)
+        patch_mass.append(mass(patch_rows))
         cls_row = prefix_rows[:1]  # CLS comes first in the prefix
         cls_maps.append(
             backbone.split_tokens(cls_row, dim=-1)[2].reshape(h, w)
@@ -199,6 +204,7 @@ def attention_summary(backbone, x):
         prompt_to_patch=torch.stack(prompt_maps).numpy(),
         cls_mass=torch.stack(cls_mass).numpy(),
         prompt_mass=torch.stack(prompt_mass).numpy(),
+        patch_mass=torch.stack(patch_mass).numpy(),
     )
 
 

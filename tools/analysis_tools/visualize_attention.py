@@ -9,8 +9,9 @@ on the same image.
 
 Writes ``DIR/attention_<image>.png`` and ``DIR/attention_<image>.npz``
 (``cls_to_patch`` and ``prompt_to_patch``: (L, h, w) attention weights;
-``cls_mass`` and ``prompt_mass``: (L, 3) attention mass on [CLS, prompts,
-patches], rows summing to 1; ``image``: the resized RGB input).
+``cls_mass``, ``prompt_mass`` and ``patch_mass``: (L, 3) attention mass of
+the CLS / prompt / patch rows on [CLS, prompts, patches], rows summing to 1;
+``image``: the resized RGB input).
 
 Several models (CONFIG CHECKPOINT pairs) on one image give one figure with
 two rows per model (one for a model without prompts), e.g. selected blocks
