@@ -113,20 +113,29 @@ def test_ddp_runs_on_cpu_with_gloo(tmp_path):
         pytest.skip('CUDA present: mmengine defaults apply')
     script = tmp_path / 'ddp.py'
     script.write_text(DDP_SCRIPT)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'torch.distributed.run',
-            '--nproc_per_node=2',
-            f'--master_port={free_port()}',
-            str(script),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    # a second try only when a rank died by a signal (a gloo abort seen
+    # once, rank 1 SIGABRT, on a 2-core machine at load 4); any other failure,
+    # or the same one twice, fails
+    for attempt in range(2):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                '-m',
+                'torch.distributed.run',
+                '--nproc_per_node=2',
+                f'--master_port={free_port()}',
+                str(script),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if proc.returncode == 0 or 'Signal ' not in proc.stderr:
+            break
+    assert proc.returncode == 0, (
+        f'stdout:\n{proc.stdout[-1500:]}\nstderr (start):\n'
+        f'{proc.stderr[:1500]}\nstderr (end):\n{proc.stderr[-1500:]}'
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
     for rank in (0, 1):
         assert (
             f'rank {rank} of 2 backend gloo grads synced True' in proc.stdout
