@@ -58,14 +58,53 @@ def test_no_prompts_equals_upstream_vit(out_type, size):
 
 
 # ---------------------------------------------------------------- (b)
-def written_out_block(layer, x, tau=None, adapter=None):
+def qkv_weight(attn):
+    """W_qkv, with LoRA's ``W_0 + (α / r)·B·A`` when LoRA wraps it."""
+    qkv = attn.qkv
+    if hasattr(qkv, 'original_layer'):
+        w0 = qkv.original_layer.weight
+        return w0 + qkv.scaling * qkv.lora_up.weight @ qkv.lora_down.weight
+    return qkv.weight
+
+
+def qkv_bias(attn):
+    return getattr(attn.qkv, 'original_layer', attn.qkv).bias
+
+
+def written_cross_attention(layer, x, prompts):
+    """CVPT's CrossAttention with the block's own frozen weights: queries
+    the raw tokens, keys and values the prompts, softmax(q·kᵀ/√d)·v, W_o."""
+    attn, (B, T, D), N = layer.attn, x.shape, prompts.shape[1]
+    w = (
+        attn.qkv.original_layer.weight
+        if hasattr(attn.qkv, 'original_layer')
+        else attn.qkv.weight
+    )
+    b = qkv_bias(attn)
+    heads, d = attn.num_heads, attn.head_dims
+
+    def split(t, n):
+        return t.reshape(B, n, heads, d).transpose(1, 2)
+
+    q = split(x @ w[:D].T + b[:D], T)
+    k = split(prompts @ w[D : 2 * D].T + b[D : 2 * D], N)
+    v = split(prompts @ w[2 * D :].T + b[2 * D :], N)
+    a = ((q @ k.transpose(-2, -1)) / d**0.5).softmax(-1) @ v
+    return F.linear(
+        a.transpose(1, 2).reshape(B, T, D), attn.proj.weight, attn.proj.bias
+    )
+
+
+def written_out_block(layer, x, tau=None, adapter=None, cross=None):
     """x + Attn(LN1 x) then x + MLP(LN2 x), attention logits / τ; with an
     adapter ``(W_d, b_d, W_u, b_u)`` the MLP branch f becomes
-    f + W_u·GELU(W_d·f + b_d) + b_u (Pfeiffer, VPT's adapter_block.py)."""
+    f + W_u·GELU(W_d·f + b_d) + b_u (Pfeiffer, VPT's adapter_block.py);
+    with ``cross = (P, s)`` (CVPT's insert 3) ``x + s·CA(x, P)`` between
+    the two."""
     attn, (B, T, D) = layer.attn, x.shape
     h = layer.ln1(x)
     q, k, v = (
-        F.linear(h, attn.qkv.weight, attn.qkv.bias)
+        F.linear(h, qkv_weight(attn), qkv_bias(attn))
         .reshape(B, T, 3, attn.num_heads, attn.head_dims)
         .permute(2, 0, 3, 1, 4)
     )
@@ -74,6 +113,9 @@ def written_out_block(layer, x, tau=None, adapter=None):
         logits = logits / tau
     a = (logits.softmax(-1) @ v).transpose(1, 2).reshape(B, T, D)
     x = x + F.linear(a, attn.proj.weight, attn.proj.bias)
+    if cross is not None:
+        prompts, scale = cross
+        x = x + scale * written_cross_attention(layer, x, prompts)
     fc1, fc2 = layer.ffn.layers[0][0], layer.ffn.layers[1]
     f = fc2(F.gelu(fc1(layer.ln2(x))))
     if adapter is not None:
@@ -83,7 +125,9 @@ def written_out_block(layer, x, tau=None, adapter=None):
 
 
 # methods with one learnable prompt set per block
-PER_BLOCK = {'vpt_deep', 'lspt', 'lspt_lpc_only'}
+PER_BLOCK = {'vpt_deep', 'lspt', 'lspt_lpc_only', 'cvpt', 'lspt_ca'}
+# methods whose prompts only the cross-attention reads (not tokens)
+CROSS = {'cvpt', 'lspt_ca'}
 
 
 def reference_forward(vit, x, method):
@@ -94,6 +138,8 @@ def reference_forward(vit, x, method):
     tokens = tokens + vit.pos_embed
     cls, patches = tokens[:, :1], tokens[:, 1:]
     pm = vit.prompt_method
+    if method in ('lspt_bias', 'lspt_lora'):  # LSPT; bias / LoRA tensors
+        method = 'lspt'  # are the ViT's (LoRA: in qkv_weight)
     if method in ('linear', 'full', 'bias', 'partial', 'adapter'):
         prompts = tokens[:, :0]
     else:
@@ -109,29 +155,43 @@ def reference_forward(vit, x, method):
         if method == 'adapter':
             a = pm.adapters[l]
             adapter = (a.down.weight, a.down.bias, a.up.weight, a.up.bias)
-        out = written_out_block(
-            vit.layers[l], torch.cat([cls, prompts, patches], 1), tau, adapter
-        )
-        cls, out_prompts, patches = (
-            out[:, :1],
-            out[:, 1 : 1 + n_p],
-            out[:, 1 + n_p :],
-        )
+        if method in CROSS:  # prompts are no tokens: only CA reads them
+            scale = 1.0 if method == 'cvpt' else pm.cross_scale[l]
+            out = written_out_block(
+                vit.layers[l],
+                torch.cat([cls, patches], 1),
+                cross=(prompts, scale),
+            )
+            cls, out_prompts, patches = out[:, :1], prompts, out[:, 1:]
+        else:
+            out = written_out_block(
+                vit.layers[l],
+                torch.cat([cls, prompts, patches], 1),
+                tau,
+                adapter,
+            )
+            cls, out_prompts, patches = (
+                out[:, :1],
+                out[:, 1 : 1 + n_p],
+                out[:, 1 + n_p :],
+            )
         if l == L - 1:
             break  # the last block's prompts feed no further block
         patch_mean = patches.mean(1, keepdim=True)  # patch tokens only
         if method == 'vpt_shallow':
             prompts = out_prompts
-        elif method == 'vpt_deep':  # replaced by the next block's own
+        elif method in ('vpt_deep', 'cvpt'):  # the next block's own
             prompts = P[l + 1].expand(B, -1, -1)
         elif method == 'gapt':
             g = torch.sigmoid(pm.gate_logits[l])
             prompts = g * out_prompts + (1 - g) * prompts
         elif method == 'lspt_gspc_only':
             prompts = out_prompts + patch_mean
-        elif method in ('lspt', 'lspt_lpc_only'):
+        elif method in ('lspt', 'lspt_lpc_only', 'lspt_ca'):
             hidden = (
-                out_prompts + patch_mean if method == 'lspt' else out_prompts
+                out_prompts
+                if method == 'lspt_lpc_only'
+                else out_prompts + patch_mean
             )
             lstm = torch.nn.LSTMCell(vit.embed_dims, vit.embed_dims)
             lstm.load_state_dict(pm.lstm.state_dict())
@@ -140,6 +200,8 @@ def reference_forward(vit, x, method):
                 (hidden.reshape(-1, 32), cell),
             )
             prompts = h.reshape(B, n_p, -1)
+    if method in CROSS:
+        out_prompts = out_prompts[:, :0]  # no prompt tokens to average
     tokens = torch.cat([cls, out_prompts, patches], 1)
     return vit.ln1(tokens[:, 1:].mean(1))  # MAE head: mean, then norm
 
@@ -229,6 +291,14 @@ TRAINABLE = {
     },
 }
 TRAINABLE['lspt_lpc_only'] = TRAINABLE['lspt']
+TRAINABLE['cvpt'] = {'prompt_method.prompts'}
+TRAINABLE['lspt_ca'] = TRAINABLE['lspt'] | {'prompt_method.cross_scale'}
+TRAINABLE['lspt_bias'] = TRAINABLE['lspt'] | TRAINABLE['bias']
+TRAINABLE['lspt_lora'] = TRAINABLE['lspt'] | {
+    f'layers.{i}.attn.qkv.lora_{w}.weight'
+    for i in range(4)
+    for w in ('down', 'up')
+}
 
 
 @pytest.mark.parametrize('method', [m for m in METHODS if m != 'full'])
@@ -236,7 +306,8 @@ def test_gradients_reach_trainable_and_no_frozen_tensor(method):
     # blocks whose tensors train run drop-path in training (a dropped
     # branch would have zero gradients): rates only where all is frozen
     rates = dict(drop_path_rate=0.5, drop_rate=0.3)
-    vit = make(method, **({} if method in ('bias', 'partial') else rates))
+    trains_blocks = ('bias', 'partial', 'lspt_bias', 'lspt_lora')
+    vit = make(method, **({} if method in trains_blocks else rates))
     head = torch.nn.Linear(32, 5)
     vit.train()
     x = images()

@@ -228,7 +228,7 @@ def test_pretrained_file_with_part_of_a_prompt_method_is_refused(tmp_path):
             pretrained=path,
         )
     assert 'prompt_method.lstm.weight_ih' in str(err.value)
-    assert "prompt_method='vpt_deep'" in str(err.value)
+    assert "prompt_method='vpt_deep or cvpt'" in str(err.value)
     # the same method loads all of it
     same = PromptedViT(
         arch=ARCH,

@@ -63,6 +63,10 @@ def make(method, **kwargs):
         if TABLE[method].uses_prompts
         else {}
     )
+    if method == 'lspt_lora':  # its LoRA without dropout: eager and
+        # compiled draw their dropout masks from different RNG streams
+        opts.update(compose=[dict(type='LoRATuning', drop_rate=0.0)])
+        method = 'lspt'
     vit = PromptedViT(
         prompt_method=method, out_indices=[1, 3], **{**KW, **opts, **kwargs}
     )

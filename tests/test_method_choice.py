@@ -147,7 +147,11 @@ def test_old_checkpoint_method_is_recognised_from_its_tensors():
         'vpt_shallow',
         'lspt_gspc_only',
     ]
-    assert methods_saving({'prompts': torch.zeros(4, 3, 8)}) == ['vpt_deep']
+    # VPT-deep and CVPT differ only in forward
+    assert methods_saving({'prompts': torch.zeros(4, 3, 8)}) == [
+        'vpt_deep',
+        'cvpt',
+    ]
 
 
 def test_mismatch_message_names_the_inferred_candidates():

@@ -36,7 +36,7 @@ def make(method, with_cp=False, **kwargs):
     vit.init_weights()
     with torch.no_grad():  # non-trivial gates, temperatures, adapters
         for name, p in vit.named_parameters():
-            if 'prompt_method' in name:
+            if 'prompt_method' in name or 'lora_' in name:
                 p.add_(0.3 * torch.randn_like(p))
         if method == 'gapt':  # one τ outside the range: the clamp acts
             vit.prompt_method.temperatures[1] = 20.0

@@ -169,7 +169,9 @@ def analytic_flops(
     h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
     N = -(-h // patch_size) * -(-w // patch_size)
     n_p = num_prompts if spec.uses_prompts else 0
-    T = num_prefix_tokens + n_p + N
+    # prompts read only by a per-token update (CVPT) are no block tokens
+    in_seq = n_p if spec.prompts_in_attention(**options) else 0
+    T = num_prefix_tokens + in_seq + N
     shape = ViTShape(D=D, F=F, L=L, T=T, num_prompts=n_p, batch=batch)
     blocks_fwd = batch * L * (shape.linear + shape.attn)
     patch_fwd = batch * 2 * N * 3 * patch_size * patch_size * D
@@ -206,9 +208,14 @@ def model_flops(vit, batch=1, img_size=None, method=None, head_fwd_flops=0):
     spec = get_method(name)
     if img_size is None:
         img_size = tuple(r * vit.patch_size for r in vit.patch_resolution)
+    method_options = set(spec.options) | {
+        'prompts_in_attention',
+        'train_cross_attn',
+        'position',
+    }
     options = {
         k: getattr(vit.prompt_method, k)
-        for k in spec.options
+        for k in method_options
         if hasattr(vit.prompt_method, k)
     }
     return analytic_flops(

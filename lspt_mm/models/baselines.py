@@ -151,15 +151,18 @@ class MLPAdapter(PromptMethod):
         return self.adapters[layer_index]
 
     @classmethod
-    def cost_terms(cls, shape, reduction=8, **options):
+    def cost_terms(cls, shape, reduction=8, first_block_grad=False, **options):
         """Per block and image each projection costs ``a = 2·T·D·D/r``;
         backward: weight and input gradients (2x), except block 1's
         ``W_down``, whose input (the frozen MLP's output) needs none.
-        Block 1's attention and MLP need no gradient either."""
+        Block 1's attention and MLP need no gradient either
+        (``first_block_grad``: composed with prompts entering block 1,
+        they do)."""
         a = 2 * shape.T * shape.D * (shape.D // reduction)
         B, L = shape.batch, shape.L
+        unneeded = 0 if first_block_grad else 1
         return dict(
             method_fwd=B * L * 2 * a,
-            method_bwd=B * (L * 4 * a - a),
-            blocks_bwd=B * (L - 1) * shape.frozen_block_bwd,
+            method_bwd=B * (L * 4 * a - unneeded * a),
+            blocks_bwd=B * (L - unneeded) * shape.frozen_block_bwd,
         )

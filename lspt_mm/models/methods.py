@@ -24,12 +24,12 @@ recipe for adding one: ``docs/DEVELOPING.md``.
 
 import copy
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Optional
 
 from mmpretrain.registry import MODELS
 
-from . import baselines, lora, prompt_methods  # noqa: F401 (registers)
+from . import baselines, dense_prompts, lora, prompt_methods  # noqa: F401
 from .prompt_methods import PromptMethod, tensor_pattern
 
 
@@ -53,6 +53,11 @@ class MethodSpec:
             (``type``, options); the backbone becomes its ``module``.
         cost (callable, optional): FLOP-model terms when the component's
             ``cost_terms`` does not describe the method (wrappers).
+        compose (tuple): names of methods without prompts (rows of this
+            table, :data:`ADD_ONS`) composed with the component in one
+            backbone (``PromptedViT(compose=...)``).
+        add_on (str, optional): for a wrapper row, the component that does
+            the same inside the backbone when the method is composed.
         source (str): the paper / code the method follows.
     """
 
@@ -64,6 +69,8 @@ class MethodSpec:
     freeze_backbone: bool = True
     wrapper: Optional[Mapping] = None
     cost: Optional[Callable] = None
+    compose: tuple = ()
+    add_on: Optional[str] = None
     source: str = ''
 
     @property
@@ -73,6 +80,17 @@ class MethodSpec:
     @property
     def uses_prompts(self):
         return bool(self.component_class.num_prompt_sets)
+
+    def prompts_in_attention(self, **overrides):
+        """Whether the prompts are tokens of the self-attention (False:
+        read only by the method's per-token update, e.g. CVPT)."""
+        options = {**self.options, **overrides}
+        return bool(
+            options.get(
+                'prompts_in_attention',
+                self.component_class.prompts_in_attention,
+            )
+        )
 
     def backbone_options(self, num_prompts=None):
         """PromptedViT arguments selecting this method (for the module
@@ -110,6 +128,9 @@ class MethodSpec:
         with ``num_sets`` prompt sets (``prompts.shape[0]``, 0 without
         prompts)."""
         own, sets = self.component_class.state_signature(**self.options)
+        for name, part in add_on_specs(self.compose).items():
+            part_own, _ = part.component_class.state_signature(**part.options)
+            own = own | {f'composed.{name}.{k}' for k in part_own}
         if own != names:
             return False
         if sets == 'per_block':
@@ -123,7 +144,45 @@ class MethodSpec:
         options.pop('type', None)
         if self.cost is not None:
             return self.cost(shape, **options)
-        return self.component_class.cost_terms(shape, **options)
+        terms = self.component_class.cost_terms(shape, **options)
+        # the add-ons' first block passes gradients when prompts enter it
+        prompted = self.prompts_in_attention(**overrides)
+        return compose_cost_terms(
+            terms,
+            [
+                p.cost_terms(shape, first_block_grad=prompted)
+                for p in add_on_specs(self.compose).values()
+            ],
+        )
+
+
+def compose_cost_terms(terms, add_on_terms):
+    """FLOP-model terms of a composite: the methods' own products add up;
+    the ViT blocks' backward is the widest of the parts' (a prompt method
+    already passes gradients through every block; bias and LoRA add their
+    weight gradients as method terms or sums)."""
+    terms = dict(terms)
+    for extra in add_on_terms:
+        terms['method_fwd'] += extra['method_fwd']
+        terms['method_bwd'] += extra['method_bwd']
+        terms['blocks_bwd'] = max(terms['blocks_bwd'], extra['blocks_bwd'])
+    return terms
+
+
+def add_on_specs(names):
+    """Table rows of the composed methods ``names`` (name -> MethodSpec);
+    each must be a method without prompts and without a wrapper."""
+    specs = {}
+    for name in names:
+        spec = ADD_ONS.get(str(name).replace('-', '_'))
+        if spec is None:
+            raise ValueError(
+                f'compose: {name!r} is no method without prompts of the '
+                f'table; compose with {list(ADD_ONS)} or give a component '
+                "config, e.g. dict(type='MLPAdapter', reduction=16)"
+            )
+        specs[spec.name] = spec
+    return specs
 
 
 _VPT = 'VPT (Jia et al. 2022), github.com/KMnP/vpt'
@@ -179,6 +238,7 @@ METHODS = {
             'NoPrompt',
             wrapper=_LORA,
             cost=lora.cost_terms,
+            add_on='LoRATuning',
             source="mmpretrain's LoRAModel (Hu et al. 2022), its ViT "
             'recipe: alpha 16, rank 16, dropout 0.1, qkv',
         ),
@@ -223,6 +283,40 @@ METHODS = {
             'prompts P^0 (no LSTM)',
             'LSPTGSPCOnly',
             source='LSPT ablation',
+        ),
+        MethodSpec(
+            'cvpt',
+            'CVPT',
+            'prompts P^0..P^{L-1}, read through the frozen cross-attention',
+            'CVPT',
+            source='CVPT (Huang et al., ICCV 2025), github.com/Lingyun0419/'
+            'CVPT: CvptBlock insert=3, cross-attention from the block',
+        ),
+        MethodSpec(
+            'lspt_ca',
+            'LSPT-CA',
+            'as LSPT, read through the frozen cross-attention, scales s_l',
+            'LSPTCrossAttention',
+            source="this project's extension (docs/lspt_ca.md): LSPT's "
+            "prompts through CVPT's cross-attention",
+        ),
+        MethodSpec(
+            'lspt_bias',
+            'LSPT + bias',
+            'as LSPT, and every bias of the ViT',
+            'LSPT',
+            compose=('bias',),
+            source='DA-VPT+ (CVPR 2025) recipe, prompts + bias tuning, '
+            'on LSPT',
+        ),
+        MethodSpec(
+            'lspt_lora',
+            'LSPT + LoRA',
+            'as LSPT, and rank-16 LoRA updates of every qkv',
+            'LSPT',
+            compose=('lora',),
+            source='LSPT composed with LoRA (mmpretrain LoRALinear, its '
+            'ViT recipe)',
         ),
         # a new method's MethodSpec line goes here (docs/DEVELOPING.md)
     )
@@ -305,6 +399,7 @@ def resolve(
     freeze_backbone=None,
     prompt=None,
     warn=True,
+    compose=None,
 ):
     """What a PromptedViT's method arguments select.
 
@@ -318,8 +413,14 @@ def resolve(
     ``freeze_backbone`` the table implies) still work, with a
     ``FutureWarning`` (``warn``) saying what to write.
 
+    ``compose`` (or ``prompt_cfg['compose']``): methods without prompts
+    combined with it (:meth:`PromptMethod.compose`); the name becomes the
+    table row of that composite if there is one (``lspt`` + ``['bias']``
+    is ``lspt_bias``), else ``'<method>+<add-on>+...'``.
+
     Returns:
-        tuple: ``(name, component config, freeze_backbone)``.
+        tuple: ``(name, component config, freeze_backbone)``; the config's
+        ``compose`` lists the composed methods.
     """
     name, extra, freeze, advice = _write_instead(
         prompt, prompt_method, prompt_cfg, freeze_backbone
@@ -351,7 +452,11 @@ def resolve(
             advice += ' without freeze_backbone (the method table sets it)'
         result = (
             spec.name,
-            dict(type=spec.component, **{**spec.options, **extra}),
+            dict(
+                type=spec.component,
+                **{**spec.options, **extra},
+                **({'compose': list(spec.compose)} if spec.compose else {}),
+            ),
             spec.freeze_backbone,
         )
     else:
@@ -391,7 +496,45 @@ def resolve(
             FutureWarning,
             stacklevel=3,
         )
-    return result
+    return _with_compose(result, spec, compose)
+
+
+def _with_compose(result, spec, compose):
+    """``result`` of :func:`resolve` with the composed methods (the
+    table's and ``compose``) in the component config, named as the table
+    row of that composite, else ``'<method>+<add-on>+...'``."""
+    name, cfg, freeze = result
+    parts = list(cfg.pop('compose', None) or []) + list(compose or [])
+    if not parts:
+        return result
+    if not freeze:
+        raise ValueError(
+            f'compose={parts!r}: composing needs a frozen ViT; '
+            f'prompt_method={name!r} trains the whole ViT'
+        )
+    keys = tuple(
+        dict.fromkeys(
+            str(p).replace('-', '_') for p in parts if isinstance(p, str)
+        )
+    )
+    configs = [p for p in parts if not isinstance(p, str)]
+    base = name
+    if spec is not None:
+        same = [
+            s
+            for s in METHODS.values()
+            if s.component == spec.component
+            and s.options == spec.options
+            and not s.wrapper
+        ]
+        rows = [s.name for s in same if s.compose == keys]
+        if rows and not configs:
+            return rows[0], dict(cfg, compose=list(keys)), freeze
+        base = next((s.name for s in same if not s.compose), name)
+    label = '+'.join(
+        [base, *keys, *(str(c.get('type')).split('.')[-1] for c in configs)]
+    )
+    return label, dict(cfg, compose=[*keys, *configs]), freeze
 
 
 def build_method(cfg, name, **backbone_args):
@@ -400,6 +543,7 @@ def build_method(cfg, name, **backbone_args):
     ``num_layers`` and ``patch_size`` (``cfg`` overrides the first two);
     its ``method_name`` becomes ``name``."""
     cfg = dict(cfg)
+    compose = cfg.pop('compose', None) or []
     cls = method_class(cfg.pop('type'))
     kwargs = {**backbone_args, **cfg}
     try:
@@ -408,6 +552,16 @@ def build_method(cfg, name, **backbone_args):
         raise TypeError(
             f'{cls.__name__} options {sorted(cfg)}: {err}'
         ) from err
+    add_ons = {}
+    for part in compose:
+        if isinstance(part, str):
+            key, spec = next(iter(add_on_specs([part]).items()))
+            part_cfg = dict(type=spec.component, **spec.options)
+        else:
+            part_cfg = dict(part)
+            key = str(part_cfg['type']).split('.')[-1].lower()
+        add_ons[key] = build_method(part_cfg, key, **backbone_args)
+    method.compose(add_ons)
     method.method_name = name
     return method
 
@@ -444,3 +598,25 @@ def methods_saving(own):
         for spec in METHODS.values()
         if not spec.wrapper and spec.saves(names, num_sets)
     ]
+
+
+# the methods a prompt method can be composed with: the rows without
+# prompts on a frozen ViT; a wrapper row (LoRA) is composed as the component
+# its ``add_on`` names, with the wrapper's options
+ADD_ONS = {
+    spec.name: (
+        replace(
+            spec,
+            component=spec.add_on,
+            options={k: v for k, v in spec.wrapper.items() if k != 'type'},
+            wrapper=None,
+            cost=None,
+        )
+        if spec.wrapper
+        else spec
+    )
+    for spec in METHODS.values()
+    if not spec.uses_prompts
+    and spec.freeze_backbone
+    and (spec.add_on or not spec.wrapper)
+}

@@ -16,8 +16,20 @@ backbone's ``prompt_method.`` prefix. :class:`PromptedViT` calls
 - :meth:`PromptMethod.next_prompts` after blocks ``0 .. L-2`` (0-based) to get
   the prompts of the next block from this block's input prompts ``X_P^{l-1}``,
   output prompts ``X̂_P^l`` and output patch tokens ``X^l``,
+- :meth:`PromptMethod.patch_update` for a per-token update of block ``l``
+  (``x ← x + u(x)`` at :attr:`PromptMethod.update_position`, e.g. CVPT's
+  cross-attention of the tokens on the prompts; ``None``: none),
 - :meth:`PromptMethod.trains_backbone_param` once at construction: which
-  pretrained ViT parameters train although the backbone is frozen.
+  pretrained ViT parameters train although the backbone is frozen,
+- :meth:`PromptMethod.attach` once the ViT has its weights (a component
+  that changes the ViT's modules, e.g. LoRA's layers, does it there).
+
+:attr:`PromptMethod.prompts_in_attention` says whether the prompts are
+tokens of the blocks' self-attention (VPT, GaPT, LSPT) or only read by the
+update (CVPT). A method without prompts (bias, adapter, LoRA) can be
+*composed* with a prompt method (:meth:`PromptMethod.compose`, the
+``compose`` option): PromptedViT asks every component of the composite
+(:meth:`PromptMethod.components`).
 
 Symbols follow ``shared/docs/method.md`` (1-based blocks in the docs, 0-based
 indices in code: the block run last has index ``l``; its learnable prompt set
@@ -70,6 +82,11 @@ class PromptMethod(nn.Module):
     # the name it was built under (table name or registry key); set by
     # lspt_mm.models.methods.build_method and recorded in checkpoints
     method_name = None
+    # whether the prompts are tokens of the blocks' self-attention (False:
+    # only a patch_update reads them, e.g. CVPT)
+    prompts_in_attention = True
+    # where patch_update's update enters a block (vit_blocks.UPDATE_POSITIONS)
+    update_position = 'after_attn'
 
     def __init__(
         self,
@@ -123,6 +140,71 @@ class PromptMethod(nn.Module):
         backbone is frozen. Called once at construction."""
         return False
 
+    def attach(self, vit):
+        """Called once by ``vit`` (the PromptedViT) after its pretrained
+        weights are loaded and its frozen tensors set: a component that
+        changes the ViT's modules (LoRA's layers) does it here."""
+
+    def backbone_weights_ready(self, vit):
+        """Called when ``vit``'s ViT weights are (re)set: after
+        ``pretrained`` is loaded, or after ``init_weights`` draws a random
+        ViT (a component that copies ViT weights refreshes them here)."""
+
+    # ------------------------------------------------------------ composing
+    @property
+    def add_ons(self):
+        """The components composed with this one (name -> component)."""
+        return self._modules.get('composed') or {}
+
+    def compose(self, add_ons):
+        """Combine this component with ``add_ons`` (name -> component of a
+        method without prompts, e.g. bias tuning, adapters, LoRA): their
+        tensors live under ``composed.<name>.``, what they train trains,
+        their MLP adapters and ViT changes apply. One prompt method per
+        backbone: an add-on with prompts, a temperature or a patch update
+        is an error."""
+        for name, part in add_ons.items():
+            if (
+                part.num_prompt_sets
+                or type(part).temperature is not PromptMethod.temperature
+                or type(part).patch_update is not PromptMethod.patch_update
+                or part.add_ons
+            ):
+                raise ValueError(
+                    f'compose: {name!r} ({type(part).__name__}) is not a '
+                    'method without prompts; compose one prompt method '
+                    "with 'bias', 'adapter' and / or 'lora'"
+                )
+        adapters = [
+            n
+            for n, c in (('the prompt method', self), *add_ons.items())
+            if type(c).mlp_adapter is not PromptMethod.mlp_adapter
+        ]
+        if len(adapters) > 1:
+            raise ValueError(
+                f'compose: {adapters} each put an MLP adapter in every '
+                'block; compose at most one of them'
+            )
+        if add_ons:
+            self.composed = nn.ModuleDict(add_ons)
+        return self
+
+    def components(self):
+        """This component and the ones composed with it."""
+        return (self, *self.add_ons.values())
+
+    def trains_param(self, name):
+        """:meth:`trains_backbone_param` of the composite."""
+        return any(c.trains_backbone_param(name) for c in self.components())
+
+    def block_mlp_adapter(self, layer_index):
+        """:meth:`mlp_adapter` of the composite (at most one has one)."""
+        for part in self.components():
+            adapter = part.mlp_adapter(layer_index)
+            if adapter is not None:
+                return adapter
+        return None
+
     @classmethod
     def state_signature(cls, **options):
         """How the component's own tensors look in a state dict (under
@@ -171,6 +253,13 @@ class PromptMethod(nn.Module):
     def mlp_adapter(self, layer_index):
         """Module applied to block ``l``'s MLP branch before its residual
         add, or ``None``."""
+        return None
+
+    def patch_update(self, layer_index, layer, prompts):
+        """The per-token update of block ``l`` (``layer``; ``prompts``: the
+        block's prompts ``X_P^l``, (B, N_p, D)): a function ``u`` of the
+        tokens, ``x ← x + u(x)`` at :attr:`update_position`, or ``None``.
+        PromptedViT keeps the prompt tokens themselves out of it."""
         return None
 
     def next_prompts(

@@ -61,6 +61,13 @@ class PromptedViT(VisionTransformer):
         num_prompts (int): ``N_p`` prompt tokens per block (>= 1 for every
             method with prompts). Defaults to 10.
         prompt_dropout (float): dropout on inserted prompts. Defaults to 0.1.
+        compose (list, optional): methods without prompts combined with the
+            prompt method in this backbone (a general mechanism, not a list
+            of pairs): table names ``'bias'``, ``'adapter'``, ``'lora'`` or
+            component configs (``dict(type='MLPAdapter', reduction=16)``),
+            e.g. ``prompt_method='vpt_deep', compose=['lora']``. The
+            method table's ``lspt_bias`` and ``lspt_lora`` are such
+            composites.
         prompt_cfg (dict, optional): extra method options, e.g.
             ``dict(gate_init=10., temperature_range=(0.01, 10.))`` for GaPT,
             ``dict(k=2)`` for partial, ``dict(reduction=16)`` for adapter.
@@ -163,6 +170,7 @@ class PromptedViT(VisionTransformer):
         num_prompts=10,
         prompt_dropout=0.1,
         prompt_cfg=None,
+        compose=None,
         num_register_tokens=0,
         freeze_backbone=None,
         out_type='avg_token',
@@ -190,7 +198,7 @@ class PromptedViT(VisionTransformer):
         if layer_scale_init_value is None:
             layer_scale_init_value = defaults['layer_scale_init_value']
         method_name, method_cfg, freeze_backbone = methods.resolve(
-            prompt_method, prompt_cfg, freeze_backbone, prompt
+            prompt_method, prompt_cfg, freeze_backbone, prompt, compose=compose
         )
         # a plain attribute (no tensors, nothing in state dicts)
         init = build_prompt_init(prompt_init, prompt_init_cfg)
@@ -260,19 +268,29 @@ class PromptedViT(VisionTransformer):
         if freeze_backbone:  # the method's tensors and what it trains
             for name, param in self.named_parameters():
                 if not name.startswith('prompt_method.'):
-                    param.requires_grad = (
-                        self.prompt_method.trains_backbone_param(name)
-                    )
+                    param.requires_grad = self.prompt_method.trains_param(name)
         self._register_load_state_dict_pre_hook(self._fill_frozen_weights)
         self._register_state_dict_hook(PromptedViT._drop_frozen_weights)
         if pretrained is not None:
             self.load_pretrained(pretrained)
+        for part in self.prompt_method.components():
+            part.attach(self)  # e.g. LoRA's layers, once the ViT is loaded
+            part.backbone_weights_ready(self)
         self.train()
 
     # ------------------------------------------------------------ structure
     @property
     def num_prompts(self):
+        """``N_p``, prompts per block."""
         return self.prompt_method.num_prompts
+
+    @property
+    def num_prompt_tokens(self):
+        """Prompt tokens in the blocks' token sequence: ``N_p``, or 0 when
+        the method's prompts are read only by its per-token update
+        (CVPT)."""
+        method = self.prompt_method
+        return method.num_prompts if method.prompts_in_attention else 0
 
     def backbone_modules(self):
         """The pretrained ViT's modules (frozen unless full fine-tuning)."""
@@ -340,6 +358,8 @@ class PromptedViT(VisionTransformer):
             self._is_init = True
             return
         super().init_weights()
+        for part in self.prompt_method.components():
+            part.backbone_weights_ready(self)
 
     def _drop_frozen_weights(self, state_dict, prefix, local_metadata):
         """State-dict hook: records this backbone's setup (method, N_p,
@@ -386,14 +406,14 @@ class PromptedViT(VisionTransformer):
         its backward is one cat, not three zero-filled slice gradients).
         ``dim``: the token axis (e.g. -1 for the key axis of attention
         maps)."""
-        n_pre, n_p = self.num_prefix_tokens, self.num_prompts
+        n_pre, n_p = self.num_prefix_tokens, self.num_prompt_tokens
         return x.split((n_pre, n_p, x.shape[dim] - n_pre - n_p), dim=dim)
 
     def num_tokens(self, patch_resolution):
-        """``T`` inside the blocks: prefix + ``N_p`` prompts + ``h·w``
+        """``T`` inside the blocks: prefix + prompt tokens + ``h·w``
         patches."""
         h, w = patch_resolution
-        return self.num_prefix_tokens + self.num_prompts + h * w
+        return self.num_prefix_tokens + self.num_prompt_tokens + h * w
 
     @staticmethod
     def join_tokens(prefix, prompts, patches):
@@ -432,10 +452,10 @@ class PromptedViT(VisionTransformer):
         B = x.shape[0]
         x, patch_resolution = self.embed_tokens(x)
         method = self.prompt_method
-        n_p = method.num_prompts
+        n_p, in_seq = method.num_prompts, method.prompts_in_attention
+        n_pre = self.num_prefix_tokens
         prompts = method.first_prompts(B)  # X_P^0
-        if prompts is not None:
-            n_pre = self.num_prefix_tokens
+        if prompts is not None and in_seq:
             x = self.join_tokens(x[:, :n_pre], prompts, x[:, n_pre:])
 
         outs, state, last = [], None, len(self.layers) - 1
@@ -448,31 +468,67 @@ class PromptedViT(VisionTransformer):
                     attention_weights(layer, x, temperature).detach()
                 )
             x = self._run_block(
-                i, layer, x, temperature, method.mlp_adapter(i)
+                i,
+                layer,
+                x,
+                temperature,
+                method.block_mlp_adapter(i),
+                self._patch_update(i, layer, prompts),
             )
             if i == last and self.final_norm and self.out_type != 'avg_token':
                 x = self.ln1(x)
             if i in self.out_indices:
                 outs.append(self._format_output(x, patch_resolution))
             if n_p and i < last:
-                # `prompts` are this block's input prompts
-                prefix, out_prompts, patches = self.split_tokens(x)
+                # `prompts` are this block's input prompts; prompts outside
+                # the self-attention leave the block as they entered it
+                if in_seq:
+                    prefix, out_prompts, patches = self.split_tokens(x)
+                else:
+                    out_prompts = prompts
+                    prefix, patches = x[:, :n_pre], x[:, n_pre:]
                 prompts, state = method.next_prompts(
                     i, prompts, out_prompts, patches, state
                 )
-                x = self.join_tokens(prefix, prompts, patches)
+                x = self.join_tokens(
+                    prefix, prompts if in_seq else None, patches
+                )
         return tuple(outs)
 
-    def _run_block(self, i, layer, x, temperature, mlp_adapter):
+    def _patch_update(self, i, layer, prompts):
+        """The method's per-token update of block ``i`` (None: none), with
+        the prompt tokens of the sequence (if any) left out of it."""
+        if prompts is None:
+            return None
+        update = self.prompt_method.patch_update(i, layer, prompts)
+        n_p = self.num_prompt_tokens
+        if update is None or not n_p:
+            return update
+        n_pre = self.num_prefix_tokens
+
+        def update_all_but_prompts(x):
+            prefix, in_prompts, patches = x.split(
+                (n_pre, n_p, x.shape[1] - n_pre - n_p), dim=1
+            )
+            delta = update(torch.cat((prefix, patches), dim=1))
+            zero = torch.zeros_like(in_prompts)
+            return torch.cat((delta[:, :n_pre], zero, delta[:, n_pre:]), 1)
+
+        return update_all_but_prompts
+
+    def _run_block(self, i, layer, x, temperature, mlp_adapter, update=None):
         """Block ``i`` on tokens ``x``, checkpointed when ``with_cp``
         selects it and its backward is needed (autograd records and the
-        tokens, ``τ_l`` or a tensor of the block or adapter need
-        gradients; a linear probe's blocks save nothing anyway)."""
+        tokens, ``τ_l``, the prompts of a per-token ``update`` or a tensor
+        of the block, adapter or update need gradients; a linear probe's
+        blocks save nothing anyway)."""
+        position = self.prompt_method.update_position
         if (
             i in self._cp_blocks
             and torch.is_grad_enabled()
             and (
                 x.requires_grad
+                or update is not None
                 or (temperature is not None and temperature.requires_grad)
                 or any(p.requires_grad for p in layer.parameters())
                 or (
@@ -487,9 +543,13 @@ class PromptedViT(VisionTransformer):
                 x,
                 temperature,
                 mlp_adapter,
+                update,
+                position,
                 use_reentrant=False,
             )
-        return block_forward(layer, x, temperature, mlp_adapter)
+        return block_forward(
+            layer, x, temperature, mlp_adapter, update, position
+        )
 
     def _format_output(self, x, hw):
         if self.out_type == 'raw':
@@ -499,7 +559,7 @@ class PromptedViT(VisionTransformer):
         if self.out_type == 'avg_token':  # mean of prompts + patches, norm
             x = x[:, self.num_prefix_tokens :].mean(dim=1)
             return self.ln1(x) if self.final_norm else x
-        patches = x[:, self.num_prefix_tokens + self.num_prompts :]
+        patches = x[:, self.num_prefix_tokens + self.num_prompt_tokens :]
         if self.out_type == 'featmap':
             return patches.reshape(x.size(0), *hw, -1).permute(0, 3, 1, 2)
         return self.ln2(patches.mean(dim=1))  # avg_featmap

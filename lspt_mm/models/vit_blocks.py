@@ -1,7 +1,9 @@
 """One mmpretrain ``TransformerEncoderLayer`` seen from outside: its q, k, v
 (:func:`qkv`), its attention map (:func:`attention_weights`), its forward
-with GaPT's temperature ``τ_l`` and an MLP adapter (:func:`block_forward`),
-and which blocks ``with_cp`` checkpoints (:func:`checkpoint_blocks`).
+with GaPT's temperature ``τ_l``, an MLP adapter and a per-token update
+such as CVPT's cross-attention (:func:`block_forward`,
+:func:`cross_attention`), and which blocks ``with_cp`` checkpoints
+(:func:`checkpoint_blocks`).
 
 Used by :class:`~lspt_mm.models.PromptedViT` and by the data-driven prompt
 inits (:mod:`lspt_mm.models.prompt_init`), which read keys and queries of
@@ -9,6 +11,9 @@ the frozen blocks.
 """
 
 import torch.nn.functional as F
+
+# where a per-token update enters a block (CVPT's ``insert`` 1, 3 and 5)
+UPDATE_POSITIONS = ('before_attn', 'after_attn', 'after_mlp')
 
 
 def qkv(layer, x):
@@ -77,15 +82,82 @@ def checkpoint_blocks(with_cp, num_layers):
     )
 
 
-def block_forward(layer, x, temperature=None, mlp_adapter=None):
+def attention_projections(layer):
+    """The frozen weights of ``layer``'s attention as four ``(W, b)``
+    pairs: q, k, v (rows of the fused qkv, whatever wraps it, e.g.
+    LoRA's ``original_layer``) and the output projection."""
+    attn = layer.attn
+    fused = getattr(attn.qkv, 'original_layer', attn.qkv)
+    weights = fused.weight.chunk(3, dim=0)
+    biases = (
+        fused.bias.chunk(3, dim=0) if fused.bias is not None else [None] * 3
+    )
+    proj = getattr(attn.proj, 'original_layer', attn.proj)
+    return (*zip(weights, biases), (proj.weight, proj.bias))
+
+
+def cross_attention(layer, x, prompts, projections=None):
+    """CVPT's cross-attention of tokens ``x`` (queries, (B, T, D)) on
+    ``prompts`` (keys and values, (B, N, D)) with ``layer``'s heads:
+    ``W_o·softmax(q(x)·k(P)ᵀ/√d)·v(P) + b_o``. ``projections``: four
+    ``(W, b)`` pairs for q, k, v, out; default: the block's own attention
+    weights (:func:`attention_projections`), as CVPT's code copies them. The
+    queries are the raw tokens (no LayerNorm), as in CVPT's code."""
+    attn = layer.attn
+    (wq, bq), (wk, bk), (wv, bv), (wo, bo) = (
+        projections or attention_projections(layer)
+    )
+    B, T, _ = x.shape
+    N = prompts.shape[1]
+    heads, d = attn.num_heads, attn.head_dims
+    q = F.linear(x, wq, bq).reshape(B, T, heads, d).transpose(1, 2)
+    k = F.linear(prompts, wk, bk).reshape(B, N, heads, d).transpose(1, 2)
+    v = F.linear(prompts, wv, bv).reshape(B, N, heads, d).transpose(1, 2)
+    out = F.scaled_dot_product_attention(q, k, v)
+    return F.linear(out.transpose(1, 2).reshape(B, T, heads * d), wo, bo)
+
+
+def block_forward(
+    layer,
+    x,
+    temperature=None,
+    mlp_adapter=None,
+    update=None,
+    update_position='after_attn',
+):
     """mmpretrain ``TransformerEncoderLayer`` forward, with attention logits
-    divided by ``temperature`` (GaPT's ``τ_l``) when given, and
+    divided by ``temperature`` (GaPT's ``τ_l``) when given,
     ``mlp_adapter`` applied to the MLP branch ``γ2·MLP(LN2 x)`` before its
-    drop-path and residual add when given."""
+    drop-path and residual add when given, and ``x ← x + update(x)`` (a
+    per-token update, e.g. CVPT's cross-attention on the prompts) at
+    ``update_position``: ``'before_attn'``, ``'after_attn'`` (between the
+    attention and the MLP residual; CVPT's default) or ``'after_mlp'``."""
+    if update is not None:
+        if update_position == 'before_attn':
+            x = x + update(x)
+        elif update_position == 'after_mlp':
+            x = block_forward(layer, x, temperature, mlp_adapter)
+            return x + update(x)
+        elif update_position != 'after_attn':
+            raise ValueError(
+                f'update_position={update_position!r}: choose one of '
+                f'{UPDATE_POSITIONS}'
+            )
+        else:
+            x = _attention_residual(layer, x, temperature)
+            x = x + update(x)
+            return _mlp_residual(layer, x, mlp_adapter)
     if temperature is None and mlp_adapter is None:
         return layer(x)
+    return _mlp_residual(
+        layer, _attention_residual(layer, x, temperature), mlp_adapter
+    )
+
+
+def _attention_residual(layer, x, temperature):
+    """``x + γ1·Attn(LN1 x)`` (logits divided by ``temperature``)."""
     if temperature is None:
-        x = x + layer.attn(layer.ln1(x))
+        return x + layer.attn(layer.ln1(x))
     else:
         attn = layer.attn
         B, N, _ = x.shape
@@ -98,7 +170,11 @@ def block_forward(layer, x, temperature=None, mlp_adapter=None):
             dropout_p=attn.attn_drop if attn.training else 0.0,
         )
         out = attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims))
-        x = x + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
+        return x + attn.out_drop(attn.gamma1(attn.proj_drop(out)))
+
+
+def _mlp_residual(layer, x, mlp_adapter):
+    """``x + γ2·MLP(LN2 x)``, the MLP branch through ``mlp_adapter``."""
     if mlp_adapter is None:
         return layer.ffn(layer.ln2(x), identity=x)
     ffn = layer.ffn

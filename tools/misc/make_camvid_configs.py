@@ -1,7 +1,8 @@
 """Write the thin per-method CamVid configs (configs/segmentation/camvid/)
 from the method table (lspt_mm/models/methods.py METHODS): for each setting
 (one base config per setting, the LSPT one), every method, and every prompt
-method also with the data-driven inits 'vipamin' and 'spt_kmeans'.
+method whose prompts are tokens of the self-attention (not composed) also
+with the data-driven inits 'vipamin' and 'spt_kmeans'.
     python tools/misc/make_camvid_configs.py && ruff format configs/segmentation/camvid
 """
 
@@ -74,7 +75,13 @@ def main():
                     )
                 write(osp.join(DIR, f'{stem}-{setting}.py'), head + body)
                 n += 1
-            if not spec.uses_prompts:
+            # data-driven inits: for prompts in the self-attention, one
+            # prompt method alone
+            if (
+                not spec.uses_prompts
+                or not spec.prompts_in_attention()
+                or spec.compose
+            ):
                 continue
             for init in INITS:
                 write(
