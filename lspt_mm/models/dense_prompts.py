@@ -47,7 +47,7 @@ def cross_attention_cost(
     prompts_in_attention=False,
 ):
     """FLOP-model terms of the cross-attention of every block (one image:
-    ``T`` query tokens, ``N_p`` prompts): q and out projections
+    ``T`` query tokens (CLS, registers, patches), ``N_p`` prompts): q and out projections
     ``2·2·T·D²``, k and v ``2·2·N_p·D²``, the attention ``2·2·T·N_p·D``.
     Backward: input gradients of the four projections, the attention's
     ``ATTN_BWD ×`` its forward, with trained weights their gradients (2×
@@ -58,6 +58,8 @@ def cross_attention_cost(
     from lspt_mm.analysis.flops import ATTN_BWD
 
     T, D, N, B, L = shape.T, shape.D, shape.num_prompts, shape.batch, shape.L
+    if prompts_in_attention:  # the prompt tokens query nothing
+        T -= N
     q_o = 2 * 2 * T * D * D
     k_v = 2 * 2 * N * D * D
     att = 2 * 2 * T * N * D
