@@ -16,13 +16,44 @@ def count_parameters(model):
     return trainable, total
 
 
+def what_trains(model):
+    """What trains, in words: each prompted backbone's method (its table
+    line: title and what it trains) and the trainable count per top-level
+    module, e.g. ``'method lspt_bias (LSPT + bias: as LSPT, and every
+    bias of the ViT); backbone 1,234,567, decode_head 89,012'``."""
+    from .models.checkpoint_policy import prompted_backbones
+    from .models.methods import METHODS
+
+    lora_model = any(type(m).__name__ == 'LoRAModel' for m in model.modules())
+    parts = []
+    for _, vit in prompted_backbones(model):
+        name = 'lora' if lora_model else vit.method_name
+        spec = METHODS.get(name)
+        parts.append(
+            f'method {name}'
+            + (f' ({spec.title}: {spec.trains})' if spec else '')
+        )
+    counts = {}
+    for key, p in model.named_parameters():
+        if p.requires_grad:
+            top = key.split('.')[0]
+            counts[top] = counts.get(top, 0) + p.numel()
+    if counts:
+        parts.append(', '.join(f'{k} {n:,}' for k, n in counts.items()))
+    return '; '.join(parts)
+
+
 def log_trainable_parameters(model, logger=None):
-    """Print the trainable-parameter count and its share of the total."""
+    """Print the trainable-parameter count, its share of the total and
+    what trains (:func:`what_trains`)."""
     trainable, total = count_parameters(model)
     message = (
         f'trainable params: {trainable:,} of {total:,} '
         f'({100.0 * trainable / max(total, 1):.2f}%)'
     )
+    detail = what_trains(model)
+    if detail:
+        message += '; ' + detail
     print_log(message, logger=logger or MMLogger.get_current_instance())
     return message
 

@@ -388,3 +388,36 @@ def test_new_method_config_builds_and_runs_forward(path):
     feats = vit(torch.randn(1, 3, 32, 32))
     assert feats[-1].shape == (1, 48, 4, 4)
     F.mse_loss(feats[-1], torch.zeros_like(feats[-1])).backward()
+
+
+def test_cvpt_update_takes_the_blocks_layer_scale():
+    """On a LayerScale ViT (DINOv2) the update is scaled by the block's
+    γ1 as its own attention branch is; with γ1 = 1 (or layer_scale=False
+    and γ1 = 1) it is CVPT's published form."""
+    kw = dict(layer_scale_init_value=0.5)
+    scaled = make('cvpt', **kw)
+    raw = make('cvpt', prompt_cfg=dict(layer_scale=False), **kw)
+    raw.load_state_dict(scaled.state_dict())
+    x = images()
+    with torch.no_grad():
+        assert (scaled(x)[0] - raw(x)[0]).abs().max() > 1e-4
+        for vit in (scaled, raw):
+            for layer in vit.layers:
+                layer.attn.gamma1.weight.fill_(1.0)
+        assert torch.equal(scaled(x)[0], raw(x)[0])
+    assert not make('lspt_ca').prompt_method.layer_scale
+
+
+def test_console_line_says_what_trains():
+    from lspt_mm.utils import log_trainable_parameters
+
+    model = nn.Module()
+    model.backbone = make('lspt_bias', perturb=False)
+    model.decode_head = nn.Linear(4, 4)
+    message = log_trainable_parameters(model)
+    spec = METHODS['lspt_bias']
+    assert f'method lspt_bias ({spec.title}: {spec.trains})' in message
+    backbone = sum(
+        p.numel() for p in model.backbone.parameters() if p.requires_grad
+    )
+    assert f'backbone {backbone:,}, decode_head 20' in message

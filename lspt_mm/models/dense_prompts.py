@@ -6,7 +6,7 @@ block ``l`` the tokens (CLS, registers and patches: the queries) attend to
 the block's prompts (keys and values) in a cross-attention, and the result
 is added to every token,
 
-    ``x ← x + s_l ⊙ CA_l(x, X_P^l)``,
+    ``x ← x + s_l ⊙ γ1_l ⊙ CA_l(x, X_P^l)``,
     ``CA_l(x, P) = W_o·softmax(W_q x·(W_k P)ᵀ / √d)·W_v P + b_o``,
 
 at ``position`` (CVPT's ``insert``: ``'before_attn'`` = 1, ``'after_attn'``
@@ -15,7 +15,10 @@ at ``position`` (CVPT's ``insert``: ``'before_attn'`` = 1, ``'after_attn'``
 weights (CVPT's code copies them into its ``CrossAttention`` and keeps them
 frozen); with ``train_cross_attn=True`` each block gets a trainable copy,
 initialised from the block. The queries are the raw tokens, with no
-LayerNorm, as in CVPT's code. ``s_l`` (LSPT-CA only): a per-channel scale,
+LayerNorm, as in CVPT's code. ``γ1_l``: the block's LayerScale of its
+attention branch (DINOv2; none in MAE / MoCo v3 / CVPT's supervised ViT,
+where it is the identity; ``layer_scale=False`` leaves it out). ``s_l``
+(LSPT-CA only): a per-channel scale,
 zero at the start, so training starts from the frozen ViT's output.
 
 - :class:`CVPT` (Huang et al., ICCV 2025; code Lingyun0419/CVPT,
@@ -91,9 +94,18 @@ class CrossAttentionUpdate:
             frozen block's own.
         scale_init (float, optional): start of a per-block, per-channel
             scale ``s_l`` of the update; ``None``: no scale (CVPT).
+        layer_scale (bool): multiply the update by the block's LayerScale
+            ``γ1`` of its attention branch, as the block scales its own
+            attention output (DINOv2 has one, learned per channel: mean
+            |γ1| 0.31 in block 1 and 6.7 in block 12 of DINOv2-S; MAE, MoCo
+            v3 and CVPT's supervised ViT have none, so there it changes
+            nothing and CVPT's published form is kept). CVPT: True;
+            LSPT-CA: False (its own ``s_l`` scales the update).
     """
 
-    def _init_cross_attention(self, position, train_cross_attn, scale_init):
+    def _init_cross_attention(
+        self, position, train_cross_attn, scale_init, layer_scale
+    ):
         if position not in UPDATE_POSITIONS:
             raise ValueError(
                 f'{type(self).__name__}: position={position!r}; choose one '
@@ -101,6 +113,7 @@ class CrossAttentionUpdate:
             )
         self.position = self.update_position = position
         self.train_cross_attn = bool(train_cross_attn)
+        self.layer_scale = bool(layer_scale)
         D, L = self.embed_dims, self.num_layers
         if self.train_cross_attn:
             self.cross_attn = nn.ModuleList(
@@ -135,8 +148,12 @@ class CrossAttentionUpdate:
             None if self.cross_scale is None else self.cross_scale[layer_index]
         )
 
+        gamma = layer.attn.gamma1 if self.layer_scale else None
+
         def update(x):
             out = cross_attention_fn(layer, x, prompts, projections)
+            if gamma is not None:  # the block's LayerScale γ1 (DINOv2)
+                out = gamma(out)
             return out if scale is None else out * scale
 
         return update
@@ -166,10 +183,13 @@ class CVPT(CrossAttentionUpdate, PromptMethod):
         position='after_attn',
         train_cross_attn=False,
         init='xavier',
+        layer_scale=True,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        self._init_cross_attention(position, train_cross_attn, None)
+        self._init_cross_attention(
+            position, train_cross_attn, None, layer_scale
+        )
         if init not in ('xavier', 'uniform'):
             raise ValueError(
                 f"CVPT: init={init!r}; choose 'xavier' (CVPT's code) or "
@@ -216,11 +236,14 @@ class LSPTCrossAttention(CrossAttentionUpdate, LSPT):
         position='after_attn',
         train_cross_attn=False,
         scale_init=0.0,
+        layer_scale=False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.prompts_in_attention = bool(prompts_in_attention)
-        self._init_cross_attention(position, train_cross_attn, scale_init)
+        self._init_cross_attention(
+            position, train_cross_attn, scale_init, layer_scale
+        )
 
     @classmethod
     def cost_terms(
