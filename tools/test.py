@@ -23,6 +23,7 @@ from copy import deepcopy
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import lspt_mm  # noqa: E402,F401
 from lspt_mm.engine.runner_utils import (  # noqa: E402
+    CfgOptionsAction,
     apply_common_args,
     build_runner,
     close_distributed,
@@ -30,7 +31,7 @@ from lspt_mm.engine.runner_utils import (  # noqa: E402
 )
 from lspt_mm.models import checkpoint_policy  # noqa: E402
 
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.config import Config, ConfigDict  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -71,7 +72,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override settings in the config, key=value',
     )
     parser.add_argument(

@@ -18,13 +18,14 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import lspt_mm  # noqa: E402,F401
 from lspt_mm.engine.runner_utils import (  # noqa: E402
+    CfgOptionsAction,
     apply_common_args,
     build_runner,
     close_distributed,
     exit_on_checkpoint_error,
 )
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 
 
@@ -64,7 +65,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override settings in the config, key=value (e.g. '
         'train_cfg.max_iters=1000 "model.backbone.num_prompts=50")',
     )

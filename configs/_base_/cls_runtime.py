@@ -22,6 +22,9 @@ default_hooks = dict(
     visualization=dict(type='VisualizationHook', enable=False),
 )
 custom_hooks = [
+    # the work dir's lock for any runner (Runner.from_cfg too) and the
+    # --resume checks (pointer, schedule, optimiser settings)
+    dict(type='RunGuardHook'),
     # load_from / --resume checkpoints must fit the model (no random parts)
     dict(type='CheckpointPolicyHook'),
     dict(type='TrainableParamsHook'),

@@ -27,7 +27,12 @@ import os.path as osp
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .ade20k import check_data_root, checked_pipeline, pair_faults
+from .ade20k import (
+    check_data_root,
+    checked_pipeline,
+    pair_faults,
+    refuse_dangling_links,
+)
 
 __all__ = [
     'CamVidDataset',
@@ -170,6 +175,14 @@ class CamVidDataset(BaseSegDataset):
             )
 
     def load_data_list(self):
+        for prefix in [self.data_prefix, *self._more_prefixes]:
+            for key, suffix in (
+                ('img_path', self.img_suffix),
+                ('seg_map_path', self.seg_map_suffix),
+            ):
+                folder = osp.join(self.data_root, prefix.get(key, ''))
+                if prefix.get(key) is not None and osp.isdir(folder):
+                    refuse_dangling_links('CamVid', folder, suffix)
         data_list = super().load_data_list()
         if self._more_prefixes:
             own = self.data_prefix
@@ -209,6 +222,10 @@ class CamVidDataset(BaseSegDataset):
         ``CheckedLoadAnnotations``)."""
         info = super().get_data_info(idx)
         info['num_classes'] = len(self.metainfo['classes'])
+        info['check_command'] = (
+            'python tools/dataset_converters/camvid.py check '
+            f'{self.data_root or "DATA_ROOT"}'
+        )
         return info
 
 

@@ -20,6 +20,7 @@ from .optim import (
 from .prompt_init_hook import PromptInitHook
 from .rng_hook import RNGStateHook
 from .run_errors import RunStoppedError
+from .run_guard_hook import ResumeError, RunGuardHook
 from .seg_metric import ConciseIoUMetric
 from .work_dir_lock import WorkDirLock, WorkDirLockedError
 
@@ -35,6 +36,8 @@ __all__ = [
     'PromptTuningOptimWrapperConstructor',
     'SegLayerDecayOptimWrapperConstructor',
     'RNGStateHook',
+    'RunGuardHook',
+    'ResumeError',
     'ConciseRunner',
     'ConciseIoUMetric',
     'file_only',

@@ -33,6 +33,8 @@ method; its atomic replacement is a version-guarded copy in
 
 import contextlib
 import copy
+import difflib
+import inspect
 import logging
 import os
 import os.path as osp
@@ -40,6 +42,7 @@ import re
 import tempfile
 
 from lspt_mm import compat
+from lspt_mm.models.checkpoint_digest import record_digest
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import register_backend
@@ -128,6 +131,30 @@ class AtomicLocalBackend(LocalBackend):
 ATOMIC_BACKEND_ARGS = dict(backend='atomic_local')
 
 
+def _refuse_unknown_options(options):
+    """mmengine's ``CheckpointHook`` keeps options it does not know and
+    hands them to ``Runner.save_checkpoint``, which takes none: a typo
+    (``max_keep_ckpt``) trains until the first save and then fails, losing
+    the run. Refuse them when the hook is built."""
+    known = [
+        n
+        for n in inspect.signature(CheckpointHook.__init__).parameters
+        if n not in ('self', 'kwargs')
+    ]
+    extra = [k for k in options if k not in known]
+    if not extra:
+        return
+    hints = []
+    for key in sorted(extra):
+        close = difflib.get_close_matches(key, known, n=1)
+        hints.append(key + (f' (did you mean {close[0]}?)' if close else ''))
+    raise ValueError(
+        f'default_hooks.checkpoint: unknown option(s) {", ".join(hints)}; '
+        f"AtomicCheckpointHook (mmengine's CheckpointHook) takes "
+        f'{", ".join(known)}'
+    )
+
+
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """``CheckpointHook`` whose checkpoint files and ``last_checkpoint``
@@ -142,6 +169,7 @@ class AtomicCheckpointHook(CheckpointHook):
     def __init__(
         self, *args, file_client_args=None, backend_args=None, **kwargs
     ):
+        _refuse_unknown_options(kwargs)
         if file_client_args is None and backend_args is None:
             backend_args = dict(ATOMIC_BACKEND_ARGS)
         elif (backend_args or {}).get('backend') != 'atomic_local':
@@ -169,6 +197,13 @@ class AtomicCheckpointHook(CheckpointHook):
                 runner.logger.info(
                     f'removed {path}, left by a save that was interrupted'
                 )
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        """Record the digest of the tensors being saved
+        (:mod:`lspt_mm.models.checkpoint_digest`): every later read checks
+        the file still holds them. The hook runs last (priority VERY_LOW),
+        after other hooks (e.g. EMA) have changed the state dict."""
+        record_digest(checkpoint)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         with self._deferred_removals(runner):
@@ -215,12 +250,10 @@ class AtomicCheckpointHook(CheckpointHook):
                 if value is not None:
                     hub.update_info(key, value)
             if isinstance(err, OSError):
-                pointer = osp.join(runner.work_dir, 'last_checkpoint')
                 raise CheckpointSaveError(
                     f'saving a checkpoint in {self.out_dir} failed: {err}. '
-                    f'Nothing was deleted; {pointer} still names '
-                    f'{self.last_ckpt or "no checkpoint (none saved yet)"}. '
-                    'Free space (or fix the folder) and continue with '
+                    f'Nothing was deleted; {pointer_report(runner.work_dir)}'
+                    '. Free space (or fix the folder) and continue with '
                     '--resume.'
                 ) from err
             raise
@@ -232,6 +265,24 @@ class AtomicCheckpointHook(CheckpointHook):
                     real.remove(path)
                 elif real.isdir(path):
                     real.rmtree(path)
+
+
+def pointer_report(work_dir):
+    """What ``work_dir/last_checkpoint`` names now, read from the file
+    itself (not from the run's memory, which a resumed run took from its
+    checkpoint), and whether that file exists."""
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    try:
+        with open(pointer, encoding='utf-8') as f:
+            target = f.read().strip()
+    except FileNotFoundError:
+        return f'there is no {pointer} (no checkpoint saved yet)'
+    except (OSError, UnicodeDecodeError) as err:
+        return f'{pointer} cannot be read ({err})'
+    if not target:
+        return f'{pointer} is empty'
+    state = 'which exists' if osp.isfile(target) else 'which is MISSING'
+    return f'{pointer} still names {target}, {state}'
 
 
 class CheckpointSaveError(RunStoppedError):

@@ -13,14 +13,42 @@ from lspt_mm.models.checkpoint import (
     NotACheckpointError,
     UntrustedCheckpointError,
 )
+from lspt_mm.models.checkpoint_digest import CheckpointCorruptError
 from lspt_mm.models.checkpoint_policy import CheckpointMismatchError
 from lspt_mm.recipes import TaskError, apply_task
 
+from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from .run_errors import RunStoppedError
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction`` for ``--cfg-options key=value ...``, but a
+    plain value keeps its spaces (``'data_root=/data/my set'``: mmengine's
+    removes every space of every value, so such a path is silently another
+    one), and a word that is no ``key=value`` (an unquoted value with
+    spaces) is named with how to pass it. Lists, tuples and comma
+    separated values parse as mmengine parses them."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        options = dict(getattr(namespace, self.dest, None) or {})
+        for kv in values or []:
+            if '=' not in kv:
+                parser.error(
+                    f'{option_string} {kv!r} is not key=value; a value with '
+                    "spaces must be quoted as one word: --cfg-options 'data_"
+                    "root=/data/my set'"
+                )
+            key, val = kv.split('=', 1)
+            plain = val.strip()
+            if plain[:1] in '[(' or ',' in plain:
+                options[key] = self._parse_iterable(val)
+            else:
+                options[key] = self._parse_int_float_bool(plain.strip('\'"'))
+        setattr(namespace, self.dest, options)
 
 
 def apply_common_args(cfg, args):
@@ -57,6 +85,7 @@ def exit_on_checkpoint_error():
         yield
     except (
         CheckpointMismatchError,
+        CheckpointCorruptError,
         NotACheckpointError,
         UntrustedCheckpointError,
         RunStoppedError,

@@ -41,6 +41,10 @@ class WorkDirLockedError(RunStoppedError):
     """Another live run holds the work dir."""
 
 
+class WorkDirUnwritableError(RunStoppedError):
+    """The work dir cannot be written (a full disk, no permission)."""
+
+
 def _pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -102,9 +106,11 @@ class WorkDirLock:
             held[1] += 1
             self.acquired = True
             return None
-        os.makedirs(osp.dirname(self.path), exist_ok=True)
-        f = open(self.path, 'a+')
+        work_dir = osp.dirname(self.path)
+        f = None
         try:
+            os.makedirs(work_dir, exist_ok=True)
+            f = open(self.path, 'a+')
             previous = self._lock(f)
             me = this_process()
             f.seek(0)
@@ -112,8 +118,20 @@ class WorkDirLock:
             f.write(json.dumps(me))
             f.flush()
             os.fsync(f.fileno())
+        except OSError as err:
+            if f is not None:
+                f.close()
+            if isinstance(err, WorkDirLockedError):
+                raise
+            raise WorkDirUnwritableError(
+                f'work dir {work_dir} cannot be written ({err}): the run '
+                'needs it for its lock, log and checkpoints. Free space '
+                'there (or fix its permissions), or give this run another '
+                '--work-dir. Nothing was started.'
+            ) from None
         except BaseException:
-            f.close()
+            if f is not None:
+                f.close()
             raise
         self._held[self.path] = [f, 1]
         self.acquired = True

@@ -106,6 +106,42 @@ def check_data_root(
         )
 
 
+def check_command(results):
+    """The command that lists every fault of the dataset ``results`` came
+    from (its ``get_data_info`` says; ADE20K's checker by default)."""
+    return results.get(
+        'check_command', 'python -m lspt_mm.datasets.ade20k DATA_ROOT'
+    )
+
+
+def dangling_links(folder, suffix):
+    """Files under ``folder`` ending in ``suffix`` that are symbolic links to
+    nothing (mmseg's file scan skips them silently: the run would train on
+    fewer images)."""
+    found = []
+    for root, _, files in os.walk(folder, followlinks=True):
+        for name in files:
+            path = osp.join(root, name)
+            if name.endswith(suffix) and osp.islink(path):
+                if not osp.exists(path):
+                    found.append(path)
+    return sorted(found)
+
+
+def refuse_dangling_links(name, folder, suffix):
+    """Raise ``DataFileError`` naming the links to nothing in ``folder``."""
+    broken = dangling_links(folder, suffix)
+    if broken:
+        raise DataFileError(
+            f'{name}: {len(broken)} file(s) in {folder!r} are symbolic links '
+            'to files that do not exist: '
+            + ', '.join(f'{b!r} -> {os.readlink(b)!r}' for b in broken[:5])
+            + (' ...' if len(broken) > 5 else '')
+            + '. Fix or remove the links (the run would silently train on '
+            'the other images).'
+        )
+
+
 _CHECKED = {
     'LoadImageFromFile': 'CheckedLoadImageFromFile',
     'LoadAnnotations': 'CheckedLoadAnnotations',
@@ -172,12 +208,27 @@ class CheckedADE20KDataset(ADE20KDataset):
                 f'{osp.abspath(img_dir)!r}.\n' + preparation_help(data_root)
             )
 
+    def load_data_list(self):
+        """mmseg's, after refusing symbolic links to nothing among the
+        images and labels."""
+        for key, suffix in (
+            ('img_path', self.img_suffix),
+            ('seg_map_path', self.seg_map_suffix),
+        ):
+            folder = self.data_prefix.get(key)
+            if folder and osp.isdir(folder):
+                refuse_dangling_links('ADE20K', folder, suffix)
+        return super().load_data_list()
+
     def get_data_info(self, idx):
         """mmseg's, plus ``num_classes`` (the class count of the dataset's
         metainfo), which ``CheckedLoadAnnotations`` checks label values
         against."""
         info = super().get_data_info(idx)
         info['num_classes'] = len(self.metainfo['classes'])
+        info['check_command'] = (
+            f'python -m lspt_mm.datasets.ade20k {self.data_root or "DATA_ROOT"}'
+        )
         return info
 
 
@@ -247,15 +298,21 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
         try:
             out = super().transform(results)
         except Exception as err:
-            return fail(
-                self.on_error,
-                f'cannot read image {filename!r}: {type(err).__name__}: {err}',
-            )
-        if out is None or out.get('img') is None or out['img'].size == 0:
+            reason = None
+            if osp.isfile(filename) and osp.getsize(filename) == 0:
+                reason = 'empty file (0 bytes)'
             return fail(
                 self.on_error,
                 f'cannot read image {filename!r}: '
-                'empty or not a decodable image',
+                + (reason or f'{type(err).__name__}: {err}'),
+            )
+        if out is None or out.get('img') is None or out['img'].size == 0:
+            reason = (
+                unreadable_image_reason(filename) or 'not a decodable image'
+            )
+            return fail(
+                self.on_error,
+                f'cannot read image {filename!r}: {reason}',
             )
         return out
 
@@ -294,6 +351,10 @@ class CheckedLoadAnnotations(LoadAnnotations):
         first and checking them (``DataFileError`` naming the file)."""
         seg_path = results['seg_map_path']
         img_bytes = fileio.get(seg_path, backend_args=self.backend_args)
+        if not img_bytes:
+            raise DataFileError(
+                f'cannot read label map {seg_path!r}: empty file (0 bytes)'
+            )
         raw = mmcv.imfrombytes(
             img_bytes, flag='unchanged', backend=self.imdecode_backend
         )
@@ -301,7 +362,8 @@ class CheckedLoadAnnotations(LoadAnnotations):
             raise DataFileError(
                 f'cannot read label map {seg_path!r}: not a decodable image'
             )
-        raw = raw.squeeze()
+        if raw.ndim == 3 and raw.shape[2] == 1:  # (H, W, 1); a 1x1 map
+            raw = raw[:, :, 0]  # stays 1x1 (mmseg's squeeze() made it ())
         if raw.ndim != 2:
             raise DataFileError(
                 f'label map {seg_path!r} has shape {raw.shape}; expected a '
@@ -331,9 +393,9 @@ class CheckedLoadAnnotations(LoadAnnotations):
                 f'label map {seg_path!r} holds values that are no class: '
                 f'{", ".join(map(str, bad))} ({pixels} pixels); valid are '
                 f'{describe_valid(num_classes, self.reduce_zero_label)}. '
-                'Fix or remove the file (`python -m lspt_mm.datasets.ade20k '
-                "DATA_ROOT` lists every such file), or set on_error='skip' "
-                'on CheckedLoadAnnotations'
+                f'Fix or remove the file (`{check_command(results)}` lists '
+                "every such file), or set on_error='skip' on "
+                'CheckedLoadAnnotations'
             )
         results['gt_seg_map'] = target
         results['seg_fields'].append('gt_seg_map')
