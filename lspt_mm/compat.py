@@ -318,7 +318,8 @@ def ensure_safe_checkpoint_loading():
             'safe_load',
             f'mmengine {mmengine.__version__}: checkpoints '
             'loaded by mmengine (load_from, --resume, init_cfg=Pretrained) '
-            'are read with weights_only=True and an allow-list of the '
+            "are read with torch's weights_only loader (on torch < 2.6 "
+            "lspt_mm's restricted unpickler) and an allow-list of the "
             'objects mmengine writes; LSPT_MM_TRUST_CHECKPOINTS=1 allows a '
             'full unpickle of other files',
         )
@@ -469,6 +470,31 @@ def frozen_param_warnings_dropped(log):
         yield drop
     finally:
         log.removeFilter(drop)
+
+
+# ------------------------------------------------- torch.compiler.is_compiling
+def resolve_is_compiling():
+    """``torch.compiler.is_compiling`` (torch >= 2.3); on torch 2.0 - 2.2
+    (no ``torch.compiler``, or one without it) ``torch._dynamo``'s
+    ``is_compiling``, and when dynamo was never imported a function
+    returning False (nothing can be compiling then)."""
+    found = getattr(getattr(torch, 'compiler', None), 'is_compiling', None)
+    if found is not None:
+        return found
+    dynamo = sys.modules.get('torch._dynamo')
+    found = getattr(dynamo, 'is_compiling', None)
+    if found is not None:
+        return found
+
+    def is_compiling():
+        dynamo = sys.modules.get('torch._dynamo')  # imported later?
+        found = getattr(dynamo, 'is_compiling', None)
+        return bool(found()) if found is not None else False
+
+    return is_compiling
+
+
+is_compiling = resolve_is_compiling()
 
 
 # --------------------------------------------------------------- DDP on CPU

@@ -36,14 +36,10 @@ gradients; the linear probe passes none (only its head trains); partial-k
 only through its last k blocks.
 """
 
+import importlib
 from dataclasses import dataclass
 
 import torch
-from torch.utils.flop_counter import (
-    FlopCounterMode,
-    sdpa_backward_flop_count,
-    sdpa_flop_count,
-)
 
 from lspt_mm.models.methods import METHODS, get_method
 
@@ -232,14 +228,28 @@ def model_flops(vit, batch=1, img_size=None, method=None, head_fwd_flops=0):
 
 
 # ---------------------------------------------------------------- counter
+def _counter_api():
+    """``torch.utils.flop_counter`` (torch >= 2.1), or an ImportError that
+    names the torch it needs."""
+    try:
+        return importlib.import_module('torch.utils.flop_counter')
+    except ImportError as err:
+        raise ImportError(
+            'counting FLOPs (lspt_mm.analysis.flops.flop_counter / '
+            'count_flops) needs torch >= 2.1 (torch.utils.flop_counter); '
+            f'this is torch {torch.__version__} ({err}). The analytic FLOP '
+            'model (analytic_flops) works on any torch.'
+        ) from None
+
+
 def _sdpa_cpu_fwd(query_shape, key_shape, value_shape, *args, **kwargs):
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
+    return _counter_api().sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
 def _sdpa_cpu_bwd(
     grad_out_shape, query_shape, key_shape, value_shape, *args, **kwargs
 ):
-    return sdpa_backward_flop_count(
+    return _counter_api().sdpa_backward_flop_count(
         grad_out_shape, query_shape, key_shape, value_shape
     )
 
@@ -247,6 +257,7 @@ def _sdpa_cpu_bwd(
 def flop_counter():
     """``FlopCounterMode`` that also counts CPU fused attention (torch 2.13
     registers only the CUDA SDPA kernels, so CPU attention would count 0)."""
+    api = _counter_api()
     aten = torch.ops.aten
     mapping = {}
     if hasattr(aten, '_scaled_dot_product_flash_attention_for_cpu'):
@@ -257,7 +268,7 @@ def flop_counter():
         mapping[aten._scaled_dot_product_flash_attention_for_cpu_backward] = (
             _sdpa_cpu_bwd
         )
-    return FlopCounterMode(display=False, custom_mapping=mapping)
+    return api.FlopCounterMode(display=False, custom_mapping=mapping)
 
 
 def count_flops(fn):

@@ -7,6 +7,7 @@ import os.path as osp
 import pickle
 import re
 import warnings
+import zipfile
 from collections import OrderedDict
 
 import torch
@@ -243,21 +244,82 @@ def _not_a_checkpoint_message(source, path):
 
 _warned_trusted = set()
 
+# torch's weights_only loader takes ``(object, 'module.name')`` entries of
+# ``torch.serialization.safe_globals`` from this version on
+NATIVE_ALLOW_LIST_TORCH = (2, 6)
+
+
+def _torch_version():
+    parts = torch.__version__.split('+')[0].split('.')[:2]
+    return tuple(int(p) if p.isdigit() else 0 for p in parts)
+
+
+def native_allow_list():
+    """Whether torch's own ``weights_only`` loader can take
+    :func:`runner_checkpoint_globals` (``torch.serialization.safe_globals``
+    with ``(object, name)`` entries: torch >= 2.6). torch 2.5 has
+    ``safe_globals`` but reads ``__module__`` of every entry, 2.4 only the
+    process-wide ``add_safe_globals``, 2.0 - 2.3 neither; there
+    :func:`safe_load` reads with :mod:`lspt_mm.models.safe_unpickler`."""
+    safe_globals = getattr(torch.serialization, 'safe_globals', None)
+    if safe_globals is None:
+        return False
+    own = getattr(torch, '_weights_only_unpickler', None)
+    user_allowed = getattr(own, '_get_user_allowed_globals', None)
+    if user_allowed is None:  # a later torch: trust its version
+        return _torch_version() >= NATIVE_ALLOW_LIST_TORCH
+    probe = (_history_buffer_statistic, 'lspt_mm.allow_list_probe')
+    try:
+        with safe_globals([probe]):
+            return user_allowed().get(probe[1]) is _history_buffer_statistic
+    except (AttributeError, TypeError, ValueError):  # torch 2.5
+        return False
+
+
+def _note_restricted_unpickler():
+    import logging
+
+    from lspt_mm import compat
+
+    compat._note(
+        'restricted_unpickler',
+        f'torch {torch.__version__} has no torch.serialization.safe_globals '
+        'with (object, name) entries (torch >= 2.6): checkpoints are read '
+        "with lspt_mm's restricted unpickler (the same allow-list: tensors, "
+        'plain containers and the objects mmengine writes), never a full '
+        'unpickle',
+        level=logging.INFO,
+    )
+
 
 def _load_allow_listed(load, source):
-    """``load(weights_only)`` with the allow-list; a file refused for its
-    globals is loaded in full only when the user trusts all files."""
+    """``load(weights_only, pickle_module=None)`` with the allow-list
+    (torch's ``weights_only`` loader plus :func:`runner_checkpoint_globals`,
+    or on torch < 2.6 :func:`restricted_pickle_module` of the same); a file
+    refused for its globals is loaded in full only when the user trusts all
+    files."""
+    from .safe_unpickler import RefusedGlobal, restricted_pickle_module
+
     try:
-        with torch.serialization.safe_globals(runner_checkpoint_globals()):
-            return load(True)
-    except pickle.UnpicklingError as err:
-        match = re.search(
-            r'GLOBAL (\S+)|unrecognized function (\S+)|'
-            r'(getattr\([^)]*\))',
-            str(err),
+        if native_allow_list():
+            with torch.serialization.safe_globals(runner_checkpoint_globals()):
+                return load(True)
+        _note_restricted_unpickler()
+        return load(
+            False, restricted_pickle_module(runner_checkpoint_globals())
         )
-        if match is None:
-            raise
+    except pickle.UnpicklingError as err:
+        if isinstance(err, RefusedGlobal):
+            what = err.what
+        else:
+            match = re.search(
+                r'GLOBAL (\S+)|unrecognized function (\S+)|'
+                r'(getattr\([^)]*\))',
+                str(err),
+            )
+            if match is None:
+                raise
+            what = next(g for g in match.groups() if g)
         if trust_all_checkpoints():
             if source not in _warned_trusted:
                 _warned_trusted.add(source)
@@ -267,7 +329,6 @@ def _load_allow_listed(load, source):
                     'file contains.'
                 )
             return load(False)
-        what = next(g for g in match.groups() if g)
         raise UntrustedCheckpointError(
             f'Refusing to unpickle {source!r}: it holds {what}, which is not '
             'a tensor, a plain container or one of the objects mmengine '
@@ -290,6 +351,7 @@ def safe_load(f, map_location='cpu', source=None, **kwargs):
     file object; ``source`` names it in messages.
     """
     kwargs.pop('weights_only', None)
+    kwargs.pop('pickle_module', None)  # ours (or torch's weights_only one)
     is_path = isinstance(f, (str, os.PathLike))
     source = str(f) if source is None and is_path else (source or '<stream>')
     kind = _file_kind(f) if is_path else None
@@ -304,14 +366,56 @@ def safe_load(f, map_location='cpu', source=None, **kwargs):
             'torch.save.'
         )
 
-    def load(weights_only):
+    def load(weights_only, pickle_module=None):
         if not is_path:
             f.seek(0)
-        return torch.load(
-            f, map_location=map_location, weights_only=weights_only, **kwargs
-        )
+        if pickle_module is not None:
+            kwargs['pickle_module'] = pickle_module
+        try:
+            return torch.load(
+                f,
+                map_location=map_location,
+                weights_only=weights_only,
+                **kwargs,
+            )
+        finally:
+            kwargs.pop('pickle_module', None)
 
     return _load_allow_listed(load, source)
+
+
+def _hub_cached_file(url, model_dir, progress, check_hash, file_name):
+    """The local copy of ``url`` as ``torch.hub.load_state_dict_from_url``
+    keeps it (``<hub dir>/checkpoints/<name>``, downloaded when absent,
+    checked against the hash in its name with ``check_hash``; a legacy
+    one-file ``.zip`` download is extracted next to it)."""
+    from urllib.parse import urlparse
+
+    hub = torch.hub
+    if model_dir is None:
+        model_dir = osp.join(hub.get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    name = file_name or osp.basename(urlparse(url).path)
+    cached = osp.join(model_dir, name)
+    if not osp.exists(cached):
+        prefix = None
+        if check_hash:
+            match = hub.HASH_REGEX.search(name)
+            prefix = match.group(1) if match else None
+        hub.download_url_to_file(url, cached, prefix, progress=progress)
+    legacy_zip = getattr(hub, '_is_legacy_zip_format', None)
+    if legacy_zip is not None and legacy_zip(cached):
+        with zipfile.ZipFile(cached) as archive:
+            members = archive.infolist()
+            if len(members) != 1:
+                raise RuntimeError(
+                    f'{url!r} ({cached!r}) is a zip file with '
+                    f'{len(members)} members; a legacy torch.hub download '
+                    'holds exactly one checkpoint.'
+                )
+            archive.extractall(model_dir)
+        cached = osp.join(model_dir, members[0].filename)
+    return cached
 
 
 def safe_load_url(
@@ -322,19 +426,20 @@ def safe_load_url(
     check_hash=False,
     file_name=None,
 ):
-    """``torch.hub.load_state_dict_from_url`` (download and cache) read as
-    :func:`safe_load` reads files (torch's own default there is a full
-    unpickle)."""
+    """``torch.hub.load_state_dict_from_url`` (download and cache in the
+    same place) read as :func:`safe_load` reads files (torch's own default
+    there is a full unpickle; its ``weights_only`` takes no
+    ``pickle_module``, which torch < 2.6 needs)."""
 
-    def load(weights_only):
-        return torch.hub.load_state_dict_from_url(
-            url,
-            model_dir=model_dir,
-            map_location=map_location,
-            progress=progress,
-            check_hash=check_hash,
-            file_name=file_name,
-            weights_only=weights_only,
+    def load(weights_only, pickle_module=None):
+        path = _hub_cached_file(
+            url, model_dir, progress, check_hash, file_name
+        )
+        extra = (
+            {} if pickle_module is None else {'pickle_module': pickle_module}
+        )
+        return torch.load(
+            path, map_location=map_location, weights_only=weights_only, **extra
         )
 
     return _load_allow_listed(load, url)

@@ -43,6 +43,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lspt_mm import compat
+
 from mmpretrain.registry import MODELS
 
 
@@ -430,7 +432,7 @@ class LSPT(PromptMethod):
         ``(L-1)·N_p·D·4D`` multiply-adds, once per forward).
         """
         params = (self.prompts, self.lstm.weight_ih, self.lstm.bias_ih)
-        if torch.compiler.is_compiling():
+        if compat.is_compiling():  # torch.compiler's (torch >= 2.3)
             prompts = self.prompts[1:]
             if self.training:
                 prompts = self.prompt_dropout(prompts)
