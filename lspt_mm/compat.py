@@ -472,6 +472,50 @@ def frozen_param_warnings_dropped(log):
         log.removeFilter(drop)
 
 
+# ------------------------------------------- matplotlib adjust_bbox (browse)
+@contextlib.contextmanager
+def adjust_bbox_renderer_optional():
+    """mmpretrain 1.2's ``tools/visualization/browse_dataset.py`` calls
+    ``matplotlib._tight_bbox.adjust_bbox(fig, bbox)``; newer matplotlib
+    (3.11 here) requires a third argument, ``renderer`` (``TypeError:
+    adjust_bbox() missing 1 required positional argument: 'renderer'``).
+    Within the block, a matplotlib whose ``adjust_bbox`` requires it gets
+    one that takes the figure canvas's renderer when none is given; with
+    an ``adjust_bbox`` that does not require it nothing changes."""
+    import inspect
+
+    try:
+        from matplotlib import _tight_bbox as module
+    except ImportError:  # matplotlib < 3.6: tight_bbox, the old signature
+        yield
+        return
+    original = module.adjust_bbox
+    param = inspect.signature(original).parameters.get('renderer')
+    if param is None or param.default is not inspect.Parameter.empty:
+        yield
+        return
+
+    def adjust_bbox(fig, bbox_inches, renderer=None, fixed_dpi=None):
+        if renderer is None:
+            renderer = fig.canvas.get_renderer()
+        return original(fig, bbox_inches, renderer, fixed_dpi)
+
+    import matplotlib
+
+    _note(
+        'adjust_bbox_renderer',
+        f'matplotlib {matplotlib.__version__}: adjust_bbox needs a renderer '
+        "that mmpretrain 1.2's browse_dataset does not pass; it gets the "
+        "figure canvas's",
+        level=logging.INFO,
+    )
+    module.adjust_bbox = adjust_bbox
+    try:
+        yield
+    finally:
+        module.adjust_bbox = original
+
+
 # ------------------------------------------------- torch.compiler.is_compiling
 def resolve_is_compiling():
     """``torch.compiler.is_compiling`` (torch >= 2.3); on torch 2.0 - 2.2

@@ -123,6 +123,65 @@ def test_browse_dataset_segmentation(tmp_path):
         assert f.read(4) == PNG
 
 
+def test_browse_dataset_classification(tmp_path):
+    """mmpretrain 1.2's browse_dataset on a classification config. Before:
+    ``TypeError: adjust_bbox() missing 1 required positional argument:
+    'renderer'`` (matplotlib 3.11 requires it)."""
+    from fault_cases import demo_options, make_small_cub
+
+    root = make_small_cub(tmp_path / 'data')
+    opts = demo_options(root, epochs=1)
+    out = tmp_path / 'browse'
+    browse_dataset.main(
+        [
+            CLS_DEMO,
+            '--output-dir',
+            str(out),
+            '--not-show',
+            '-n',
+            '2',
+        ]
+        + opts
+    )
+    pics = sorted(os.listdir(out))
+    assert len(pics) == 2 and all(p.endswith('.jpg') for p in pics)
+    from PIL import Image
+
+    with Image.open(out / pics[0]) as im:
+        assert im.size[0] > 100 and im.size[1] > 100
+
+
+def test_adjust_bbox_patch_is_scoped_and_signature_guarded(monkeypatch):
+    """The renderer is supplied only inside the tool's run, and only to an
+    adjust_bbox that requires one."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib import _tight_bbox, transforms
+
+    from lspt_mm import compat
+
+    calls = []
+
+    def requires(fig, bbox_inches, renderer, fixed_dpi=None):
+        calls.append(renderer)
+
+    def optional(fig, bbox_inches, fixed_dpi=None):
+        calls.append('old')
+
+    fig = plt.figure()
+    box = transforms.Bbox([[0, 0], [1, 1]])
+    for fn, expect in ((requires, 'RendererAgg'), (optional, 'str')):
+        monkeypatch.setattr(_tight_bbox, 'adjust_bbox', fn)
+        with compat.adjust_bbox_renderer_optional():
+            _tight_bbox.adjust_bbox(fig, box)  # mmpretrain 1.2's call
+        assert [type(c).__name__ for c in calls] == [expect]
+        calls.clear()
+        assert _tight_bbox.adjust_bbox is fn  # restored
+    plt.close(fig)
+
+
 def test_confusion_matrix_of_saved_predictions(tmp_path):
     # tools/test.py --out writes this list for classification configs
     preds = [

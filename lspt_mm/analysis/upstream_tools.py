@@ -15,6 +15,7 @@ import os.path as osp
 import runpy
 import sys
 
+from lspt_mm import compat
 from lspt_mm.recipes import apply_task, is_benchmark_config
 
 # tool -> {library: script under <library>/.mim/tools}
@@ -148,6 +149,8 @@ def run_tool(tool, argv, library=None):
             stack.enter_context(own_visualizer(tool))
             if library == 'mmseg' and tool == 'browse_dataset':
                 stack.enter_context(contiguous_seg_images())
+            if library == 'mmpretrain' and tool == 'browse_dataset':
+                stack.enter_context(compat.adjust_bbox_renderer_optional())
             runpy.run_path(path, run_name='__main__')
     finally:
         sys.argv = old_argv
