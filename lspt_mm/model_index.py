@@ -43,12 +43,39 @@ def register_model_index(missing_ok=False):
     return list(_registered)
 
 
-def list_models(pattern=None):
-    """Names of this package's configs (``fnmatch`` ``pattern``, optional)."""
+TASKS = {
+    'classification': 'Image Classification',  # mmpretrain.get_model
+    'segmentation': 'Semantic Segmentation',  # mmseg.apis.init_model
+}
+
+
+def task_of(name):
+    """``'classification'`` or ``'segmentation'``: which library builds the
+    shipped config ``name`` (mmpretrain's ``get_model``, mmseg's
+    ``init_model``)."""
+    from mmpretrain.apis.model import ModelHub
+
+    config_path(name)  # a clear error for an unknown name
+    tasks = {r.task for r in ModelHub._models_dict[name.lower()].results}
+    return next(k for k, v in TASKS.items() if v in tasks)
+
+
+def list_models(pattern=None, task=None):
+    """Names of this package's configs (``fnmatch`` ``pattern``, optional;
+    ``task``: ``'classification'`` (built by ``mmpretrain.get_model``) or
+    ``'segmentation'`` (by ``mmseg.apis.init_model``), optional)."""
     import fnmatch
 
+    if task is not None and task not in TASKS:
+        raise ValueError(
+            f'list_models(task={task!r}): task is one of {sorted(TASKS)}'
+        )
     names = sorted(register_model_index())
-    return fnmatch.filter(names, pattern) if pattern else names
+    if pattern:
+        names = fnmatch.filter(names, pattern)
+    if task is not None:
+        names = [n for n in names if task_of(n) == task]
+    return names
 
 
 def config_path(name):

@@ -80,3 +80,42 @@ class PromptedImageClassifier(_CheckedLoad, ImageClassifier):
     @_metainfo.setter
     def _metainfo(self, value):  # mmpretrain's get_model sets it (None)
         self.__dict__['_metainfo_'] = value
+
+
+# ------------------------------------------------ the other kind's registry
+class WrongRegistryError(KeyError):
+    """A model type written for the other library's registry (a
+    ``KeyError``, as the registry's own "not in the registry" error);
+    its message says what to write instead."""
+
+    def __str__(self):  # KeyError would print the message quoted
+        return str(self.args[0]) if self.args else ''
+
+
+def _prompted_vit_in_mmseg(**kwargs):
+    raise WrongRegistryError(
+        "type='PromptedViT' in an mmseg model config: PromptedViT is "
+        "registered in mmpretrain's MODELS, not in mmseg's. Write "
+        "type='mmpretrain.PromptedViT' (as the shipped segmentation "
+        'configs do, e.g. configs/segmentation/'
+        'lspt-vit-tiny_upernet_1xb4-300iter_synthetic-ade20k-64x64_demo.py).'
+    )
+
+
+def _segmentor_in_mmpretrain(**kwargs):
+    raise WrongRegistryError(
+        'PromptedEncoderDecoder is an mmseg segmentor: this is a '
+        'segmentation config, which mmpretrain (get_model, its inferencers, '
+        'its registry) cannot build. Build it with mmseg: '
+        'mmseg.apis.init_model(config, checkpoint) (a shipped config by '
+        'name: mmseg.apis.init_model(lspt_mm.model_index.config_path(name)))'
+        ', or lspt_mm.apis.init_model(config, checkpoint), which picks the '
+        "library from the config's default_scope; "
+        "lspt_mm.model_index.list_models(task='segmentation') lists them."
+    )
+
+
+SEG_MODELS.register_module('PromptedViT', module=_prompted_vit_in_mmseg)
+PRETRAIN_MODELS.register_module(
+    'PromptedEncoderDecoder', module=_segmentor_in_mmpretrain
+)
