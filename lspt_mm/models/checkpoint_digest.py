@@ -5,12 +5,15 @@ torch does not check the records of its zip files: a checkpoint whose
 tensor bytes changed in place (a bad copy, a flipped disk sector) loads
 without a word and evaluates to another number. The checkpoint hook
 (:class:`~lspt_mm.engine.checkpoint_hook.AtomicCheckpointHook`) records
-``meta['lspt_mm_digest']``, a BLAKE2b digest of every tensor of
-``state_dict`` (dtype, shape, bytes, in order), and every read of a
+``meta['lspt_mm_digest']``, BLAKE2b digests of every tensor of
+``state_dict`` (dtype, shape, bytes, in order) and of its key names, and
+every read of a
 checkpoint file through this project's safe loader (``tools/test.py``,
 ``--resume``, ``load_from``, mmseg's ``init_model``, mmpretrain's
 ``get_model``, the inferencers, ``pretrained=``) recomputes it and refuses a
-file that no longer matches. The digest is a plain string in ``meta``: plain
+file whose tensors no longer match. A state dict whose keys changed was
+edited by a program and saved again, not damaged: the checkpoint policy
+judges it (a key missing or left over is refused there). The digest is a plain string in ``meta``: plain
 mmengine loads such files as any other. Files without one (published
 weights, checkpoints of other tools) load as before.
 """
@@ -27,10 +30,16 @@ class CheckpointCorruptError(RuntimeError):
     saved."""
 
 
+def keys_digest(state_dict):
+    """BLAKE2b (hex) of the key names of ``state_dict``, in order."""
+    return hashlib.blake2b(
+        '\n'.join(map(str, state_dict)).encode(), digest_size=20
+    ).hexdigest()
+
+
 def tensor_digest(state_dict):
     """BLAKE2b (hex) of the tensors of ``state_dict`` (their order, dtypes,
-    shapes and bytes; the key names are checked by the checkpoint policy
-    and may be revised on load, e.g. ``module.`` stripped)."""
+    shapes and bytes)."""
     h = hashlib.blake2b(digest_size=20)
     for value in state_dict.values():
         if not isinstance(value, torch.Tensor):
@@ -49,7 +58,9 @@ def record_digest(checkpoint):
     state_dict = checkpoint.get('state_dict')
     if isinstance(state_dict, dict):
         meta = checkpoint.setdefault('meta', {})
-        meta[DIGEST_KEY] = tensor_digest(state_dict)
+        meta[DIGEST_KEY] = dict(
+            tensors=tensor_digest(state_dict), keys=keys_digest(state_dict)
+        )
     return checkpoint
 
 
@@ -64,9 +75,13 @@ def verify_digest(checkpoint, source):
     if not (isinstance(meta, dict) and isinstance(state_dict, dict)):
         return checkpoint
     recorded = meta.get(DIGEST_KEY)
-    if recorded is None:
+    if not isinstance(recorded, dict) or 'tensors' not in recorded:
         return checkpoint
-    if tensor_digest(state_dict) != recorded:
+    if recorded.get('keys') != keys_digest(state_dict):
+        # a program edited the state dict (keys added or removed) and saved
+        # it again: not bit rot; the checkpoint policy judges its keys
+        return checkpoint
+    if tensor_digest(state_dict) != recorded['tensors']:
         raise CheckpointCorruptError(
             f'Checkpoint {source!r} is corrupt: its tensors differ from the '
             'digest recorded when it was saved (the file changed after the '
