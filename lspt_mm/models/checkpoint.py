@@ -12,6 +12,8 @@ from collections import OrderedDict
 
 import torch
 
+from .checkpoint_digest import CheckpointCorruptError, verify_digest
+
 DOWNLOADS = {
     'MAE ViT-B/16': 'https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth',
     'MoCo v3 ViT-B/16': 'https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/'
@@ -381,7 +383,34 @@ def safe_load(f, map_location='cpu', source=None, **kwargs):
         finally:
             kwargs.pop('pickle_module', None)
 
-    return _load_allow_listed(load, source)
+    try:
+        checkpoint = _load_allow_listed(load, source)
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as err:
+        if not _is_truncation(err):
+            raise
+        detail = str(err).splitlines()[0].split('. This is')[0] or repr(err)
+        raise NotACheckpointError(
+            f'Cannot read checkpoint {source!r}: {detail}. The file is '
+            'incomplete (truncated or damaged: an interrupted copy or '
+            'download?). Copy it again, or use another checkpoint.'
+        ) from None
+    return verify_digest(checkpoint, source)
+
+
+# what torch raises for a truncated or damaged file (not for a missing API)
+_TRUNCATION = (
+    'PytorchStreamReader failed',
+    'failed finding central directory',
+    'unexpected EOF',
+    'Ran out of input',
+    'invalid header or archive is corrupted',
+)
+
+
+def _is_truncation(err):
+    return isinstance(err, (EOFError, zipfile.BadZipFile)) or any(
+        s in str(err) for s in _TRUNCATION
+    )
 
 
 def _hub_cached_file(url, model_dir, progress, check_hash, file_name):
@@ -453,12 +482,15 @@ def read_checkpoint(path):
         raise FileNotFoundError(missing_file_message(path))
     try:
         return safe_load(path, map_location='cpu')
-    except (NotACheckpointError, UntrustedCheckpointError):
+    except (
+        NotACheckpointError,
+        UntrustedCheckpointError,
+        CheckpointCorruptError,
+    ):
         raise
-    except Exception as err:  # truncated zip or pickle
+    except Exception as err:  # truncation is NotACheckpointError already
         raise RuntimeError(
-            f'Cannot read checkpoint {path!r}: {err}. The file may be '
-            'incomplete; download it again.'
+            f'Cannot read checkpoint {path!r}: {type(err).__name__}: {err}'
         ) from err
 
 
@@ -647,7 +679,30 @@ def read_safetensors(path):
             '`safetensors` package: pip install safetensors (or save the '
             'state dict with torch.save as a .bin / .pth file).'
         ) from err
-    return load_file(path, device='cpu')
+    try:
+        return load_file(path, device='cpu')
+    except Exception as err:  # safetensors' own errors name no file
+        kind = _file_kind(path)
+        what = {
+            'zip': 'a PyTorch checkpoint (torch.save, zip format)',
+            'pickle': 'a PyTorch checkpoint (torch.save, legacy format)',
+            'plain_pickle': 'a plain pickle file',
+            'empty': 'empty (0 bytes)',
+        }.get(kind)
+        if what is None:
+            raise NotACheckpointError(
+                f'{path!r} is not a readable .safetensors file ({err}); '
+                'download it again.'
+            ) from None
+        hint = (
+            ' Rename it to .pth (it is read safely as a torch file).'
+            if kind in ('zip', 'pickle')
+            else ' Download it again.'
+        )
+        raise NotACheckpointError(
+            f'{path!r} is named .safetensors but is {what}, not a '
+            f'safetensors file.{hint}'
+        ) from None
 
 
 def load_vit_weights(path):
