@@ -421,3 +421,17 @@ def test_console_line_says_what_trains():
         p.numel() for p in model.backbone.parameters() if p.requires_grad
     )
     assert f'backbone {backbone:,}, decode_head 20' in message
+
+
+def test_feature_change_is_zero_at_the_frozen_vit_and_grows_with_updates():
+    from lspt_mm.analysis.tokens import feature_change
+
+    frozen = make('linear', out_type='featmap', out_indices=[0, 2])
+    ca = make('lspt_ca', perturb=False, out_type='featmap', out_indices=[0, 2])
+    ca.load_state_dict(frozen.state_dict(), strict=False)
+    x = images()
+    assert (feature_change(ca, frozen, x) == 0).all()
+    with torch.no_grad():
+        ca.prompt_method.cross_scale.fill_(1.0)
+    change = feature_change(ca, frozen, x)
+    assert change.shape == (2,) and (change > 0).all()

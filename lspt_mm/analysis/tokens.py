@@ -270,3 +270,24 @@ def prompt_token_scales(backbone, x):
     finally:
         del method.next_prompts  # back to the class's method
     return torch.tensor(rows).numpy()
+
+
+@torch.no_grad()
+def feature_change(model, reference, x):
+    """How much a tuned model moves the features its head reads: per output
+    map of the backbone (``out_indices``), ``‖f − f₀‖ / ‖f₀‖`` over the
+    batch ``x``, with ``f`` the tuned backbone's output and ``f₀`` the
+    ``reference`` (the frozen ViT, e.g. the linear probe's model). Array
+    (len(out_indices),)."""
+    ours = model.backbone(x) if hasattr(model, 'backbone') else model(x)
+    theirs = (
+        reference.backbone(x)
+        if hasattr(reference, 'backbone')
+        else reference(x)
+    )
+    return np.array(
+        [
+            float((a - b).norm() / b.norm().clamp_min(1e-12))
+            for a, b in zip(ours, theirs)
+        ]
+    )
