@@ -213,6 +213,8 @@ def test_demo_trains_tests_and_prints_a_short_result(tmp_path):
         > top1['top-1 untrained, test split'] + 30
     ), top1
     assert result[5].startswith('test reproduces validation: yes')
+    # the numbers depend on the thread count (OMP_NUM_THREADS=1 above)
+    assert '; torch threads 1 (the trained numbers depend on it);' in result[5]
     assert osp.isfile(data / 'CUB_200_2011' / 'test.json')
     assert osp.isfile(work / 'epoch_4.pth')
     metrics = json.loads(

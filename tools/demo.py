@@ -19,7 +19,10 @@ settings' short names.) Each run
 4. runs tools/test.py on the saved final checkpoint: on the val split (it
    must reproduce the last validation of training exactly) and, for
    classification, on the test split;
-5. prints the metric untrained vs. trained.
+5. prints the metric untrained vs. trained, and the torch thread count the
+   tools ran with: the trained numbers depend on it, as floating-point sums
+   are split across threads (measured pairs: docs/segmentation.md); the
+   same count gives the same numbers.
 """
 
 import argparse
@@ -172,6 +175,14 @@ def save_untrained(config, path, cfg_options, scope='mmseg'):
     )
 
 
+def torch_threads():
+    """The intra-op thread count torch takes in this environment (what
+    tools/train.py and tools/test.py, run as children with it, take)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def main(argv=None, task=None):
     """Run the demo of ``task`` (or the one named on the command line)."""
     sys.path.insert(0, ROOT)
@@ -194,6 +205,11 @@ def main(argv=None, task=None):
     work_dir = args.work_dir or demo.work_dir
     data_dir = args.data_dir or demo.data_dir
     start = time.time()
+    # the tools run in children with this environment, so with this many
+    # intra-op threads (OMP_NUM_THREADS, else torch's default: the physical
+    # cores); float sums are split by thread, so the trained weights and
+    # metrics differ (slightly) between thread counts
+    threads = torch_threads()
     os.chdir(ROOT)
     data_root = osp.join(data_dir, demo.data_folder)
     if not osp.exists(osp.join(data_root, demo.data_marker)):
@@ -259,6 +275,7 @@ def main(argv=None, task=None):
         print(f'{title + ":":<{width}}{value:6.2f}{tail}')
     print(
         f'test reproduces validation: {"yes" if same else "NO"}; '
+        f'torch threads {threads} (the trained numbers depend on it); '
         f'total time {time.time() - start:.0f} s'
     )
     if not same:
@@ -266,7 +283,12 @@ def main(argv=None, task=None):
             'tools/test.py did not reproduce the validation metrics'
         )
     return dict(
-        untrained=before, val=val, test_val=on_val, test=after, checkpoint=ckpt
+        untrained=before,
+        val=val,
+        test_val=on_val,
+        test=after,
+        checkpoint=ckpt,
+        threads=threads,
     )
 
 
