@@ -62,7 +62,7 @@ def _user_allowed_globals_2_5():
     """torch 2.5.1's ``_get_user_allowed_globals``: every entry's
     ``__module__`` (a tuple entry raises AttributeError)."""
     rc = {}
-    for f in torch._weights_only_unpickler._marked_safe_globals_set:
+    for f in torch.serialization.get_safe_globals():
         module, name = f.__module__, f.__name__
         rc[f'{module}.{name}'] = f
     return rc
