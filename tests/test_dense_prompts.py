@@ -13,6 +13,7 @@ vendored (no licence)."""
 import glob
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -435,3 +436,16 @@ def test_feature_change_is_zero_at_the_frozen_vit_and_grows_with_updates():
         ca.prompt_method.cross_scale.fill_(1.0)
     change = feature_change(ca, frozen, x)
     assert change.shape == (2,) and (change > 0).all()
+
+
+def test_attention_tools_on_prompts_outside_the_self_attention():
+    from lspt_mm.analysis.tokens import attention_summary, prompt_patch_cosine
+
+    vit = make('cvpt', out_type='featmap')
+    summary = attention_summary(vit, images(b=1))
+    assert np.isnan(summary['prompt_mass']).all()
+    # the patch rows' mass on [prefix, (no) prompts, patches] sums to 1
+    assert np.allclose(summary['patch_mass'].sum(-1), 1, atol=1e-5)
+    assert (summary['patch_mass'][:, 1] == 0).all()
+    with pytest.raises(ValueError, match='no prompt tokens'):
+        prompt_patch_cosine(vit, images())

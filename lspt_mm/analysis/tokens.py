@@ -158,9 +158,12 @@ def attention_summary(backbone, x):
     1; prompt and patch rows averaged). ``patch_mass[:, 1]`` is how much
     the patch tokens, which a dense head reads, take from the prompts.
     Token groups come from the backbone's layout
-    (``PromptedViT.split_tokens``).
+    (``PromptedViT.split_tokens``). Prompts that are no tokens of the
+    self-attention (CVPT, LSPT-CA) have no rows or columns here: their
+    prompt entries are nan (they reach the patches through the method's
+    cross-attention; :func:`feature_change` measures what that moves).
     """
-    n_p = backbone.num_prompts
+    n_p = backbone.num_prompt_tokens
     if backbone.cls_token is None:
         raise ValueError(
             'attention_summary reads the CLS row; this '
@@ -212,10 +215,10 @@ def attention_summary(backbone, x):
 def prompt_patch_cosine(backbone, x):
     """Mean cosine similarity between every prompt token and every patch
     token of each block's output, per image: array (B, L)."""
-    n_p = backbone.num_prompts
+    n_p = backbone.num_prompt_tokens
     if not n_p:
         raise ValueError(
-            'this backbone has no prompt tokens '
+            'this backbone has no prompt tokens in its blocks '
             f'(prompt_method={backbone.method_name})'
         )
     with record_block_outputs(backbone) as outs:
