@@ -54,7 +54,7 @@ class MethodSpec:
         cost (callable, optional): FLOP-model terms when the component's
             ``cost_terms`` does not describe the method (wrappers).
         compose (tuple): names of methods without prompts (rows of this
-            table, :data:`ADD_ONS`) composed with the component in one
+            table, :func:`add_on_table`) composed with the component in one
             backbone (``PromptedViT(compose=...)``).
         add_on (str, optional): for a wrapper row, the component that does
             the same inside the backbone when the method is composed.
@@ -174,11 +174,11 @@ def add_on_specs(names):
     each must be a method without prompts and without a wrapper."""
     specs = {}
     for name in names:
-        spec = ADD_ONS.get(str(name).replace('-', '_'))
+        spec = add_on_table().get(str(name).replace('-', '_'))
         if spec is None:
             raise ValueError(
                 f'compose: {name!r} is no method without prompts of the '
-                f'table; compose with {list(ADD_ONS)} or give a component '
+                f'table; compose with {list(add_on_table())} or give a component '
                 "config, e.g. dict(type='MLPAdapter', reduction=16)"
             )
         specs[spec.name] = spec
@@ -602,21 +602,25 @@ def methods_saving(own):
 
 # the methods a prompt method can be composed with: the rows without
 # prompts on a frozen ViT; a wrapper row (LoRA) is composed as the component
-# its ``add_on`` names, with the wrapper's options
-ADD_ONS = {
-    spec.name: (
-        replace(
-            spec,
-            component=spec.add_on,
-            options={k: v for k, v in spec.wrapper.items() if k != 'type'},
-            wrapper=None,
-            cost=None,
+# its ``add_on`` names, with the wrapper's options. Read when asked (not at
+# import: a component module registers after this table is built)
+def add_on_table():
+    """name -> MethodSpec of every method ``compose`` takes."""
+    return {
+        spec.name: (
+            replace(
+                spec,
+                component=spec.add_on,
+                options={k: v for k, v in spec.wrapper.items() if k != 'type'},
+                wrapper=None,
+                cost=None,
+            )
+            if spec.wrapper
+            else spec
         )
-        if spec.wrapper
-        else spec
-    )
-    for spec in METHODS.values()
-    if not spec.uses_prompts
-    and spec.freeze_backbone
-    and (spec.add_on or not spec.wrapper)
-}
+        for spec in METHODS.values()
+        if (spec.add_on or not spec.wrapper)
+        and not spec.compose
+        and spec.freeze_backbone
+        and not spec.uses_prompts
+    }
