@@ -37,20 +37,10 @@ from mmengine.config import Config
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from fault_cases import DEMO_C, REPO, demo_options, make_small_cub  # noqa: E402
 from test_camvid import make_camvid  # noqa: E402
+from test_fault_checkpoints import load_test_tool  # noqa: E402
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import train  # noqa: E402  (tools/train.py)
-
-
-def load_test_tool():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        'lspt_test_tool_p3', osp.join(REPO, 'tools', 'test.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')

@@ -38,7 +38,7 @@ import torch.nn as nn
 
 from mmpretrain.registry import MODELS
 
-from .prompt_methods import LSPT, PromptMethod
+from .prompt_methods import LSPT, PromptMethod, VPTDeep
 from .vit_blocks import UPDATE_POSITIONS, attention_projections
 from .vit_blocks import cross_attention as cross_attention_fn
 
@@ -205,13 +205,8 @@ class CVPT(CrossAttentionUpdate, PromptMethod):
     ):
         return cross_attention_cost(shape, position, train_cross_attn)
 
-    def next_prompts(
-        self, layer_index, in_prompts, out_prompts, patches, state
-    ):
-        batch = in_prompts.shape[0]
-        return self.prompt_dropout(
-            self.prompts[layer_index + 1].expand(batch, -1, -1)
-        ), state
+    # VPT-deep's: block l + 1 reads its own P^{l+1}
+    next_prompts = VPTDeep.next_prompts
 
 
 @MODELS.register_module()
