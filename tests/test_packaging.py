@@ -142,7 +142,9 @@ def test_wheel_ships_configs_and_declares_ranges(tmp_path):
     assert 'lspt_mm/.mim/model-index.yml' in names
     for cfg in _configs().values():
         assert 'lspt_mm/.mim/' + cfg.replace(os.sep, '/') in names, cfg
+    # `mim train lspt_mm` / `mim test lspt_mm` run these on .mim/configs
     assert 'lspt_mm/.mim/tools/train.py' in names
+    assert 'lspt_mm/.mim/tools/test.py' in names
     meta = z.read(next(n for n in names if n.endswith('/METADATA'))).decode()
     req = [
         line.split(':', 1)[1].strip()
@@ -162,7 +164,16 @@ def test_wheel_ships_configs_and_declares_ranges(tmp_path):
     assert not [r for r in req if '==' in r]
     assert not [n for n in byname if n.startswith('mmcv')]
     extras = set(re.findall(r'^Provides-Extra: (\S+)', meta, re.M))
-    assert {'onnx', 'safetensors', 'tests', 'lint'} <= extras
+    assert {'onnx', 'safetensors', 'tests', 'lint', 'mim'} <= extras
+    # openmim's pandas kept at 2.x: pandas 3 needs numpy 2 (docs, "OpenMIM")
+    mim = {
+        re.split(r'[<>=!~;\[ ]', r, 1)[0].lower(): r.split(';')[0]
+        for r in re.findall(
+            r'^Requires-Dist: (.*extra == "mim".*)$', meta, re.M
+        )
+    }
+    assert set(mim) == {'openmim', 'pandas'}, mim
+    assert '<3' in mim['pandas'] and '<0.4' in mim['openmim'], mim
 
 
 def _stub(site, name, version, *requires):
