@@ -80,6 +80,10 @@ class ViTShape:
     num_prompts: int
     batch: int
 
+    # backward FLOPs of an attention over its forward (for the methods'
+    # own attentions, e.g. CVPT's cross-attention)
+    attn_bwd_factor = ATTN_BWD
+
     @property
     def linear(self):
         """Linear layers of one block, one image."""

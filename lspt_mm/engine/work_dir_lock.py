@@ -121,8 +121,6 @@ class WorkDirLock:
         except OSError as err:
             if f is not None:
                 f.close()
-            if isinstance(err, WorkDirLockedError):
-                raise
             raise WorkDirUnwritableError(
                 f'work dir {work_dir} cannot be written ({err}): the run '
                 'needs it for its lock, log and checkpoints. Free space '

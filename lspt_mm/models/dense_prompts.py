@@ -53,13 +53,11 @@ def cross_attention_cost(
     ``T`` query tokens (CLS, registers, patches), ``N_p`` prompts): q and out projections
     ``2·2·T·D²``, k and v ``2·2·N_p·D²``, the attention ``2·2·T·N_p·D``.
     Backward: input gradients of the four projections, the attention's
-    ``ATTN_BWD ×`` its forward, with trained weights their gradients (2×
+    ``ATTN_BWD ×`` its forward (``shape.attn_bwd_factor``), with trained weights their gradients (2×
     the projections). Without prompts in the self-attention the tokens
     need no gradient until the first update: block 1's queries, and what
     of block 1 comes before the update (its attention, or all of it at
     ``'after_mlp'``), pass none (``blocks_bwd``)."""
-    from lspt_mm.analysis.flops import ATTN_BWD
-
     T, D, N, B, L = shape.T, shape.D, shape.num_prompts, shape.batch, shape.L
     if prompts_in_attention:  # the prompt tokens query nothing
         T -= N
@@ -67,11 +65,11 @@ def cross_attention_cost(
     k_v = 2 * 2 * N * D * D
     att = 2 * 2 * T * N * D
     fwd = B * L * (q_o + k_v + att)
-    bwd = B * L * (q_o + k_v + ATTN_BWD * att)
+    bwd = B * L * (q_o + k_v + shape.attn_bwd_factor * att)
     blocks = L * shape.frozen_block_bwd
     if not prompts_in_attention:
         bwd -= B * q_o // 2  # block 1's queries
-        attention = 2 * T * D * 4 * D + ATTN_BWD * shape.attn
+        attention = 2 * T * D * 4 * D + shape.attn_bwd_factor * shape.attn
         blocks -= {
             'before_attn': 0,
             'after_attn': attention,
