@@ -267,18 +267,29 @@ class AtomicCheckpointHook(CheckpointHook):
                     real.rmtree(path)
 
 
+def read_pointer(work_dir):
+    """``(pointer, target, error)`` of ``work_dir/last_checkpoint``:
+    ``target`` the path it names (stripped; None when the file does not
+    exist or cannot be read), ``error`` why it cannot be read (or None)."""
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    try:
+        with open(pointer, encoding='utf-8') as f:
+            return pointer, f.read().strip(), None
+    except FileNotFoundError:
+        return pointer, None, None
+    except (OSError, UnicodeDecodeError) as err:
+        return pointer, None, err
+
+
 def pointer_report(work_dir):
     """What ``work_dir/last_checkpoint`` names now, read from the file
     itself (not from the run's memory, which a resumed run took from its
     checkpoint), and whether that file exists."""
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    try:
-        with open(pointer, encoding='utf-8') as f:
-            target = f.read().strip()
-    except FileNotFoundError:
+    pointer, target, error = read_pointer(work_dir)
+    if error is not None:
+        return f'{pointer} cannot be read ({error})'
+    if target is None:
         return f'there is no {pointer} (no checkpoint saved yet)'
-    except (OSError, UnicodeDecodeError) as err:
-        return f'{pointer} cannot be read ({err})'
     if not target:
         return f'{pointer} is empty'
     state = 'which exists' if osp.isfile(target) else 'which is MISSING'

@@ -29,6 +29,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from .checkpoint_hook import read_pointer
 from .run_errors import RunStoppedError
 from .work_dir_lock import WorkDirLock
 
@@ -42,14 +43,11 @@ class ResumeError(RunStoppedError):
 def pointer_problem(work_dir):
     """What is wrong with ``work_dir/last_checkpoint`` for a resume (None:
     nothing, or no pointer at all, which mmengine reports itself)."""
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if not osp.exists(pointer):
+    pointer, target, error = read_pointer(work_dir)
+    if error is not None:
+        return f'{pointer} cannot be read as text ({error})'
+    if target is None:
         return None
-    try:
-        with open(pointer, encoding='utf-8') as f:
-            target = f.read().strip()
-    except (OSError, UnicodeDecodeError) as err:
-        return f'{pointer} cannot be read as text ({err})'
     if not target:
         return f'{pointer} is empty'
     if '\n' in target or '\x00' in target:
@@ -182,9 +180,5 @@ def _resumed_file(runner):
     ``last_checkpoint`` names."""
     if runner._load_from is not None:
         return str(runner._load_from)
-    pointer = osp.join(runner.work_dir, 'last_checkpoint')
-    try:
-        with open(pointer, encoding='utf-8') as f:
-            return f.read().strip() or pointer
-    except (OSError, UnicodeDecodeError):
-        return pointer
+    pointer, target, _ = read_pointer(runner.work_dir)
+    return target or pointer
